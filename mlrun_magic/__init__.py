@@ -1,0 +1,50 @@
+"""mlrun_magic: launch the MLflow Project that holds your notebook, from the notebook.
+
+In IPython or Jupyter::
+
+    %load_ext mlrun_magic
+    %project_run -e train -P alpha=0.5
+
+From Python::
+
+    import mlrun_magic
+    mlrun_magic.plan("path/to/project", entry_point="train", parameters={"alpha": 0.5})
+    run = mlrun_magic.run("path/to/project", parameters={"alpha": 0.5})
+
+From a terminal: ``python -m mlrun_magic plan|run|status|cancel|logs``.
+
+Importing this package is cheap on purpose: everything heavy (requests, git, yaml,
+ipywidgets) is imported on first use, so ``%load_ext mlrun_magic`` costs almost nothing.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "plan", "run"]
+
+
+def plan(uri=None, **kwargs):
+    """Resolve a project run without side effects and return the :class:`~mlrun_magic.plan.Plan`.
+
+    Takes the same arguments as :class:`mlrun_magic.plan.RunRequest`: ``uri`` (a folder, a
+    ``file://`` path or a git URI with optional ``#subdirectory``; default: the project that
+    holds the notebook or the current folder), ``entry_point``, ``parameters``, ``version``,
+    ``env_manager``, ...
+    """
+    from mlrun_magic.plan import RunRequest, make_plan
+
+    return make_plan(RunRequest(uri=uri, **kwargs))
+
+
+def run(uri=None, *, wait=None, **kwargs):
+    """Launch a project run and return its :class:`~mlrun_magic.backends.base.SubmittedRun`.
+
+    Arguments are those of :func:`plan` plus ``backend`` ("local" by default),
+    ``experiment_name``/``experiment_id``, ``run_name`` and ``tracking_uri``. With
+    ``wait=True`` it returns once the run has ended.
+    """
+    from mlrun_magic.launcher import launch
+    from mlrun_magic.plan import RunRequest
+
+    return launch(RunRequest(uri=uri, **kwargs), wait=wait)

@@ -1,0 +1,1 @@
+pytest_plugins = ["mlrun_magic.testing.pytest_plugin"]
