@@ -88,3 +88,9 @@ class PackagingError(MlrunMagicError):
     """The project folder could not be packaged (a link out of the project, unreadable file...)."""
 
     title = "Packaging error"
+
+
+class ArgumentsError(MlrunMagicError):
+    """The command line or magic line is malformed (the magic shows it as a UsageError)."""
+
+    title = "Usage error"

@@ -1,0 +1,100 @@
+"""What every backend returns: a :class:`SubmittedRun` you can watch, wait for and cancel."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+
+from mlrun_magic.errors import RunFailedError
+
+#: Statuses a run goes through, in the order they usually come.
+STATUSES = ("PENDING", "QUEUED", "RUNNING", "TERMINATING", "FINISHED", "FAILED", "KILLED")
+TERMINAL = frozenset({"FINISHED", "FAILED", "KILLED"})
+
+
+@dataclass(frozen=True)
+class RunState:
+    """A status from :data:`STATUSES` and the backend's message about it."""
+
+    status: str
+    message: str = ""
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+@dataclass
+class Links:
+    """Where to see a run: the Databricks job run, the MLflow run and its experiment."""
+
+    job_run: str | None = None
+    mlflow_run: str | None = None
+    experiment: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RunInfo:
+    """What a run view shows besides the status."""
+
+    project: str
+    entry_point: str
+    backend: str
+    run_name: str | None = None
+    parameters: dict = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)
+
+
+class SubmittedRun(ABC):
+    """A launched project run, local or on Databricks.
+
+    ``run_id`` is the MLflow run id. ``status()`` asks the backend now; ``wait()`` blocks until
+    the run ends (Ctrl-C cancels it); ``cancel()`` stops it and marks the MLflow run KILLED;
+    ``logs()`` returns the tail of its output; ``links`` says where to look.
+    """
+
+    backend = "base"
+
+    def __init__(self, run_id: str, info: RunInfo, links: Links):
+        self.run_id = run_id
+        self.info = info
+        self.links = links
+
+    @abstractmethod
+    def status(self) -> RunState:
+        """The current :class:`RunState`."""
+
+    @abstractmethod
+    def wait(self, timeout: float | None = None) -> RunState:
+        """Block until the run ends (or ``timeout`` seconds pass) and return its state."""
+
+    @abstractmethod
+    def cancel(self) -> RunState:
+        """Stop the run; the MLflow run ends KILLED."""
+
+    @abstractmethod
+    def logs(self, tail: int = 100) -> str:
+        """The last ``tail`` lines of the run's output."""
+
+    def raise_for_status(self) -> None:
+        """Raise :class:`RunFailedError` if the run ended FAILED or KILLED."""
+        state = self.status()
+        if state.status in ("FAILED", "KILLED"):
+            where = self.links.job_run or self.links.mlflow_run or f"MLflow run {self.run_id}"
+            raise RunFailedError(f"run {self.run_id} ended {state.status}"
+                                 f"{': ' + state.message if state.message else ''}",
+                                 hint=f"See {where}, or its logs with `logs {self.run_id}`.")
+
+    def to_dict(self) -> dict:
+        state = self.status()
+        return {"run_id": self.run_id, "backend": self.backend, "status": state.status,
+                "message": state.message, "links": self.links.to_dict(),
+                "project": self.info.project, "entry_point": self.info.entry_point}
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__} {self.run_id} {self.info.project}:"
+                f"{self.info.entry_point} {self.status().status}>")

@@ -1,0 +1,187 @@
+"""The local backend: run the entry point on this machine, tracked like ``mlflow run``.
+
+The MLflow run is created first (MLflow's tags, params unquoted); the environment is built
+or reused; then the command runs with ``bash -c`` in the project folder, in its own process
+group, with ``MLFLOW_RUN_ID``, ``MLFLOW_TRACKING_URI`` and ``MLFLOW_EXPERIMENT_ID`` set so
+``mlflow.start_run()`` in the code joins the run. Output goes to the run's log file
+(``<project>/.mlrun_magic/logs/<run id>.log``) and, when asked, to this process's stdout.
+When the process ends the MLflow run is marked FINISHED, FAILED or KILLED.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from mlrun_magic.backends.base import Links, RunInfo, RunState, SubmittedRun
+from mlrun_magic.errors import BackendError, MlrunMagicError
+
+logger = logging.getLogger("mlrun_magic.backends.local")
+STOP_GRACE_SECONDS = 10.0
+
+
+def state_dir(project_dir: Path) -> Path:
+    """``<project>/.mlrun_magic``, created with a ``.gitignore`` so git never sees it."""
+    folder = Path(project_dir) / ".mlrun_magic"
+    folder.mkdir(exist_ok=True)
+    ignore = folder / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# mlrun_magic's run history and logs: local state, never committed\n*\n")
+    return folder
+
+
+class _Tee:
+    """Writes bytes to the log file and, optionally, to this process's stdout."""
+
+    def __init__(self, log, echo: bool):
+        self.log = log
+        self.echo = getattr(sys.stdout, "buffer", None) if echo else None
+
+    def write(self, data: bytes) -> None:
+        self.log.write(data)
+        self.log.flush()
+        if self.echo is not None:
+            self.echo.write(data)
+            self.echo.flush()
+
+
+class LocalBackend:
+    """Runs project entry points as subprocesses of this machine."""
+
+    name = "local"
+
+    def submit(self, plan, *, tracking=None, echo: bool = False) -> "LocalSubmittedRun":
+        """Create the MLflow run, prepare the environment and start the command."""
+        from mlrun_magic.backends import local_env
+        from mlrun_magic.tracking import finish_run, open_tracking, start_project_run
+
+        tracking = tracking or open_tracking(plan.request.tracking_uri)
+        tracked = start_project_run(tracking, plan, "local")
+        log_path = state_dir(plan.project_dir) / "logs" / f"{tracked.run_id}.log"
+        log_path.parent.mkdir(exist_ok=True)
+        log = open(log_path, "ab")
+        out = _Tee(log, echo)
+        try:
+            prefix = local_env.prepare(plan, out)
+            if plan.env_manager != "local":
+                tracking.set_tag(tracked.run_id, "mlflow.project.env", plan.env_manager)
+            command = f"{prefix} && {plan.command}" if prefix else plan.command
+            logger.info("=== Running command '%s' in run with ID '%s' === ", command,
+                        tracked.run_id)
+            env = dict(os.environ)
+            env.update({"MLFLOW_RUN_ID": tracked.run_id,
+                        "MLFLOW_TRACKING_URI": tracked.tracking_uri,
+                        "MLFLOW_EXPERIMENT_ID": str(tracked.experiment_id)})
+            env.setdefault("PYTHONUNBUFFERED", "1")
+            if prefix is None:
+                # `local` means this Python environment: make `python` in the command resolve
+                # to this interpreter, not whatever comes first on PATH.
+                env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+                if sys.prefix != sys.base_prefix:
+                    env["VIRTUAL_ENV"] = sys.prefix
+            try:
+                process = subprocess.Popen(["bash", "-c", command], cwd=plan.project_dir, env=env,
+                                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                           stderr=subprocess.STDOUT, start_new_session=True)
+            except OSError as exc:
+                raise BackendError(f"cannot start bash: {exc.strerror}") from None
+        except BaseException as exc:
+            log.write(f"=== {exc} ===\n".encode())
+            log.close()
+            finish_run(tracking, tracked.run_id,
+                       "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+            raise
+        info = RunInfo(project=plan.project.name or plan.project_dir.name,
+                       entry_point=plan.entry_point.name, backend=self.name,
+                       run_name=plan.request.run_name, parameters=dict(plan.parameters.values))
+        links = Links(mlflow_run=tracked.run_url, experiment=tracked.experiment_url)
+        return LocalSubmittedRun(tracked, info, links, process, log, out, tracking, command)
+
+
+class LocalSubmittedRun(SubmittedRun):
+    """A project run in a local subprocess."""
+
+    backend = "local"
+
+    def __init__(self, tracked, info, links, process, log, out, tracking, command):
+        super().__init__(tracked.run_id, info, links)
+        self.tracked = tracked
+        self.command = command
+        self.log_path = Path(log.name)
+        self.process = process
+        self._log = log
+        self._out = out
+        self._tracking = tracking
+        self._cancelled = False
+        self._final: RunState | None = None
+        self._done = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name=f"mlrun-magic-{self.run_id}",
+                                         daemon=True)
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        from mlrun_magic.tracking import finish_run
+
+        fd = self.process.stdout.fileno()
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            self._out.write(chunk)
+        code = self.process.wait()
+        self.process.stdout.close()
+        if self._cancelled:
+            state = RunState("KILLED", "cancelled")
+        elif code == 0:
+            state = RunState("FINISHED")
+        else:
+            reason = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+            state = RunState("FAILED", f"the command ended with {reason}")
+        try:
+            finish_run(self._tracking, self.run_id, state.status)
+        except MlrunMagicError as exc:
+            state = RunState(state.status, f"{state.message}; MLflow not updated: {exc}".strip("; "))
+        self._log.write(f"=== Run (ID '{self.run_id}') {state.status} ===\n".encode())
+        self._log.close()
+        self._final = state
+        self._done.set()
+
+    def status(self) -> RunState:
+        if self._final is not None:
+            return self._final
+        return RunState("RUNNING", f"process {self.process.pid}")
+
+    def wait(self, timeout: float | None = None) -> RunState:
+        """Wait for the process; Ctrl-C stops it and marks the run KILLED."""
+        try:
+            self._done.wait(timeout)
+        except KeyboardInterrupt:
+            logger.warning("=== Run (ID '%s') interrupted, cancelling run ===", self.run_id)
+            self.cancel()
+            raise
+        return self.status()
+
+    def cancel(self) -> RunState:
+        if self._done.is_set():
+            return self.status()
+        self._cancelled = True
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            if not self._done.wait(STOP_GRACE_SECONDS):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self._done.wait(STOP_GRACE_SECONDS)
+        return self.status()
+
+    def logs(self, tail: int = 100) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-tail:])

@@ -1,0 +1,184 @@
+"""``python -m mlrun_magic``: plan and run MLflow Projects from a terminal or CI.
+
+The flags mirror ``mlflow run`` so habits and copied commands carry over; the same argument
+table declares the ``%project_run`` magic, so the notebook and the terminal agree.
+
+Examples::
+
+    python -m mlrun_magic plan example_notebooks/quickstart -P alpha=0.5 --json
+    python -m mlrun_magic run example_notebooks/quickstart -P alpha=0.5
+    python -m mlrun_magic run https://github.com/org/repo#projects/train -v v1.2 -e train
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from mlrun_magic.errors import ArgumentsError, MlrunMagicError
+
+#: The arguments of a launch, shared by ``run``/``plan`` here and by ``%project_run``.
+#: Each entry is the positional arguments and the keyword arguments of ``add_argument``.
+RUN_ARGUMENTS: list[tuple[tuple, dict]] = [
+    (("uri",), dict(nargs="?", default=None, metavar="URI",
+                    help="The project: a folder, a file:// path or a git URI with an optional "
+                         "#subdirectory. Default: the project that holds the notebook (or the "
+                         "current folder), found by walking up to the nearest MLproject.")),
+    (("-e", "--entry-point"), dict(default="main", metavar="NAME",
+                                   help="Entry point in the MLproject, or a .py/.sh file in the "
+                                        "project (default: main).")),
+    (("-P", "--param-list"), dict(action="append", default=[], metavar="NAME=VALUE",
+                                  dest="param_list",
+                                  help="A parameter of the entry point; repeat for more. "
+                                       "Undeclared ones are passed as --NAME VALUE.")),
+    (("-v", "--version"), dict(default=None, metavar="VERSION",
+                               help="Git branch, tag or commit SHA to run (git projects).")),
+    (("-b", "--backend"), dict(default=None, choices=("local", "databricks"),
+                               help="Where to run: local (default) or databricks.")),
+    (("-m", "--mode"), dict(dest="backend", default=argparse.SUPPRESS,
+                            choices=("local", "databricks"),
+                            help="Older spelling of --backend.")),
+    (("-c", "--backend-config"), dict(default=None, metavar="JSON_OR_FILE",
+                                      help="Databricks cluster spec: a .json/.yaml file or "
+                                           "inline JSON.")),
+    (("--cluster-spec",), dict(dest="backend_config", default=argparse.SUPPRESS,
+                               metavar="JSON_OR_FILE", help="Older spelling of --backend-config.")),
+    (("--experiment-name",), dict(default=None, metavar="NAME",
+                                  help="MLflow experiment to log to (created if missing; "
+                                       "env MLFLOW_EXPERIMENT_NAME).")),
+    (("--experiment-id",), dict(default=None, metavar="ID",
+                                help="MLflow experiment id (env MLFLOW_EXPERIMENT_ID).")),
+    (("--env-manager",), dict(default=None, choices=("local", "virtualenv", "uv", "conda"),
+                              help="How to build the project's environment. Default: local "
+                                   "(this Python environment).")),
+    (("--run-name",), dict(default=None, metavar="NAME", help="Name of the MLflow run.")),
+    (("--tracking-uri",), dict(default=None, metavar="URI",
+                               help="MLflow tracking URI (default: MLFLOW_TRACKING_URI).")),
+    (("--profile",), dict(default=None, metavar="NAME",
+                          help="Databricks config profile (~/.databrickscfg).")),
+    (("--code-location",), dict(default=None, metavar="PATH",
+                                help="Where to upload the code on Databricks: /Volumes/..., "
+                                     "/Workspace/... or dbfs:/...")),
+    (("--wait",), dict(action=argparse.BooleanOptionalAction, default=None,
+                       help="Block until the run ends (local runs from a terminal always do).")),
+    (("--dry-run",), dict(action="store_true",
+                          help="Resolve and show everything; start nothing.")),
+]
+
+
+def parse_param_list(items: list[str]) -> dict[str, str]:
+    """``["a=1", "b=x=y"]`` -> ``{"a": "1", "b": "x=y"}``, with MLflow's error messages."""
+    params: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ArgumentsError(f"Invalid format for -P parameter: '{item}'. Use -P name=value.")
+        if name in params:
+            raise ArgumentsError(f"Repeated parameter: '{name}'")
+        params[name] = value
+    return params
+
+
+def request_from_args(args, **overrides):
+    """A :class:`~mlrun_magic.plan.RunRequest` from parsed :data:`RUN_ARGUMENTS`."""
+    from mlrun_magic.plan import RunRequest
+
+    fields = dict(uri=args.uri, entry_point=args.entry_point,
+                  parameters=parse_param_list(args.param_list), version=args.version,
+                  backend=args.backend or "local", backend_config=args.backend_config,
+                  experiment_name=args.experiment_name, experiment_id=args.experiment_id,
+                  env_manager=args.env_manager, run_name=args.run_name,
+                  tracking_uri=args.tracking_uri, profile=args.profile,
+                  code_location=args.code_location)
+    fields.update(overrides)
+    return RunRequest(**fields)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own usage errors: exit 2 with the usage line
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m mlrun_magic",
+                     description="Plan and run MLflow Projects locally or on Databricks.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=_Parser)
+    for name, help_text in (("plan", "resolve a run and show it, without running anything"),
+                            ("run", "launch a run")):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        for flags, kwargs in RUN_ARGUMENTS:
+            if name == "plan" and flags[0] in ("--wait", "--dry-run"):
+                continue
+            p.add_argument(*flags, **kwargs)
+        p.add_argument("--json", action="store_true", help="Print one JSON object.")
+    return parser
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                           "%Y/%m/%d %H:%M:%S"))
+    root = logging.getLogger("mlrun_magic")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def _fail(exc: MlrunMagicError, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"error": exc.to_dict()}))
+    else:
+        print(f"error: {exc}", file=sys.stderr)
+    return 2
+
+
+def cmd_plan(args) -> int:
+    from mlrun_magic.plan import make_plan
+
+    plan = make_plan(request_from_args(args))
+    print(json.dumps(plan.to_dict(), indent=2) if args.json else plan.describe())
+    return 0
+
+
+def cmd_run(args) -> int:
+    from mlrun_magic.launcher import launch
+    from mlrun_magic.plan import make_plan
+
+    plan = make_plan(request_from_args(args))
+    if args.dry_run:
+        print(json.dumps(plan.to_dict(), indent=2) if args.json else plan.describe())
+        return 0
+    for warning in plan.warnings:
+        logging.getLogger("mlrun_magic").warning(warning)
+    # A local run is a child of this process: it is always waited for, as `mlflow run` does.
+    wait = True if plan.backend == "local" else bool(args.wait)
+    run = launch(plan, echo=not args.json)
+    where = run.links.mlflow_run or f"run {run.run_id} in {run.tracked.tracking_uri}"
+    print(f"MLflow run: {where}", file=sys.stderr)
+    if not wait:
+        state = run.status()
+    else:
+        try:
+            state = run.wait()
+        except KeyboardInterrupt:
+            print(f"Run {run.run_id} cancelled.", file=sys.stderr)
+            return 130
+    if args.json:
+        print(json.dumps(run.to_dict()))
+    else:
+        print(f"Run {run.run_id} {state.status}"
+              f"{': ' + state.message if state.message else ''}. MLflow run: {where}")
+    return 0 if state.status == "FINISHED" or (not wait and state.status not in ("FAILED", "KILLED")) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging()
+    handler = {"plan": cmd_plan, "run": cmd_run}[args.command]
+    try:
+        return handler(args)
+    except MlrunMagicError as exc:
+        return _fail(exc, getattr(args, "json", False))

@@ -1,0 +1,183 @@
+"""From a request to a plan: everything about a run resolved, nothing done yet.
+
+Every front end (the ``%project_run`` magic, the launch panel, ``python -m mlrun_magic``)
+builds a :class:`RunRequest`; :func:`make_plan` resolves it without side effects (a git URI is
+cloned into a temporary folder, nothing else is written) into a :class:`Plan`: the project
+folder and its provenance, the entry point, the final typed parameters, the rendered command
+and the environment. A backend then turns the plan into a submitted run.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlrun_magic.errors import MlrunMagicError, MLprojectError, ProjectURIError
+
+BACKENDS = ("local", "databricks")
+ENV_MANAGERS = ("local", "virtualenv", "uv", "conda")
+#: The env manager when none is given. MLflow defaults to virtualenv (or conda for conda
+#: projects), which needs pyenv and builds an env per run; in a notebook the kernel's own
+#: environment is what users expect. Pass --env-manager for an isolated environment.
+DEFAULT_ENV_MANAGER = "local"
+
+
+@dataclass
+class RunRequest:
+    """What the user asked for, as typed: the input of :func:`make_plan`.
+
+    ``uri`` is a folder, a ``file://`` path or a git URI with optional ``#subdirectory``; with
+    ``None`` the project is the one holding the notebook (``notebook``, ``user_ns``) or the
+    current folder. ``parameters`` maps names to values (strings from a command line, or
+    Python values).
+    """
+
+    uri: str | None = None
+    entry_point: str = "main"
+    parameters: dict[str, Any] = field(default_factory=dict)
+    version: str | None = None
+    backend: str = "local"
+    backend_config: Any = None
+    experiment_name: str | None = None
+    experiment_id: str | None = None
+    env_manager: str | None = None
+    run_name: str | None = None
+    tracking_uri: str | None = None
+    profile: str | None = None
+    code_location: str | None = None
+    notebook: str | None = None
+    user_ns: dict | None = field(default=None, repr=False)
+    cwd: str | None = None
+
+
+@dataclass
+class Plan:
+    """A fully resolved run. ``to_dict()`` is the ``plan --json`` output."""
+
+    request: RunRequest
+    source: Any
+    project: Any
+    entry_point: Any
+    parameters: Any
+    command: str | None
+    env_manager: str
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def project_dir(self) -> Path:
+        return self.project.directory
+
+    @property
+    def backend(self) -> str:
+        return self.request.backend
+
+    def to_dict(self) -> dict:
+        env = self.project.env.to_dict()
+        env["manager"] = self.env_manager
+        return {
+            "project_dir": str(self.project.directory),
+            "project_name": self.project.name,
+            "mlproject": str(self.project.mlproject_path) if self.project.mlproject_path else None,
+            "source": self.source.to_dict(),
+            "entry_point": self.entry_point.name if self.entry_point else None,
+            "parameters": dict(self.parameters.values) if self.parameters else {},
+            "command": self.command,
+            "env": env,
+            "backend": self.backend,
+            "warnings": list(self.warnings),
+        }
+
+    def describe(self) -> str:
+        """The plan as text, for a terminal."""
+        d = self.to_dict()
+        src = self.source
+        lines = [f"Project      {d['project_name'] or '(unnamed)'} in {d['project_dir']}"]
+        origin = src.uri if src.found_by == "argument" else f"found via {src.found_by}"
+        lines.append(f"Source       {src.kind}: {origin}")
+        if src.git:
+            g = src.git
+            state = "dirty" if g.dirty else "clean" if g.dirty is not None else "unknown"
+            lines.append(f"Git          {g.commit or '(no commit)'} on {g.branch or '(detached)'}"
+                         f" ({state}){'  ' + g.repo_url if g.repo_url else ''}")
+        lines.append(f"Entry point  {d['entry_point']}")
+        for name, value in d["parameters"].items():
+            lines.append(f"  {name} = {value!r}")
+        lines.append(f"Command      {d['command']}")
+        env = d["env"]
+        lines.append(f"Environment  {env['type']} ({env['origin']}{', ' + env['file'] if env['file'] else ''})"
+                     f", manager {env['manager']}")
+        lines.append(f"Backend      {d['backend']}")
+        lines.extend(f"Warning      {w}" for w in self.warnings)
+        return "\n".join(lines)
+
+
+def resolve_project_location(request: RunRequest):
+    """The :class:`~mlrun_magic.project.uri.ProjectSource` a request points at."""
+    from mlrun_magic.project.uri import find_project_dir, locate_notebook_dir, resolve_source
+
+    if request.uri:
+        return resolve_source(request.uri, request.version)
+    start, found_by = locate_notebook_dir(request.notebook, request.user_ns, cwd=request.cwd)
+    directory = find_project_dir(start)
+    if directory is None:
+        raise ProjectURIError(
+            f"no MLproject file in {start} or any folder above it (the notebook folder was "
+            f"found via {found_by})",
+            hint="Give the project folder or git URI explicitly, e.g. %project_run ./my_project")
+    source = resolve_source(str(directory), request.version)
+    source.found_by = found_by
+    return source
+
+
+def check_choice(kind: str, value: str, allowed) -> None:
+    if value not in allowed:
+        raise MlrunMagicError(f"Invalid value for `{kind}`: {value}. Must be one of {list(allowed)}")
+
+
+def resolve_env_manager(request: RunRequest, project) -> str:
+    manager = request.env_manager or DEFAULT_ENV_MANAGER
+    check_choice("env_manager", manager, ENV_MANAGERS)
+    if project.env.type == "python" and project.env.file and manager == "conda":
+        raise MLprojectError(
+            "python_env project cannot be executed using conda. Set `--env-manager` to "
+            "'virtualenv' or 'local' to execute this project.", file=str(project.env.file))
+    return manager
+
+
+def make_plan(request: RunRequest) -> Plan:
+    """Resolve ``request`` into a :class:`Plan`; raise an MlrunMagicError if anything is wrong."""
+    from mlrun_magic.project.command import render_command, resolve_parameters
+    from mlrun_magic.project.spec import load_project
+
+    if request.backend not in BACKENDS:
+        raise MlrunMagicError(f"Got unsupported execution mode {request.backend}. "
+                              f"Supported values: {list(BACKENDS)}")
+    if request.experiment_name and request.experiment_id:
+        raise MlrunMagicError("Specify only one of 'experiment_name' or 'experiment_id'.")
+    source = resolve_project_location(request)
+    project = load_project(source.directory)
+    warnings = list(project.warnings)
+    if project.env.type == "docker":
+        raise MLprojectError("docker_env projects are not supported by mlrun_magic: "
+                             "Running docker-based projects on Databricks is not yet supported, "
+                             "and no Docker engine is used locally.",
+                             file=str(project.mlproject_path), key="docker_env",
+                             hint="Use python_env.yaml or conda.yaml for the environment.")
+    env_manager = resolve_env_manager(request, project)
+    spark_file = (project.databricks_spark_job or {}).get("python_file")
+    if project.databricks_spark_job is not None and request.backend != "databricks":
+        raise MLprojectError("databricks_spark_job projects run only on Databricks",
+                             file=str(project.mlproject_path), key="databricks_spark_job",
+                             hint="Add -b databricks.")
+    if spark_file:
+        return Plan(request=request, source=source, project=project, entry_point=None,
+                    parameters=None, command=None, env_manager=env_manager, warnings=warnings)
+    entry_point = project.entry_point(request.entry_point)
+    params = resolve_parameters(project, entry_point, request.parameters,
+                                resolve_paths=request.backend == "local",
+                                cwd=Path(request.cwd or os.getcwd()))
+    command = render_command(entry_point, params)
+    return Plan(request=request, source=source, project=project, entry_point=entry_point,
+                parameters=params, command=command, env_manager=env_manager, warnings=warnings)

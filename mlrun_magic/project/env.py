@@ -1,0 +1,161 @@
+"""A project's software environment: which file declares it, and what it asks for.
+
+MLflow's precedence is kept: an explicit ``docker_env``/``python_env``/``conda_env`` key, then
+``python_env.yaml``, then ``conda.yaml``, then the default (the current Python, no
+dependencies). Unlike MLflow, both env files are validated here, so a typo fails before a
+run starts, with the file, key and line.
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from mlrun_magic.project.yamlfile import YamlDoc, load_yaml
+
+ENV_KEYS = ("docker_env", "python_env", "conda_env")
+PYTHON_ENV_FILE = "python_env.yaml"
+CONDA_FILE = "conda.yaml"
+ENV_MANAGERS = ("local", "virtualenv", "uv", "conda")
+
+
+@dataclass
+class EnvSpec:
+    """What environment the project wants.
+
+    ``type`` is ``python``, ``conda`` or ``docker``; ``origin`` says what decided it (the
+    MLproject key, a default file name, or ``default``). ``python`` is the requested Python
+    version (``None``: the current one); ``dependencies`` are pip requirement lines.
+    """
+
+    type: str
+    origin: str
+    file: Path | None = None
+    python: str | None = None
+    build_dependencies: list[str] = field(default_factory=list)
+    dependencies: list[str] = field(default_factory=list)
+    conda_dependencies: list[str] = field(default_factory=list)
+    docker: dict | None = None
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["file"] = str(self.file) if self.file else None
+        return out
+
+
+def resolve_env(doc: YamlDoc, directory: Path) -> EnvSpec:
+    """The :class:`EnvSpec` of the project whose MLproject is ``doc``."""
+    data = doc.data
+    present = [key for key in ENV_KEYS if key in data]
+    if len(present) > 1:
+        raise doc.error(f"Project cannot contain multiple environment fields: {set(present)}",
+                        present[1], hint=f"Keep one of {', '.join(present)}.")
+    if data.get("databricks_spark_job") is not None:
+        return EnvSpec(type="python", origin="databricks_spark_job")
+    if data.get("docker_env"):
+        return EnvSpec(type="docker", origin="docker_env key", docker=_docker(doc))
+    for key, kind in (("python_env", "python"), ("conda_env", "conda")):
+        value = data.get(key)
+        if not value:
+            continue
+        if not isinstance(value, str):
+            raise doc.error(f"must be a file name relative to the project folder, not {value!r}",
+                            key)
+        path = directory / value
+        if not path.is_file():
+            what = "python_env" if kind == "python" else "conda environment"
+            raise doc.error(f"Project specified {what} file {path}, but no such file was found.",
+                            key, hint=f"Create {value} or fix the file name in the MLproject.")
+        return _from_file(kind, path, f"{key} key")
+    if (directory / PYTHON_ENV_FILE).is_file():
+        return _from_file("python", directory / PYTHON_ENV_FILE, PYTHON_ENV_FILE)
+    if (directory / CONDA_FILE).is_file():
+        return _from_file("conda", directory / CONDA_FILE, CONDA_FILE)
+    return EnvSpec(type="python", origin="default")
+
+
+def _from_file(kind: str, path: Path, origin: str) -> EnvSpec:
+    return _python_env(path, origin) if kind == "python" else _conda_env(path, origin)
+
+
+def _python_env(path: Path, origin: str) -> EnvSpec:
+    doc = load_yaml(path)
+    data = doc.data
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise doc.error("must be a mapping with `python`, `build_dependencies` and "
+                        "`dependencies`")
+    for key in data:
+        if key not in ("python", "build_dependencies", "dependencies"):
+            raise doc.error(f"unknown key '{key}' (allowed: python, build_dependencies, "
+                            "dependencies)", key)
+    python = data.get("python")
+    if python is not None and not isinstance(python, str):
+        raise doc.error(f"must be a string such as \"3.11\", not {python!r}", "python",
+                        hint="Quote the version: python: \"3.10\" (unquoted 3.10 is the number 3.1).")
+    spec = EnvSpec(type="python", origin=origin, file=path, python=python)
+    for key in ("build_dependencies", "dependencies"):
+        value = data.get(key) or []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise doc.error("must be a list of pip requirement strings", key)
+        setattr(spec, key, list(value))
+    return spec
+
+
+def _conda_env(path: Path, origin: str) -> EnvSpec:
+    doc = load_yaml(path)
+    data = doc.data
+    if not isinstance(data, dict):
+        raise doc.error("must be a conda environment mapping with `dependencies`")
+    deps = data.get("dependencies") or []
+    if not isinstance(deps, list):
+        raise doc.error("must be a list", "dependencies")
+    spec = EnvSpec(type="conda", origin=origin, file=path)
+    for index, dep in enumerate(deps):
+        if isinstance(dep, dict) and set(dep) == {"pip"}:
+            pip = dep["pip"] or []
+            if not isinstance(pip, list) or not all(isinstance(v, str) for v in pip):
+                raise doc.error("must be a list of pip requirement strings",
+                                "dependencies", index, "pip")
+            spec.dependencies.extend(pip)
+        elif isinstance(dep, str):
+            match = re.fullmatch(r"python\s*(==?|>=|<=|~=)?\s*([\w.*]+)?", dep.strip())
+            if match:
+                spec.python = (match.group(2) or "").rstrip(".*") or None
+            else:
+                spec.conda_dependencies.append(dep)
+        else:
+            raise doc.error(f"entries must be package strings or a `pip:` list, not {dep!r}",
+                            "dependencies", index)
+    return spec
+
+
+def _docker(doc: YamlDoc) -> dict:
+    prefix = "Project configuration (MLproject file) was invalid: "
+    docker = doc.data["docker_env"]
+    if not isinstance(docker, dict):
+        raise doc.error(f"must be a mapping with `image`, not {docker!r}", "docker_env")
+    if not docker.get("image"):
+        raise doc.error(prefix + "Docker environment specified but no image attribute found.",
+                        "docker_env")
+    volumes = docker.get("volumes")
+    if volumes and not (isinstance(volumes, list) and all(isinstance(v, str) for v in volumes)):
+        raise doc.error(prefix + "Docker volumes must be a list of strings, "
+                        "e.g.: '[\"/path1/:/path1\", \"/path2/:/path2\"])", "docker_env", "volumes")
+    environment = docker.get("environment")
+    if environment and not (isinstance(environment, list)
+                            and all(isinstance(v, (list, str)) for v in environment)):
+        raise doc.error(prefix + "environment must be a list containing either strings (to copy "
+                        "environment variables from host system) or lists of string pairs (to "
+                        "define new environment variables).E.g.: "
+                        "'[[\"NEW_VAR\", \"new_value\"], \"VAR_TO_COPY_FROM_HOST\"])",
+                        "docker_env", "environment")
+    return docker
+
+
+def current_python_version() -> str:
+    """``major.minor.micro`` of this interpreter, the default Python of a project."""
+    return platform.python_version()

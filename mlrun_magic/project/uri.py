@@ -1,0 +1,311 @@
+"""Project URIs: a folder, a ``file://`` path, or a git repository with ``#subdirectory``.
+
+``resolve_source(uri, version)`` turns what the user typed into a folder holding the project
+and its git provenance (commit, repo URL without credentials, branch, dirty flag). A git
+project is cloned into a temporary folder: the user's own working tree is never touched,
+even with ``--version`` (MLflow checks the version out in place). With no URI, the project is
+the one that holds the notebook: see :func:`locate_notebook_dir`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from mlrun_magic.errors import ProjectURIError
+
+_GIT_URL = re.compile(r"^(https?|ssh|git|git\+ssh|git\+https)://|^[\w.-]+@[\w.-]+:")
+_temp_clones: list[str] = []
+
+
+@dataclass
+class GitInfo:
+    """Where the project's code came from in git."""
+
+    commit: str | None
+    repo_url: str | None
+    branch: str | None
+    dirty: bool | None
+    root: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ProjectSource:
+    """A resolved project location.
+
+    ``directory`` is the folder holding the MLproject; ``uri`` the URI as typed with any
+    credentials removed; ``kind`` is ``local`` or ``git``; ``found_by`` says how a project was
+    found when no URI was given (``argument``, ``__vsc_ipynb_file__``, ``JPY_SESSION_NAME``,
+    ``cwd``); ``source_name`` is the value of MLflow's ``mlflow.source.name`` tag.
+    """
+
+    uri: str
+    directory: Path
+    kind: str
+    source_name: str
+    found_by: str = "argument"
+    subdirectory: str = ""
+    version: str | None = None
+    git: GitInfo | None = None
+
+    def to_dict(self) -> dict:
+        return {"uri": self.uri, "directory": str(self.directory), "kind": self.kind,
+                "source_name": self.source_name, "found_by": self.found_by,
+                "subdirectory": self.subdirectory, "version": self.version,
+                "git": self.git.to_dict() if self.git else None}
+
+
+def redact_url(url: str) -> str:
+    """``url`` without user names and passwords (``https://tok@host/x`` -> ``https://host/x``)."""
+    parts = urlsplit(url)
+    if not parts.scheme or "@" not in parts.netloc:
+        return url
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query,
+                       parts.fragment))
+
+
+def redact_text(text: str) -> str:
+    """Every ``scheme://user:secret@host`` in free text (git's error output) made safe."""
+    return re.sub(r"([a-zA-Z][\w+.-]*://)[^/@\s]+@", r"\1", text)
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """``(base, subdirectory)`` of a project URI; quotes around it are stripped like MLflow."""
+    uri = uri.strip("'\"")
+    base, _, sub = uri.partition("#")
+    sub = sub.strip("/")
+    if sub:
+        parts = Path(sub).parts
+        if Path(sub).is_absolute() or ".." in parts:
+            raise ProjectURIError(f"subdirectory '#{sub}' of {redact_url(base)} must be a "
+                                  "relative path inside the repository, without '..'")
+    return base, sub
+
+
+def _local_path(base: str) -> Path | None:
+    if base.startswith("file://"):
+        parts = urlsplit(base)
+        return Path(parts.netloc + parts.path) if parts.netloc else Path(parts.path)
+    if _GIT_URL.match(base):
+        return None
+    return Path(base).expanduser()
+
+
+def _is_bare_repo(path: Path) -> bool:
+    return (path / "HEAD").is_file() and (path / "objects").is_dir() and (path / "refs").is_dir()
+
+
+def resolve_source(uri: str, version: str | None = None) -> ProjectSource:
+    """Resolve ``uri`` (and ``version`` for git) to a :class:`ProjectSource`."""
+    base, sub = split_uri(uri)
+    local = _local_path(base)
+    shown_uri = redact_url(uri.strip("'\""))
+    if local is not None and local.exists() and not _is_bare_repo(local) and version is None:
+        directory = (local / sub).resolve()
+        if not directory.is_dir():
+            raise ProjectURIError(f"{directory} is not a folder",
+                                  hint="Give the folder that holds the MLproject file.")
+        return ProjectSource(uri=shown_uri, directory=directory, kind="local",
+                             source_name=_local_source_name(directory), subdirectory=sub,
+                             git=git_info(directory))
+    if local is not None and not local.exists():
+        raise ProjectURIError(f"project folder {local} does not exist",
+                              hint="Check the path, or give a git URL such as "
+                                   "https://github.com/org/repo#subfolder.")
+    if local is not None:
+        # A local repository with --version, or a bare repository: clone, never check out in place.
+        clone_from = str(local.resolve())
+        if not _is_bare_repo(local):
+            clone_from = _work_tree_root(local) or clone_from
+            inside = os.path.relpath(local.resolve(), clone_from)
+            sub = sub if inside == "." else os.path.join(inside, sub).rstrip("/")
+    else:
+        clone_from = base
+    workdir = _clone(clone_from, version, shown_base=redact_url(base))
+    directory = (workdir / sub).resolve()
+    if not directory.is_dir():
+        raise ProjectURIError(f"Could not find subdirectory {sub} of {redact_url(base)}",
+                              hint="Check the part after '#': it is a folder path in the repository.")
+    info = git_info(directory)
+    if info is not None:
+        info.repo_url = redact_url(base) if local is None else f"file://{clone_from}"
+        info.dirty = False
+    return ProjectSource(uri=shown_uri, directory=directory, kind="git", source_name=shown_uri,
+                         subdirectory=sub, version=version, git=info)
+
+
+def _work_tree_root(path: Path) -> str | None:
+    import git
+
+    try:
+        return git.Repo(path, search_parent_directories=True).working_tree_dir
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise ProjectURIError(f"--version needs a git project, and {path} is not in a git "
+                              "repository", hint="Drop --version, or give a git URL.") from None
+
+
+def _local_source_name(directory: Path) -> str:
+    # MLflow's mlflow.source.name for local projects: file://<work tree>#<subdir> in git.
+    root = _repo_root(directory)
+    if root is None:
+        return str(directory)
+    rel = os.path.relpath(directory, root)
+    return f"file://{root}" if rel == "." else f"file://{root}#{rel}"
+
+
+def _repo_root(directory: Path) -> str | None:
+    import git
+
+    try:
+        return git.Repo(directory, search_parent_directories=True).working_tree_dir
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.GitCommandNotFound):
+        return None
+
+
+def git_info(directory: Path) -> GitInfo | None:
+    """Git provenance of ``directory``, or ``None`` when it is not in a git work tree."""
+    import git
+
+    try:
+        repo = git.Repo(directory, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.GitCommandNotFound):
+        return None
+    try:
+        commit = repo.head.commit.hexsha
+    except ValueError:  # a repository without commits yet
+        commit = None
+    try:
+        branch = None if repo.head.is_detached else repo.active_branch.name
+    except TypeError:
+        branch = None
+    url = next((r.url for r in repo.remotes), None)
+    rel = os.path.relpath(directory, repo.working_tree_dir)
+    dirty = repo.is_dirty(untracked_files=True, path=None if rel == "." else rel)
+    return GitInfo(commit=commit, repo_url=redact_url(url) if url else None, branch=branch,
+                   dirty=dirty, root=str(repo.working_tree_dir))
+
+
+def _clone(url: str, version: str | None, *, shown_base: str) -> Path:
+    import git
+
+    dst = tempfile.mkdtemp(prefix="mlrun-magic-git-")
+    if not _temp_clones:
+        atexit.register(_remove_temp_clones)
+    _temp_clones.append(dst)
+    env = {"GIT_TERMINAL_PROMPT": "0"}
+    repo = git.Repo.init(dst)
+    origin = repo.create_remote("origin", url)
+    try:
+        refs = _remote_refs(repo, env)
+    except git.GitCommandError as exc:
+        raise ProjectURIError(f"cannot read git repository {shown_base}: "
+                              f"{_git_error(exc)}",
+                              hint="Check the URL and that your git credentials (SSH key or "
+                                   "credential helper) give access.") from None
+    try:
+        with repo.git.custom_environment(**env):
+            if version is None:
+                branch = refs.get("HEAD")
+                if branch is None:
+                    raise ProjectURIError(f"git repository {shown_base} has no default branch",
+                                          hint="Pass --version BRANCH.")
+                origin.fetch(refspec=branch, depth=1)
+                repo.git.checkout("-B", branch, "FETCH_HEAD")
+            elif f"refs/heads/{version}" in refs or f"refs/tags/{version}" in refs:
+                origin.fetch(refspec=version, depth=1, tags=True)
+                if f"refs/heads/{version}" in refs:
+                    repo.git.checkout("-B", version, "FETCH_HEAD")
+                else:
+                    repo.git.checkout("FETCH_HEAD")
+            else:
+                try:
+                    origin.fetch(refspec=version, depth=1)
+                    repo.git.checkout("FETCH_HEAD")
+                except git.GitCommandError:
+                    # A short SHA cannot be fetched by name: fetch everything and resolve it.
+                    origin.fetch(tags=True)
+                    repo.git.checkout(version)
+            repo.git.submodule("update", "--init", "--recursive")
+    except git.GitCommandError as exc:
+        names = sorted(r.rsplit("/", 1)[-1] for r in refs if r.startswith(("refs/heads/",
+                                                                             "refs/tags/")))
+        raise ProjectURIError(
+            f"cannot check out version '{version}' of git repository {shown_base}: "
+            f"{_git_error(exc)}",
+            hint="Give a branch, a tag or a commit SHA that exists there"
+                 + (f" (branches and tags: {', '.join(names[:12])})" if names else "") + ".") from None
+    return Path(dst)
+
+
+def _remote_refs(repo, env) -> dict[str, str]:
+    """``{ref name: sha}`` of ``origin``, plus ``HEAD`` -> the default branch's name."""
+    with repo.git.custom_environment(**env):
+        out = repo.git.ls_remote("--symref", "origin")
+    refs: dict[str, str] = {}
+    for line in out.splitlines():
+        if line.startswith("ref: ") and line.endswith("\tHEAD"):
+            refs["HEAD"] = line[5:-5].removeprefix("refs/heads/")
+        elif "\t" in line:
+            sha, name = line.split("\t", 1)
+            if name != "HEAD":
+                refs[name] = sha
+    return refs
+
+
+def _git_error(exc) -> str:
+    text = (getattr(exc, "stderr", "") or str(exc)).strip()
+    text = text.removeprefix("stderr:").strip().strip("'").strip()
+    return redact_text(text.splitlines()[-1] if text else str(exc))
+
+
+def _remove_temp_clones() -> None:
+    for path in _temp_clones:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def locate_notebook_dir(notebook: str | None = None, user_ns: dict | None = None,
+                        environ: dict | None = None, cwd: str | None = None) -> tuple[Path, str]:
+    """The folder of the running notebook and what told us: ``(folder, source)``.
+
+    The order is: an explicit notebook path, VS Code's ``__vsc_ipynb_file__``, Jupyter's
+    ``JPY_SESSION_NAME`` (or ``__session__``), then the current folder (Jupyter and nbval
+    start kernels in the notebook's folder). The Jupyter server is never queried.
+    """
+    environ = os.environ if environ is None else environ
+    user_ns = user_ns or {}
+    cwd = Path(cwd or os.getcwd())
+    candidates = [("argument", notebook), ("__vsc_ipynb_file__", user_ns.get("__vsc_ipynb_file__")),
+                  ("JPY_SESSION_NAME", environ.get("JPY_SESSION_NAME") or user_ns.get("__session__"))]
+    for source, value in candidates:
+        if not value:
+            continue
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            path = cwd / path
+        if path.is_file() or (source == "argument" and path.suffix == ".ipynb"):
+            return path.parent.resolve(), source
+        if source == "argument" and path.is_dir():
+            return path.resolve(), source
+    return cwd.resolve(), "cwd"
+
+
+def find_project_dir(start: Path) -> Path | None:
+    """The nearest folder at or above ``start`` that holds an MLproject file."""
+    from mlrun_magic.project.spec import find_mlproject
+
+    for folder in (start, *start.parents):
+        try:
+            if find_mlproject(folder) is not None:
+                return folder
+        except OSError:
+            continue
+    return None
