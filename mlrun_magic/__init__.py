@@ -37,14 +37,16 @@ def plan(uri=None, **kwargs):
     return make_plan(RunRequest(uri=uri, **kwargs))
 
 
-def run(uri=None, *, wait=None, **kwargs):
+def run(uri=None, *, wait=False, echo=False, **kwargs):
     """Launch a project run and return its :class:`~mlrun_magic.backends.base.SubmittedRun`.
 
     Arguments are those of :func:`plan` plus ``backend`` ("local" by default),
     ``experiment_name``/``experiment_id``, ``run_name`` and ``tracking_uri``. With
-    ``wait=True`` it returns once the run has ended.
+    ``wait=True`` it returns once the run has ended and raises
+    :class:`~mlrun_magic.errors.RunFailedError` if it failed; ``echo=True`` copies a local
+    run's output to stdout.
     """
     from mlrun_magic.launcher import launch
     from mlrun_magic.plan import RunRequest
 
-    return launch(RunRequest(uri=uri, **kwargs), wait=wait)
+    return launch(RunRequest(uri=uri, **kwargs), wait=wait, echo=echo)

@@ -155,17 +155,14 @@ def cmd_run(args) -> int:
         logging.getLogger("mlrun_magic").warning(warning)
     # A local run is a child of this process: it is always waited for, as `mlflow run` does.
     wait = True if plan.backend == "local" else bool(args.wait)
-    run = launch(plan, echo=not args.json)
-    where = run.links.mlflow_run or f"run {run.run_id} in {run.tracked.tracking_uri}"
-    print(f"MLflow run: {where}", file=sys.stderr)
-    if not wait:
-        state = run.status()
-    else:
-        try:
-            state = run.wait()
-        except KeyboardInterrupt:
-            print(f"Run {run.run_id} cancelled.", file=sys.stderr)
-            return 130
+    try:
+        run = launch(plan, echo=not args.json)
+        where = run.links.mlflow_run or f"run {run.run_id} in {run.tracked.tracking_uri}"
+        print(f"MLflow run: {where}", file=sys.stderr)
+        state = run.wait() if wait else run.status()
+    except KeyboardInterrupt:
+        print("Interrupted: the run was cancelled and marked KILLED.", file=sys.stderr)
+        return 130
     if args.json:
         print(json.dumps(run.to_dict()))
     else:

@@ -35,6 +35,13 @@ def state_dir(project_dir: Path) -> Path:
     return folder
 
 
+def _kill_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
 class _Tee:
     """Writes bytes to the log file and, optionally, to this process's stdout."""
 
@@ -100,7 +107,14 @@ class LocalBackend:
                        entry_point=plan.entry_point.name, backend=self.name,
                        run_name=plan.request.run_name, parameters=dict(plan.parameters.values))
         links = Links(mlflow_run=tracked.run_url, experiment=tracked.experiment_url)
-        return LocalSubmittedRun(tracked, info, links, process, log, out, tracking, command)
+        try:
+            return LocalSubmittedRun(tracked, info, links, process, log, out, tracking, command)
+        except BaseException:
+            # Interrupted before the caller got a handle: nobody else could stop the process.
+            _kill_group(process.pid, signal.SIGKILL)
+            process.wait()
+            finish_run(tracking, tracked.run_id, "KILLED")
+            raise
 
 
 class LocalSubmittedRun(SubmittedRun):
@@ -170,12 +184,9 @@ class LocalSubmittedRun(SubmittedRun):
         if self._done.is_set():
             return self.status()
         self._cancelled = True
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            if not self._done.wait(STOP_GRACE_SECONDS):
-                os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _kill_group(self.process.pid, signal.SIGTERM)
+        if not self._done.wait(STOP_GRACE_SECONDS):
+            _kill_group(self.process.pid, signal.SIGKILL)
         self._done.wait(STOP_GRACE_SECONDS)
         return self.status()
 
