@@ -100,8 +100,14 @@ def _build_venv(target: Path, env, out) -> None:
         _run(pip + list(env.dependencies), out, "Installing dependencies")
 
 
+def find_tool(name: str) -> str | None:
+    """``name`` on PATH, or installed beside this interpreter (a venv's bin folder)."""
+    beside = Path(sys.executable).parent / name
+    return shutil.which(name) or (str(beside) if beside.exists() else None)
+
+
 def _build_uv(target: Path, env, out) -> None:
-    uv = shutil.which("uv")
+    uv = find_tool("uv")
     if not uv:
         raise BackendError("--env-manager uv needs the `uv` command, which is not on PATH",
                            hint="pip install uv, or use --env-manager virtualenv.")

@@ -209,3 +209,42 @@ def test_import_is_cheap():
 def test_server_health_is_real(mlflow_server):
     # Guards the fixture itself: it is MLflow's server, not a stand-in.
     assert requests.get(mlflow_server.url + "/version", timeout=5).status_code == 200
+
+
+def test_uv_env_manager(mlflow_server, tmp_path, monkeypatch):
+    from mlrun_magic.backends.local_env import find_tool
+
+    if not find_tool("uv"):
+        pytest.skip("uv is not installed (it comes with the test extras: pip install -e '.[test]')")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    proj = project(tmp_path, "python -c 'import sys; print(\"PREFIX\", sys.prefix)'",
+                   env_file="dependencies: []\n")
+    run = launch_run(str(proj), tracking_uri=mlflow_server.url, env_manager="uv", wait=True)
+    prefix = next(line.split()[1] for line in run.logs().splitlines() if line.startswith("PREFIX"))
+    assert prefix.startswith(str(tmp_path / "cache" / "mlrun_magic" / "envs" / "uv-"))
+    assert get_run(mlflow_server, run.run_id)["tags"]["mlflow.project.env"] == "uv"
+
+
+def test_conda_env_manager_needs_conda(mlflow_server, tmp_path, monkeypatch):
+    if shutil.which("conda"):
+        pytest.skip("conda is installed here; this test checks the message when it is not")
+    monkeypatch.delenv("MLFLOW_CONDA_HOME", raising=False)
+    proj = project(tmp_path, "true")
+    from mlrun_magic.errors import BackendError
+
+    with pytest.raises(BackendError, match="needs conda, which was not found on PATH"):
+        launch_run(str(proj), tracking_uri=mlflow_server.url, env_manager="conda")
+
+
+def test_local_sqlite_store(tmp_path):
+    proj = tmp_path / "quickstart"
+    shutil.copytree(QUICKSTART, proj)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run = launch_run(str(proj), parameters={"epochs": "3"}, tracking_uri=uri, wait=True)
+    from mlflow.tracking import MlflowClient
+
+    data = MlflowClient(tracking_uri=uri).get_run(run.run_id)
+    assert data.info.status == "FINISHED"
+    assert data.data.params["epochs"] == "3"
+    assert "loss" in data.data.metrics
+    assert run.links.mlflow_run is None
