@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from mlrun_magic.errors import ArgumentsError, MlrunMagicError
@@ -115,6 +116,25 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             p.add_argument(*flags, **kwargs)
         p.add_argument("--json", action="store_true", help="Print one JSON object.")
+    for name, help_text in (("status", "show a run's status and links"),
+                            ("cancel", "cancel a Databricks run and mark its MLflow run KILLED"),
+                            ("logs", "print the end of a Databricks run's driver output")):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("run", metavar="RUN", help="MLflow run id or Databricks job run id")
+        p.add_argument("--profile", default=None, metavar="NAME",
+                       help="Databricks config profile (~/.databrickscfg).")
+        p.add_argument("--tracking-uri", default=None, metavar="URI",
+                       help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or databricks).")
+        if name == "logs":
+            p.add_argument("--tail", type=int, default=100, help="How many lines (default 100).")
+        p.add_argument("--json", action="store_true", help="Print one JSON object.")
+    p = sub.add_parser("package", help="build the project archive a Databricks run uploads",
+                       description="Build the reproducible project archive (the same code path "
+                                   "as -b databricks) and show its SHA-256, size and exclusions.")
+    p.add_argument("uri", nargs="?", default=None, metavar="URI", help=RUN_ARGUMENTS[0][1]["help"])
+    p.add_argument("-v", "--version", default=None, help="Git branch, tag or commit SHA.")
+    p.add_argument("--out", default=None, metavar="FILE", help="Also copy the archive to FILE.")
+    p.add_argument("--json", action="store_true", help="Print one JSON object.")
     return parser
 
 
@@ -149,7 +169,14 @@ def cmd_run(args) -> int:
 
     plan = make_plan(request_from_args(args))
     if args.dry_run:
-        print(json.dumps(plan.to_dict(), indent=2) if args.json else plan.describe())
+        out = plan.to_dict()
+        if plan.backend == "databricks":
+            from mlrun_magic.backends.databricks import dry_run
+
+            out["databricks"] = dry_run(plan)
+        print(json.dumps(out, indent=2) if args.json else
+              plan.describe() + ("\n" + json.dumps(out.get("databricks"), indent=2)
+                                 if "databricks" in out else ""))
         return 0
     for warning in plan.warnings:
         logging.getLogger("mlrun_magic").warning(warning)
@@ -157,8 +184,7 @@ def cmd_run(args) -> int:
     wait = True if plan.backend == "local" else bool(args.wait)
     try:
         run = launch(plan, echo=not args.json)
-        where = run.links.mlflow_run or f"run {run.run_id} in {run.tracked.tracking_uri}"
-        print(f"MLflow run: {where}", file=sys.stderr)
+        _print_links(run)
         state = run.wait() if wait else run.status()
     except KeyboardInterrupt:
         print("Interrupted: the run was cancelled and marked KILLED.", file=sys.stderr)
@@ -167,14 +193,92 @@ def cmd_run(args) -> int:
         print(json.dumps(run.to_dict()))
     else:
         print(f"Run {run.run_id} {state.status}"
-              f"{': ' + state.message if state.message else ''}. MLflow run: {where}")
-    return 0 if state.status == "FINISHED" or (not wait and state.status not in ("FAILED", "KILLED")) else 1
+              f"{': ' + state.message if state.message else ''}.")
+        if wait and plan.backend == "databricks" and state.status != "FINISHED":
+            print(run.logs(tail=30), file=sys.stderr)
+    if not wait:
+        return 0 if state.status not in ("FAILED", "KILLED") else 1
+    return 0 if state.status == "FINISHED" else 1
+
+
+def _print_links(run) -> None:
+    links = run.links
+    if links.job_run:
+        print(f"Databricks job run: {links.job_run}", file=sys.stderr)
+    print(f"MLflow run: {links.mlflow_run or run.run_id}", file=sys.stderr)
+
+
+def _attach(args):
+    from mlrun_magic.backends.databricks import DatabricksSubmittedRun
+    from mlrun_magic.errors import BackendError
+    from mlrun_magic.tracking import open_tracking
+
+    if not args.run.isdigit():
+        uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        if uri and not uri.startswith("databricks"):
+            tags = open_tracking(uri).get_run(args.run)["tags"]
+            if "mlflow.databricks.shellJobRunID" not in tags:
+                raise BackendError(f"run {args.run} is a local run: only Databricks runs can be "
+                                   "re-attached from here",
+                                   hint="Its output is in <project>/.mlrun_magic/logs/.")
+    return DatabricksSubmittedRun.attach(args.run, profile=args.profile,
+                                         tracking_uri=args.tracking_uri)
+
+
+def cmd_status(args) -> int:
+    run = _attach(args)
+    state = run.status()
+    if args.json:
+        print(json.dumps(run.to_dict()))
+    else:
+        print(f"{state.status}{': ' + state.message if state.message else ''}")
+        for label, url in (("Databricks job run", run.links.job_run),
+                           ("MLflow run", run.links.mlflow_run),
+                           ("Experiment", run.links.experiment)):
+            if url:
+                print(f"{label}: {url}")
+    return 0
+
+
+def cmd_cancel(args) -> int:
+    run = _attach(args)
+    state = run.cancel()
+    print(json.dumps(run.to_dict()) if args.json else f"{state.status}: {state.message}")
+    return 0 if state.is_terminal else 1
+
+
+def cmd_logs(args) -> int:
+    run = _attach(args)
+    text = run.logs(tail=args.tail)
+    print(json.dumps({"run_id": run.run_id, "logs": text}) if args.json else text)
+    return 0
+
+
+def cmd_package(args) -> int:
+    import shutil
+
+    from mlrun_magic.packaging import build_archive
+    from mlrun_magic.plan import RunRequest, resolve_project_location
+
+    source = resolve_project_location(RunRequest(uri=args.uri, version=args.version))
+    archive = build_archive(source.directory, progress=_terminal_progress())
+    if args.out:
+        shutil.copyfile(archive.path, args.out)
+    print(json.dumps(archive.to_dict(), indent=2) if args.json else archive.summary())
+    return 0
+
+
+def _terminal_progress():
+    from mlrun_magic.packaging import TerminalProgress
+
+    return TerminalProgress() if sys.stderr.isatty() else None
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging()
-    handler = {"plan": cmd_plan, "run": cmd_run}[args.command]
+    handler = {"plan": cmd_plan, "run": cmd_run, "status": cmd_status, "cancel": cmd_cancel,
+               "logs": cmd_logs, "package": cmd_package}[args.command]
     try:
         return handler(args)
     except MlrunMagicError as exc:

@@ -172,8 +172,16 @@ def make_plan(request: RunRequest) -> Plan:
                              file=str(project.mlproject_path), key="databricks_spark_job",
                              hint="Add -b databricks.")
     if spark_file:
+        # MLflow's databricks_spark_job with python_file: entry point and -P are ignored.
+        from shlex import quote
+
+        args = [spark_file, *(project.databricks_spark_job.get("parameters") or [])]
+        if request.parameters or request.entry_point != "main":
+            warnings.append("databricks_spark_job.python_file is set: --entry-point and -P are "
+                            "ignored, as with mlflow run")
         return Plan(request=request, source=source, project=project, entry_point=None,
-                    parameters=None, command=None, env_manager=env_manager, warnings=warnings)
+                    parameters=None, command="python " + " ".join(quote(a) for a in args),
+                    env_manager=env_manager, warnings=warnings)
     entry_point = project.entry_point(request.entry_point)
     params = resolve_parameters(project, entry_point, request.parameters,
                                 resolve_paths=request.backend == "local",

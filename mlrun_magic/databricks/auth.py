@@ -1,0 +1,123 @@
+"""Which workspace, and how to authenticate: delegated to the Databricks SDK's unified auth.
+
+``resolve_workspace(profile=..., tracking_uri=...)`` builds a ``databricks.sdk.core.Config``:
+PAT, OAuth M2M and U2M (``databricks auth login``), Azure CLI and service principals,
+``~/.databrickscfg`` profiles (with ``[__settings__] default_profile``) and ``DATABRICKS_*``
+environment variables all work as they do for the Databricks CLI and SDK. The profile comes
+from ``--profile``, else from a ``databricks://PROFILE`` tracking URI, else the SDK's chain.
+
+Our own ``requests`` session asks :meth:`Workspace.auth_headers` for fresh headers on every
+request, so OAuth tokens are refreshed by the SDK when they expire. A token is never stored
+by mlrun_magic, never printed and never part of an error message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from mlrun_magic.errors import MlrunMagicError
+
+#: Config() probes the host and retries for its whole retry budget (300 s by default) when
+#: the host is unreachable; a shorter budget keeps a wrong host a quick, clear error.
+CONFIG_RETRY_SECONDS = 20
+
+
+class DatabricksAuthError(MlrunMagicError):
+    """No usable Databricks workspace configuration was found."""
+
+    title = "Databricks authentication error"
+
+
+@dataclass
+class Workspace:
+    """A configured workspace: its host, the profile used and the auth type."""
+
+    host: str
+    profile: str | None
+    auth_type: str
+    config: object
+
+    def auth_headers(self) -> dict[str, str]:
+        """Fresh authentication headers (the SDK refreshes OAuth tokens as needed)."""
+        try:
+            return dict(self.config.authenticate())
+        except Exception as exc:  # the SDK raises plain ValueError/RuntimeError subclasses
+            raise DatabricksAuthError(
+                f"cannot get credentials for {self.host} ({self.auth_type}): {scrub(str(exc))}",
+                hint=_fix_hint(self.profile)) from None
+
+    def describe(self) -> str:
+        return f"{self.host} (profile {self.profile or 'none'}, auth {self.auth_type})"
+
+
+def profile_from_tracking_uri(uri: str | None) -> str | None:
+    """``databricks://PROFILE`` -> ``PROFILE``; ``databricks`` and others -> ``None``."""
+    if not uri or not uri.startswith("databricks://"):
+        return None
+    rest = uri[len("databricks://"):].strip("/")
+    if ":" in rest:
+        raise DatabricksAuthError(
+            f"tracking URI {uri} names a secret scope, which only works inside a Databricks "
+            "runtime", hint="Use databricks://PROFILE with a profile from ~/.databrickscfg.")
+    return rest or None
+
+
+def config_file_path() -> str:
+    return os.path.expanduser(os.environ.get("DATABRICKS_CONFIG_FILE", "~/.databrickscfg"))
+
+
+def resolve_workspace(profile: str | None = None, tracking_uri: str | None = None) -> Workspace:
+    """The :class:`Workspace` to talk to, or one :class:`DatabricksAuthError` saying why not."""
+    from databricks.sdk.core import Config
+
+    from mlrun_magic import __version__
+
+    profile = profile or profile_from_tracking_uri(tracking_uri)
+    kwargs = dict(product="mlrun-magic", product_version=__version__,
+                  retry_timeout_seconds=CONFIG_RETRY_SECONDS)
+    if profile:
+        kwargs["profile"] = profile
+    try:
+        config = Config(**kwargs)
+    except Exception as exc:
+        raise DatabricksAuthError(_explain(str(exc), profile), hint=_fix_hint(profile)) from None
+    if not config.host:
+        raise DatabricksAuthError(_explain("no workspace host is configured", profile),
+                                  hint=_fix_hint(profile))
+    return Workspace(host=config.host.rstrip("/"), profile=config.profile or profile,
+                     auth_type=config.auth_type or "unknown", config=config)
+
+
+def _explain(reason: str, profile: str | None) -> str:
+    env = [name for name in ("DATABRICKS_HOST", "DATABRICKS_TOKEN", "DATABRICKS_CLIENT_ID",
+                             "DATABRICKS_CLIENT_SECRET", "DATABRICKS_CONFIG_PROFILE",
+                             "DATABRICKS_AUTH_TYPE") if os.environ.get(name)]
+    path = config_file_path()
+    tried = [f"environment variables ({', '.join(env) if env else 'no DATABRICKS_* set'})",
+             f"config file {path}" + ("" if os.path.exists(path) else " (missing)"),
+             f"profile {profile}" if profile else "the default profile ([__settings__] "
+                                                 "default_profile, then [DEFAULT])"]
+    return f"{scrub(reason)}. Tried: " + "; ".join(tried)
+
+
+def _fix_hint(profile: str | None) -> str:
+    return ("Run `databricks auth login --host https://<your-workspace>` (or add host and token "
+            f"to {'[' + profile + ']' if profile else 'a profile'} in ~/.databrickscfg), or set "
+            "DATABRICKS_HOST and DATABRICKS_TOKEN; then pass --profile NAME if it is not the "
+            "default.")
+
+
+_SECRET_PATTERNS = [
+    re.compile(r"(token|secret|password|client_secret|access_token)(\s*[=:]\s*)([^\s,;'\"]+)",
+               re.IGNORECASE),
+    re.compile(r"\b(dapi|dkea|dose)[0-9a-f]{16,}\b"),
+]
+
+
+def scrub(text: str) -> str:
+    """Mask anything that looks like a credential in ``text``."""
+    text = _SECRET_PATTERNS[0].sub(lambda m: f"{m.group(1)}{m.group(2)}***"
+                                   if m.group(3) != "***" else m.group(0), text)
+    return _SECRET_PATTERNS[1].sub("***", text)
