@@ -21,7 +21,42 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "plan", "run"]
+__all__ = ["__version__", "load_ipython_extension", "plan", "run", "unload_ipython_extension"]
+
+_loaded: dict = {}
+
+
+def load_ipython_extension(ipython) -> None:
+    """``%load_ext mlrun_magic``: register ``%project_run``. Touches no network, reads no
+    credentials, and is safe to call again (``%reload_ext``)."""
+    from mlrun_magic.backends.base import SubmittedRun
+    from mlrun_magic.notebook.live import LiveRuns
+    from mlrun_magic.notebook.magics import ProjectRunMagics
+    from mlrun_magic.settings import ProjectRun
+
+    if _loaded.get("shell") is ipython:
+        return
+    settings = ProjectRun(parent=ipython)
+    ipython.configurables.append(settings)
+    live = LiveRuns(settings, ipython)
+    ipython.register_magics(ProjectRunMagics(ipython, settings, live))
+    SubmittedRun.display_hook = live.display_again
+    _loaded.update(shell=ipython, settings=settings, live=live)
+
+
+def unload_ipython_extension(ipython) -> None:
+    """``%unload_ext mlrun_magic``: stop the pollers and remove the magic and its settings."""
+    from mlrun_magic.backends.base import SubmittedRun
+
+    if _loaded.get("shell") is not ipython:
+        return
+    _loaded["live"].stop_all()
+    for kind in ("line", "cell"):
+        ipython.magics_manager.magics[kind].pop("project_run", None)
+    if _loaded["settings"] in ipython.configurables:
+        ipython.configurables.remove(_loaded["settings"])
+    SubmittedRun.display_hook = None
+    _loaded.clear()
 
 
 def plan(uri=None, **kwargs):

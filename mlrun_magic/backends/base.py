@@ -58,6 +58,9 @@ class SubmittedRun(ABC):
     """
 
     backend = "base"
+    #: Set by the notebook layer (``%load_ext mlrun_magic``) to show a live view of a run
+    #: that is the value of a cell; the core itself never imports IPython.
+    display_hook = None
 
     def __init__(self, run_id: str, info: RunInfo, links: Links):
         self.run_id = run_id
@@ -94,6 +97,13 @@ class SubmittedRun(ABC):
         return {"run_id": self.run_id, "backend": self.backend, "status": state.status,
                 "message": state.message, "links": self.links.to_dict(),
                 "project": self.info.project, "entry_point": self.info.entry_point}
+
+    def _ipython_display_(self) -> None:
+        hook = SubmittedRun.display_hook
+        if hook is not None:
+            hook(self)
+        else:
+            print(repr(self))
 
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} {self.run_id} {self.info.project}:"

@@ -1,0 +1,70 @@
+"""A project's run history: ``<project>/.mlrun_magic/history.jsonl``.
+
+One JSON object per line: a line when a run is submitted, and a line each time its status is
+learned to be final. Reading merges the lines of a run (later lines win), so the file is only
+ever appended to. It survives kernel restarts: ``%project_run list`` shows it, and
+``%project_run status RUN`` re-attaches a Databricks run from it. Nothing secret is written:
+ids, links, parameters and statuses only. The folder carries its own ``.gitignore`` and is
+left out of archives.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+FILE_NAME = "history.jsonl"
+
+
+def history_path(project_dir: str | Path) -> Path:
+    from mlrun_magic.backends.local import state_dir
+
+    return state_dir(Path(project_dir)) / FILE_NAME
+
+
+def record_submission(project_dir, run) -> None:
+    """Append a submitted :class:`~mlrun_magic.backends.base.SubmittedRun`."""
+    info = run.info
+    entry = {"run_id": run.run_id, "backend": run.backend, "submitted": time.time(),
+             "project": info.project, "entry_point": info.entry_point,
+             "run_name": info.run_name, "parameters": _jsonable(info.parameters),
+             "links": run.links.to_dict(), "status": "SUBMITTED"}
+    job_run_id = getattr(run, "job_run_id", None)
+    if job_run_id is not None:
+        entry["job_run_id"] = job_run_id
+    _append(project_dir, entry)
+
+
+def record_status(project_dir, run_id: str, status: str, message: str = "") -> None:
+    """Append a run's (final) status."""
+    _append(project_dir, {"run_id": run_id, "status": status, "message": message,
+                          "updated": time.time()})
+
+
+def read_history(project_dir) -> list[dict]:
+    """The project's runs, oldest first, each the merge of its lines."""
+    path = Path(project_dir) / ".mlrun_magic" / FILE_NAME
+    runs: dict[str, dict] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a crash: skip it, keep the rest
+        if isinstance(entry, dict) and entry.get("run_id"):
+            runs.setdefault(entry["run_id"], {}).update(entry)
+    return sorted(runs.values(), key=lambda r: r.get("submitted", 0))
+
+
+def _append(project_dir, entry: dict) -> None:
+    path = history_path(project_dir)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(entry, sort_keys=True) + "\n")
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=str))

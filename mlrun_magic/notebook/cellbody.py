@@ -1,0 +1,108 @@
+"""The body of a ``%%project_run`` cell: YAML, never Python.
+
+Example::
+
+    %%project_run -b databricks
+    # NBVAL_IGNORE_OUTPUT   (comment lines are fine: markers can live here)
+    parameters:
+      alpha: 0.5
+      data: /Volumes/main/ml/data/train.csv
+    cluster:
+      spark_version: 15.4.x-cpu-ml-scala2.12
+      node_type_id: Standard_D4ds_v5
+      num_workers: 1
+    libraries:
+      - pypi: {package: scikit-learn}
+    timeout_seconds: 3600
+
+Keys: ``parameters`` (a mapping), ``cluster`` (a new-cluster spec, or a mapping with
+``existing_cluster_id``, or ``serverless: true``/``environments``), ``libraries``, other
+``runs/submit`` keys (``timeout_seconds``, ``tags``, ``access_control_list``, ``queue``,
+``run_as``...), and the launch options of the magic line (``entry_point``, ``backend``,
+``experiment_name``, ``run_name``, ``env_manager``, ``profile``, ``code_location``, ...).
+Values given on the magic line win over the body.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlrun_magic.errors import MlrunMagicError
+
+LAUNCH_KEYS = ("uri", "entry_point", "version", "backend", "experiment_name", "experiment_id",
+               "env_manager", "run_name", "profile", "code_location", "tracking_uri", "wait")
+COMPUTE_KEYS = ("existing_cluster_id", "new_cluster", "environment_key", "environments",
+                "serverless", "dependencies")
+
+
+class CellBodyError(MlrunMagicError):
+    """The ``%%project_run`` cell body is not valid."""
+
+    title = "Cell body error"
+
+
+@dataclass
+class CellBody:
+    """The parsed body: parameters, a backend config (or None) and launch options."""
+
+    parameters: dict = field(default_factory=dict)
+    backend_config: dict | None = None
+    options: dict = field(default_factory=dict)
+
+
+def parse_cell_body(text: str | None) -> CellBody:
+    """Parse a cell body; an empty one (or only comments) gives an empty :class:`CellBody`."""
+    from mlrun_magic.databricks.compute import PASS_THROUGH
+    from mlrun_magic.project.yamlfile import load_yaml
+    from mlrun_magic.errors import MLprojectError
+
+    if not text or not text.strip():
+        return CellBody()
+    try:
+        doc = load_yaml(Path("%%project_run cell"), text)
+    except MLprojectError as exc:
+        raise CellBodyError(exc.message, hint="The cell body is YAML: `key: value` lines, "
+                                              "`parameters:` with indented entries.") from None
+    data = doc.data
+    if data is None:
+        return CellBody()
+    if not isinstance(data, dict):
+        raise CellBodyError(f"the cell body must be YAML keys (parameters:, cluster:, ...), "
+                            f"not a {type(data).__name__}",
+                            hint="Python code does not run here: the body only configures "
+                                 "the launch.")
+    allowed = ("parameters", "cluster", "libraries", *COMPUTE_KEYS, *PASS_THROUGH, *LAUNCH_KEYS)
+    unknown = [k for k in data if k not in allowed]
+    if unknown:
+        key = unknown[0]
+        raise CellBodyError(f"line {doc.line(key)}: unknown key '{key}'",
+                            hint="Known keys: parameters, cluster, libraries, " +
+                                 ", ".join(k for k in (*LAUNCH_KEYS, *PASS_THROUGH)
+                                           if k != "idempotency_token") + ".")
+    body = CellBody()
+    params = data.get("parameters") or {}
+    if not isinstance(params, dict):
+        raise CellBodyError(f"line {doc.line('parameters')}: parameters must be a mapping "
+                            f"(name: value lines), not a {type(params).__name__}")
+    for name, value in params.items():
+        if isinstance(value, (dict, list)):
+            raise CellBodyError(f"line {doc.line('parameters', name)}: parameter '{name}' must "
+                                f"be a single value")
+        body.parameters[str(name)] = "" if value is None else value
+    body.options = {k: data[k] for k in LAUNCH_KEYS if k in data}
+    config: dict = {}
+    cluster = data.get("cluster")
+    if cluster is not None:
+        if not isinstance(cluster, dict):
+            raise CellBodyError(f"line {doc.line('cluster')}: cluster must be a mapping (a "
+                                "new-cluster spec, or existing_cluster_id: ...)")
+        if any(k in cluster for k in COMPUTE_KEYS):
+            config.update(cluster)
+        else:
+            config["new_cluster"] = cluster
+    for key in ("libraries", *COMPUTE_KEYS, *PASS_THROUGH):
+        if key in data and key != "idempotency_token":
+            config[key] = data[key]
+    body.backend_config = config or None
+    return body

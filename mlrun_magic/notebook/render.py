@@ -1,0 +1,209 @@
+"""Pure rendering: a run's status and links, or a plan, as text and escaped HTML.
+
+Nothing here calls the network or IPython: a :class:`RunView` is made from plain data and
+gives ``text/plain`` (terminals, logs, nbval) and ``text/html`` (Jupyter) through
+``_repr_mimebundle_``. Every value that came from a user (run names, parameters, messages)
+is HTML-escaped, and every link shows its URL as text too, so it survives static renders.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from html import escape
+
+BADGE_COLOURS = {
+    "SUBMITTING": "#6b7280", "PENDING": "#6b7280", "QUEUED": "#6b7280", "RUNNING": "#2563eb",
+    "TERMINATING": "#d97706", "FINISHED": "#16a34a", "FAILED": "#dc2626", "KILLED": "#374151",
+}
+LINK_LABELS = (("job_run", "Databricks job run"), ("mlflow_run", "MLflow run"),
+               ("experiment", "Experiment"))
+
+
+@dataclass
+class RunSnapshot:
+    """Everything a run view shows, at one moment."""
+
+    run_id: str
+    project: str
+    entry_point: str
+    backend: str
+    status: str
+    message: str = ""
+    elapsed: float = 0.0
+    links: dict = field(default_factory=dict)
+    run_name: str | None = None
+    parameters: dict = field(default_factory=dict)
+    log_tail: str = ""
+
+
+def format_elapsed(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m {secs:02d}s"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+class RunView:
+    """The inline view of one run: status badge, elapsed time and links."""
+
+    def __init__(self, snapshot: RunSnapshot):
+        self.snapshot = snapshot
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return {"text/plain": self.text(), "text/html": self.html()}
+
+    def __repr__(self) -> str:
+        return self.text()
+
+    def text(self) -> str:
+        s = self.snapshot
+        title = f"{s.project}:{s.entry_point} on {s.backend}"
+        if s.run_name:
+            title += f" ({s.run_name})"
+        lines = [f"{title} - {s.status}{' (' + s.message + ')' if s.message else ''}"
+                 f" - {format_elapsed(s.elapsed)}"]
+        for key, label in LINK_LABELS:
+            if s.links.get(key):
+                lines.append(f"  {label + ':':20s}{s.links[key]}")
+        lines.append(f"  {'MLflow run id:':20s}{s.run_id}")
+        if s.log_tail:
+            lines.append("  Last output:")
+            lines.extend("    " + line for line in s.log_tail.splitlines())
+        return "\n".join(lines)
+
+    def html(self) -> str:
+        s = self.snapshot
+        colour = BADGE_COLOURS.get(s.status, "#6b7280")
+        badge = (f'<span class="mlrun-magic-status" data-status="{escape(s.status)}" '
+                 f'style="background:{colour};color:#fff;border-radius:4px;padding:1px 8px;'
+                 f'font-weight:600;font-size:0.85em">{escape(s.status)}</span>')
+        message = (f' <span style="color:#4b5563">{escape(s.message)}</span>'
+                   if s.message else "")
+        name = f' <span style="color:#6b7280">({escape(s.run_name)})</span>' if s.run_name else ""
+        rows = []
+        for key, label in LINK_LABELS:
+            url = s.links.get(key)
+            if url:
+                rows.append(f'<tr><td style="padding:1px 12px 1px 0;color:#4b5563">'
+                            f'{escape(label)}</td><td><a class="mlrun-magic-link" '
+                            f'data-link="{escape(key)}" href="{escape(url, quote=True)}" '
+                            f'target="_blank" rel="noopener noreferrer">{escape(url)}</a></td></tr>')
+        rows.append(f'<tr><td style="padding:1px 12px 1px 0;color:#4b5563">MLflow run id</td>'
+                    f'<td><code>{escape(s.run_id)}</code></td></tr>')
+        if s.parameters:
+            params = ", ".join(f"{escape(str(k))}={escape(str(v))}" for k, v in s.parameters.items())
+            rows.append(f'<tr><td style="padding:1px 12px 1px 0;color:#4b5563">Parameters</td>'
+                        f'<td><code>{params}</code></td></tr>')
+        tail = (f'<details><summary>Last output</summary><pre style="max-height:16em;'
+                f'overflow:auto">{escape(s.log_tail)}</pre></details>' if s.log_tail else "")
+        return (f'<div class="mlrun-magic-run" data-run-id="{escape(s.run_id)}" '
+                f'style="border:1px solid #d1d5db;border-radius:6px;padding:8px 12px;'
+                f'font-family:system-ui,sans-serif;font-size:13px;line-height:1.5">'
+                f'<div><b>{escape(s.project)}</b>:{escape(s.entry_point)} on '
+                f'{escape(s.backend)}{name} {badge}{message} '
+                f'<span class="mlrun-magic-elapsed" style="color:#6b7280">'
+                f'{format_elapsed(s.elapsed)}</span></div>'
+                f'<table style="border-collapse:collapse;margin-top:4px">{"".join(rows)}</table>'
+                f'{tail}</div>')
+
+
+class PlanView:
+    """A dry run: the resolved plan and, for Databricks, what would be uploaded and sent."""
+
+    def __init__(self, plan: dict, databricks: dict | None = None):
+        self.plan = plan
+        self.databricks = databricks
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return {"text/plain": self.text(), "text/html": self.html()}
+
+    def __repr__(self) -> str:
+        return self.text()
+
+    def _rows(self) -> list[tuple[str, str]]:
+        p = self.plan
+        env = p["env"]
+        rows = [("Project", f"{p.get('project_name') or '(unnamed)'} in {p['project_dir']}"),
+                ("Entry point", str(p["entry_point"])),
+                ("Parameters", ", ".join(f"{k}={v!r}" for k, v in p["parameters"].items()) or "-"),
+                ("Command", str(p["command"])),
+                ("Environment", f"{env['type']} ({env['origin']}), manager {env['manager']}"),
+                ("Backend", p["backend"])]
+        git = (p.get("source") or {}).get("git")
+        if git:
+            rows.insert(1, ("Git", f"{git['commit']} on {git['branch'] or '(detached)'}"
+                                   f"{' (dirty)' if git['dirty'] else ''}"))
+        if self.databricks:
+            d = self.databricks
+            a = d["archive"]
+            rows += [("Compute", d["compute"]),
+                     ("Archive", f"{a['sha256']} - {a['file_count']} files, {a['size']} bytes"
+                                 f" compressed, {len(a.get('excluded', []))} excluded"),
+                     ("Code location", f"{d['code_location']['kind']}: "
+                                       f"{d['code_location']['archive']}")]
+        rows += [("Warning", w) for w in p.get("warnings", [])]
+        return rows
+
+    def text(self) -> str:
+        lines = ["Dry run (nothing was started):"]
+        lines += [f"  {label + ':':15s}{value}" for label, value in self._rows()]
+        if self.databricks:
+            lines.append("  runs/submit:    " + json.dumps(self.databricks["submit"]["body"],
+                                                           indent=2).replace("\n", "\n  "))
+        return "\n".join(lines)
+
+    def html(self) -> str:
+        rows = "".join(f'<tr><td style="padding:1px 12px 1px 0;color:#4b5563;vertical-align:top">'
+                       f'{escape(label)}</td><td><code>{escape(value)}</code></td></tr>'
+                       for label, value in self._rows())
+        submit = ""
+        if self.databricks:
+            submit = (f'<details open><summary>{escape(self.databricks["submit"]["endpoint"])}'
+                      f'</summary><pre>{escape(json.dumps(self.databricks["submit"]["body"], indent=2))}'
+                      f'</pre></details>')
+        return (f'<div class="mlrun-magic-plan" style="border:1px dashed #9ca3af;border-radius:6px;'
+                f'padding:8px 12px;font-family:system-ui,sans-serif;font-size:13px">'
+                f'<div><b>Dry run</b> <span style="color:#6b7280">(nothing was started)</span></div>'
+                f'<table style="border-collapse:collapse">{rows}</table>{submit}</div>')
+
+
+class RunListView:
+    """A table of runs (this kernel's and the project's history)."""
+
+    def __init__(self, runs: list[dict]):
+        self.runs = runs
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return {"text/plain": self.text(), "text/html": self.html()}
+
+    def text(self) -> str:
+        if not self.runs:
+            return "No runs yet."
+        lines = []
+        for r in self.runs:
+            links = r.get("links") or {}
+            lines.append(f"{r['run_id']}  {r.get('status', '?'):10s} {r.get('backend', '')}  "
+                         f"{r.get('entry_point', '')}  "
+                         f"{links.get('job_run') or links.get('mlflow_run') or ''}")
+        return "\n".join(lines)
+
+    def html(self) -> str:
+        if not self.runs:
+            return "<i>No runs yet.</i>"
+        rows = []
+        for r in self.runs:
+            links = r.get("links") or {}
+            cells = [f"<code>{escape(r['run_id'])}</code>",
+                     escape(str(r.get("status", "?"))), escape(str(r.get("backend", ""))),
+                     escape(str(r.get("entry_point", "")))]
+            anchors = " ".join(f'<a href="{escape(links[k], quote=True)}" target="_blank" '
+                               f'rel="noopener noreferrer">{escape(label)}</a>'
+                               for k, label in LINK_LABELS if links.get(k))
+            rows.append("<tr>" + "".join(f"<td style='padding:1px 10px 1px 0'>{c}</td>"
+                                         for c in cells + [anchors]) + "</tr>")
+        head = "".join(f"<th style='text-align:left;padding-right:10px'>{h}</th>"
+                       for h in ("MLflow run id", "Status", "Backend", "Entry point", "Links"))
+        return f"<table class='mlrun-magic-runs'><tr>{head}</tr>{''.join(rows)}</table>"
