@@ -97,6 +97,7 @@ class Auth:
             route("GET", r"/oidc/\.well-known/oauth-authorization-server", self.discovery,
                   auth=False),
             route("POST", r"/oidc/v1/token", self.token, auth=False),
+            route("GET", r"/\.well-known/databricks-config", self.host_metadata, auth=False),
             route("GET", r"/api/2\.0/preview/scim/v2/Me", self.me),
         ]
 
@@ -114,6 +115,11 @@ class Auth:
             "token_endpoint_auth_methods_supported": ["client_secret_basic",
                                                       "client_secret_post"],
         })
+
+    def host_metadata(self, req: Request) -> Response:
+        """What newer SDKs probe first to learn the workspace id and the OIDC root."""
+        return Response.json({"oidc_endpoint": f"{self.ws.host}/oidc",
+                              "workspace_id": str(self.ws.workspace_id)})
 
     def token(self, req: Request) -> Response:
         form = {k: v[0] for k, v in parse_qs(req.body().decode(errors="replace")).items()}
