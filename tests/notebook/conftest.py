@@ -1,0 +1,46 @@
+"""A real IPython shell (the singleton, so display handles and capture_output work)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from traitlets.config import Config
+
+REPO = Path(__file__).resolve().parents[2]
+QUICKSTART = REPO / "example_notebooks" / "quickstart"
+
+
+@pytest.fixture
+def ip(mlflow_server, monkeypatch, tmp_path):
+    """A fresh InteractiveShell with mlrun_magic loaded, its cwd a copy of the quickstart
+    project, tracking to the session's MLflow server."""
+    project = tmp_path / "quickstart"
+    shutil.copytree(QUICKSTART, project, ignore=shutil.ignore_patterns(".mlrun_magic"))
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    config = Config()
+    config.HistoryAccessor.enabled = False
+    InteractiveShell.clear_instance()
+    shell = InteractiveShell.instance(config=config)
+    shell.run_line_magic("load_ext", "mlrun_magic")
+    shell.run_line_magic("config", f"ProjectRun.tracking_uri = {mlflow_server.url!r}")
+    shell.project_dir = project
+    yield shell
+    shell.run_line_magic("unload_ext", "mlrun_magic")
+    InteractiveShell.clear_instance()
+
+
+@pytest.fixture
+def cell(ip):
+    """``cell(source)`` runs a cell in ``ip`` and returns (ExecutionResult, captured output)."""
+    from IPython.utils.capture import capture_output
+
+    def run(source):
+        with capture_output() as cap:
+            result = ip.run_cell(source)
+        return result, cap
+
+    return run
