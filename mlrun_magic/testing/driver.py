@@ -123,6 +123,8 @@ class Driver:
         if outcome == "CANCELED":
             return self._cancelled(run, task)
         self._set(run, task, "TERMINATING", "Terminating the cluster")
+        if run.tasks[-1] is task or outcome != "SUCCESS" or task.exit_code != 0:
+            self._set(run, run, "TERMINATING", "Terminating the run")
         self._wait(run, settings.terminating_seconds)
         text = task.log_path.read_text(errors="replace") if task.log_path else ""
         with self.ws.lock:
@@ -138,9 +140,9 @@ class Driver:
                 task.error_trace = trace
                 task.state.finish("TERMINATED", "FAILED", "Task failed with an error: "
                                   + task.error, "RUN_EXECUTION_ERROR", "CLIENT_ERROR")
-        if run.tasks[-1] is task or outcome != "SUCCESS":
-            self._set(run, run, "TERMINATING", "Terminating the run")
-        return "SUCCESS" if outcome == "SUCCESS" and task.exit_code == 0 else outcome
+        if outcome == "SUCCESS" and task.exit_code != 0:
+            return "FAILED"
+        return outcome
 
     def _cancelled(self, run: JobRun, task: TaskRun) -> str:
         self._set(run, task, "TERMINATING", "Run cancellation requested")
