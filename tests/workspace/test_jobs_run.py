@@ -192,13 +192,13 @@ def test_single_task_form_on_2_0(api):
 def test_shell_command_task_on_2_0(api):
     body = {"run_name": "MLflow Run for x", "new_cluster": {"spark_version": "15.4.x"},
             "libraries": [{"pypi": {"package": "mlflow==3.0"}}],
-            "shell_command_task": {"command": ["bash", "-c", "echo $FOO; mlflow --version"],
+            "shell_command_task": {"command": ["bash", "-c", "echo $FOO; python --version"],
                                    "env_vars": {"FOO": "bar"}}}
     run_id = api.submit(body, version="2.0")
     run = api.wait(run_id, version="2.0")
     output = api.get("/api/2.0/jobs/runs/get-output", params={"run_id": run_id}).json()
     assert run["state"]["result_state"] == "SUCCESS", output
-    assert output["logs"].startswith("bar\n") and "version" in output["logs"]
+    assert output["logs"].startswith("bar\n") and "Python 3" in output["logs"]
 
 
 def test_multi_task_runs_in_order_and_upstream_failure(api):
