@@ -75,14 +75,16 @@ class RestTracking:
     ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD`` (basic), as with MLflow's client.
     """
 
-    def __init__(self, uri: str, *, session=None, ui_base: str | None = None,
-                 workspace_id: str | None = None, timeout: float = 30.0):
+    def __init__(self, uri: str, *, base_url: str | None = None, session=None,
+                 ui_base: str | None = None, workspace_id: str | None = None,
+                 timeout: float = 30.0):
         import requests
         from requests.adapters import HTTPAdapter
         from urllib3.util.retry import Retry
 
         self.uri = uri.rstrip("/")
-        self.ui_base = (ui_base or self.uri).rstrip("/")
+        self.base_url = (base_url or self.uri).rstrip("/")
+        self.ui_base = (ui_base or self.base_url).rstrip("/")
         self.workspace_id = workspace_id
         self.timeout = timeout
         if session is None:
@@ -108,11 +110,11 @@ class RestTracking:
              params: dict | None = None) -> dict:
         import requests
 
-        url = f"{self.uri}/api/2.0/mlflow/{endpoint}"
+        url = f"{self.base_url}/api/2.0/mlflow/{endpoint}"
         try:
             resp = self.session.request(method, url, json=json, params=params, timeout=self.timeout)
         except requests.RequestException as exc:
-            raise TrackingError(f"cannot reach the MLflow tracking server at {self.uri}: "
+            raise TrackingError(f"cannot reach the MLflow tracking server at {self.base_url}: "
                                 f"{type(exc).__name__}",
                                 hint="Check that it runs and that MLFLOW_TRACKING_URI is right."
                                 ) from None

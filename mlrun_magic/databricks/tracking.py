@@ -30,8 +30,9 @@ class DatabricksTracking(RestTracking):
 
         session = requests.Session()
         session.auth = _SdkAuth(workspace)
-        super().__init__(workspace.host, session=session, workspace_id=workspace_id)
-        self.uri = uri  # "databricks" or "databricks://profile": what the cluster should use
+        # uri stays "databricks"/"databricks://profile": what the cluster and child use.
+        super().__init__(uri, base_url=workspace.host, session=session,
+                         workspace_id=workspace_id)
         self.workspace = workspace
 
     def _suffix(self) -> str:
