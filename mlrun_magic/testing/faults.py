@@ -28,6 +28,7 @@ from typing import Any
 from mlrun_magic.testing.http import Response, bad_request
 
 ACTIONS = ("status", "drop", "delay", "respond-then-fail")
+LOG_LIMIT = 10_000
 
 _DEFAULT_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
                   404: "NOT_FOUND", 409: "RESOURCE_CONFLICT", 429: "REQUEST_LIMIT_EXCEEDED",
@@ -138,6 +139,7 @@ class FaultBook:
         self._ids = itertools.count(1)
         self.rules: list[FaultRule] = []
         self.log: list[dict] = []
+        self._count = 0
 
     def add(self, rule: FaultRule) -> FaultRule:
         with self._lock:
@@ -153,6 +155,7 @@ class FaultBook:
         with self._lock:
             self.rules.clear()
             self.log.clear()
+            self._count = 0
 
     def take(self, method: str, path: str) -> FaultRule | None:
         """The first live rule matching this request, counting the hit."""
@@ -181,8 +184,11 @@ class FaultBook:
                                                                    or 0),
                  "status": None, "fault": None}
         with self._lock:
-            entry["id"] = len(self.log) + 1
+            self._count += 1
+            entry["id"] = self._count
             self.log.append(entry)
+            if len(self.log) > LOG_LIMIT:  # a long-lived `serve` keeps the newest only
+                del self.log[: len(self.log) - LOG_LIMIT]
         return entry
 
     @staticmethod
