@@ -34,7 +34,9 @@ faults instead), Unity Catalog objects and permissions (any ``/Volumes/<c>/<s>/<
 notebooks as objects (imports are stored as files), the Files API's multipart/resumable upload
 and DBFS's multipart ``put``, MLflow artifacts through ``databricks`` tracking URIs, secrets,
 Repos, the jobs UI (``run_page_url`` opens a plain page listing runs) and any pagination
-beyond one page.
+beyond one page. Nor isolation: drivers run as you, on this machine, with this interpreter
+(``sys.executable``); a shell command can touch whatever you can. The ``/__admin`` routes need
+no token: the server only listens on 127.0.0.1.
 """
 
 from mlrun_magic.testing.mlflow_server import MlflowServer, MlflowServerError, free_port
