@@ -110,7 +110,7 @@ class _GzipWriter:
             self.out.write(_deflate_slice(data, zdict, self.level, final))
             return
         self._pending.append(self._pool.submit(_deflate_slice, data, zdict, self.level, final))
-        while len(self._pending) > 2 * self._workers:
+        while len(self._pending) > self._workers + 1:  # bounds memory: ~2 MiB a slice
             self.out.write(self._pending.popleft().result())
 
     def close(self) -> None:

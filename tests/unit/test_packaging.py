@@ -204,6 +204,18 @@ def test_file_changing_during_packaging_is_a_clear_error(tmp_path):
     assert not [p for p in (tmp_path / "out").iterdir()]  # no partial archive left behind
 
 
+def test_file_vanishing_during_packaging_is_a_clear_error(tmp_path):
+    project = make_project(tmp_path / "p", sample_files())
+
+    def remove(done, total):
+        if done == 0:
+            (project / "train.py").unlink()
+
+    with pytest.raises(PackagingError, match=r"Cannot read .*train.py: No such file") as err:
+        build_archive(project, out_dir=tmp_path / "out", progress=remove)
+    assert "add 'train.py' to .mlflowignore" in str(err.value)
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file")
 def test_unreadable_file_is_a_clear_error(tmp_path):
     project = make_project(tmp_path / "p", sample_files())
