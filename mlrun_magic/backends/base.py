@@ -72,8 +72,10 @@ class SubmittedRun(ABC):
         """The current :class:`RunState`."""
 
     @abstractmethod
-    def wait(self, timeout: float | None = None) -> RunState:
-        """Block until the run ends (or ``timeout`` seconds pass) and return its state."""
+    def wait(self, timeout: float | None = None, poll_interval: float | None = None) -> RunState:
+        """Block until the run ends (or ``timeout`` seconds pass) and return its state.
+
+        ``poll_interval`` caps the time between two status checks of a remote run."""
 
     @abstractmethod
     def cancel(self) -> RunState:

@@ -239,8 +239,9 @@ class DatabricksSubmittedRun(SubmittedRun):
         except TrackingError as exc:
             logger.warning("could not end MLflow run %s: %s", self.run_id, exc)
 
-    def wait(self, timeout: float | None = None) -> RunState:
-        """Poll until the job run ends (fast first, then every 30 s); Ctrl-C cancels it."""
+    def wait(self, timeout: float | None = None, poll_interval: float | None = None) -> RunState:
+        """Poll until the job run ends (fast first, then every 30 s, or at most every
+        ``poll_interval`` seconds); Ctrl-C cancels it."""
         deadline = None if timeout is None else time.monotonic() + timeout
         polls = 0
         try:
@@ -249,6 +250,8 @@ class DatabricksSubmittedRun(SubmittedRun):
                 if state.is_terminal:
                     return state
                 delay = self.poll_schedule[min(polls, len(self.poll_schedule) - 1)]
+                if poll_interval is not None:
+                    delay = min(delay, poll_interval)
                 polls += 1
                 if deadline is not None:
                     left = deadline - time.monotonic()

@@ -170,7 +170,7 @@ class LocalSubmittedRun(SubmittedRun):
             return self._final
         return RunState("RUNNING", f"process {self.process.pid}")
 
-    def wait(self, timeout: float | None = None) -> RunState:
+    def wait(self, timeout: float | None = None, poll_interval: float | None = None) -> RunState:
         """Wait for the process; Ctrl-C stops it and marks the run KILLED."""
         try:
             self._done.wait(timeout)

@@ -61,7 +61,7 @@ def test_run_executes_on_the_workspace_and_is_tracked(db):
     run = launch(db, parameters={"alpha": "0.5", "epochs": "20"}, run_name="e2e",
                  code_location="/Volumes/main/ml/code/mlrun_magic")
     assert run.job_run_id
-    state = run.wait(timeout=120)
+    state = run.wait(timeout=120, poll_interval=0.3)
     assert state.status == "FINISHED", run.logs()
     data = mlflow(db).get_run(run.run_id)
     assert data["status"] == "FINISHED"
@@ -96,7 +96,7 @@ def test_unchanged_project_uploads_nothing(db):
     assert second.uploaded.uploaded_bytes == 0
     assert second.archive.sha256 == first.archive.sha256
     assert len(db.requests("PUT", "/api/2.0/fs/files/*")) == puts_before
-    assert second.wait(timeout=120).status == "FINISHED"
+    assert second.wait(timeout=120, poll_interval=0.3).status == "FINISHED"
 
 
 def test_default_location_is_workspace_files(db):
@@ -104,12 +104,12 @@ def test_default_location_is_workspace_files(db):
     body = db.run(run.job_run_id)
     python_file = (body.get("request") or body["submitted"])["tasks"][0]["spark_python_task"]["python_file"]
     assert python_file.startswith(f"/Workspace/Users/{db.user_name}/.mlrun_magic/projects/")
-    assert run.wait(timeout=120).status == "FINISHED", run.logs()
+    assert run.wait(timeout=120, poll_interval=0.3).status == "FINISHED", run.logs()
 
 
 def test_dbfs_location_and_disabled_root(db):
     run = launch(db, parameters={"epochs": "2"}, code_location="dbfs:/tmp/mlrun-code")
-    assert run.wait(timeout=120).status == "FINISHED", run.logs()
+    assert run.wait(timeout=120, poll_interval=0.3).status == "FINISHED", run.logs()
     db.configure(dbfs_root_disabled=True)
     with pytest.raises(CodeLocationError) as info:
         launch(db, code_location="dbfs:/tmp/other-code")
@@ -123,7 +123,7 @@ def test_large_archive_falls_back_to_dbfs(db):
     python_file = (body.get("request") or body["submitted"])["tasks"][0]["spark_python_task"]["python_file"]
     assert python_file.startswith("dbfs:/mlflow-experiments/")
     assert len(db.requests("POST", "/api/2.0/dbfs/add-block")) >= 8
-    assert run.wait(timeout=120).status == "FINISHED", run.logs()
+    assert run.wait(timeout=120, poll_interval=0.3).status == "FINISHED", run.logs()
 
 
 def submitted(ws, run):
@@ -138,7 +138,7 @@ def test_existing_cluster_and_serverless_payloads(db):
     task = body["tasks"][0]
     assert task["existing_cluster_id"] == "0101-abc" and "new_cluster" not in task
     assert body["timeout_seconds"] == 600 and body["tags"] == {"team": "ml"}
-    assert run.wait(timeout=120).status == "FINISHED", run.logs()
+    assert run.wait(timeout=120, poll_interval=0.3).status == "FINISHED", run.logs()
     run = launch(db, backend_config={"serverless": True, "dependencies": ["numpy"]},
                  parameters={"epochs": "1"})
     body = submitted(db, run)
@@ -146,7 +146,7 @@ def test_existing_cluster_and_serverless_payloads(db):
     assert task["environment_key"] == "default" and "libraries" not in task
     deps = body["environments"][0]["spec"]["dependencies"]
     assert deps[0] == "numpy" and deps[1].startswith("mlflow")
-    assert run.wait(timeout=120).status == "FINISHED", run.logs()
+    assert run.wait(timeout=120, poll_interval=0.3).status == "FINISHED", run.logs()
 
 
 def test_bad_compute_fails_before_anything_is_sent(db):
@@ -172,7 +172,7 @@ def test_idempotent_submit_after_a_lost_response(db):
     assert len(submits) == 2  # the first answer was lost; the retry carried the same token
     assert len(db.runs()) == 1
     assert db.runs()[0]["run_id"] == run.job_run_id
-    assert run.wait(timeout=120).status == "FINISHED"
+    assert run.wait(timeout=120, poll_interval=0.3).status == "FINISHED"
 
 
 def test_throttling_and_unavailability_are_retried(db):
@@ -186,7 +186,7 @@ def test_throttling_and_unavailability_are_retried(db):
     run = launch(db, parameters={"epochs": "1"})
     assert time.monotonic() - started >= 1.0  # Retry-After was honoured
     assert len(db.runs()) == 1
-    assert run.wait(timeout=120).status == "FINISHED"
+    assert run.wait(timeout=120, poll_interval=0.3).status == "FINISHED"
 
 
 def test_non_idempotent_post_is_not_retried_on_503(db):
@@ -217,7 +217,7 @@ def test_cancel_marks_both_runs(db):
 def test_job_failing_before_user_code_fails_the_mlflow_run(db):
     cluster = dict(CLUSTER, spark_env_vars={"PYTHONHOME": "/nonexistent"})
     run = launch(db, backend_config=cluster)
-    state = run.wait(timeout=120)
+    state = run.wait(timeout=120, poll_interval=0.3)
     assert state.status == "FAILED"
     data = mlflow(db).get_run(run.run_id)
     assert data["status"] == "FAILED"
@@ -235,7 +235,7 @@ def test_oauth_token_refresh_during_a_long_wait(db, monkeypatch):
         "name: slow\nentry_points:\n  main:\n    command: \"python -c 'import time; time.sleep(5)'\"\n")
     run = launch(db)
     assert run.client.workspace.auth_type == "oauth-m2m"
-    assert run.wait(timeout=120).status == "FINISHED", run.logs()
+    assert run.wait(timeout=120, poll_interval=0.3).status == "FINISHED", run.logs()
     assert len(db.requests("POST", "/oidc/v1/token")) >= 2
 
 
@@ -310,7 +310,7 @@ def test_cli_dry_run_shows_the_submit_body(db):
 
 def test_token_never_travels(db, tmp_path):
     run = launch(db, parameters={"epochs": "2"}, run_name="secret-check")
-    run.wait(timeout=120)
+    run.wait(timeout=120, poll_interval=0.3)
     token = db.token
     data = mlflow(db).get_run(run.run_id)
     haystack = [json.dumps(data), run.logs(), json.dumps(submitted(db, run)),
