@@ -183,7 +183,7 @@ def cmd_run(args) -> int:
     # A local run is a child of this process: it is always waited for, as `mlflow run` does.
     wait = True if plan.backend == "local" else bool(args.wait)
     try:
-        run = launch(plan, echo=not args.json)
+        run = launch(plan, echo=not args.json, progress=_terminal_progress())
         _print_links(run)
         state = run.wait() if wait else run.status()
     except KeyboardInterrupt:

@@ -6,7 +6,7 @@ from mlrun_magic.plan import Plan, RunRequest, make_plan
 
 
 def launch(request: RunRequest | Plan, *, wait: bool | None = False, echo: bool = False,
-           tracking=None):
+           tracking=None, progress=None):
     """Plan ``request`` (unless it is a plan already), submit it, optionally wait.
 
     Returns the :class:`~mlrun_magic.backends.base.SubmittedRun`. With ``wait=True`` it blocks
@@ -15,7 +15,7 @@ def launch(request: RunRequest | Plan, *, wait: bool | None = False, echo: bool 
     from mlrun_magic.backends import get_backend
 
     plan = request if isinstance(request, Plan) else make_plan(request)
-    run = get_backend(plan.backend).submit(plan, tracking=tracking, echo=echo)
+    run = get_backend(plan.backend).submit(plan, tracking=tracking, echo=echo, progress=progress)
     if wait:
         run.wait()
         run.raise_for_status()

@@ -72,7 +72,7 @@ class DatabricksBackend:
         workspace = resolve_workspace(plan.request.profile, plan.request.tracking_uri)
         return workspace, DatabricksClient(workspace)
 
-    def prepare(self, plan):
+    def prepare(self, plan, progress=None):
         """Everything but side effects on the workspace: compute, archive, run parameters."""
         from mlrun_magic.databricks.compute import resolve_compute
         from mlrun_magic.packaging import build_archive
@@ -81,15 +81,17 @@ class DatabricksBackend:
             raise BackendError("Running docker-based projects on Databricks is not yet supported.")
         compute = resolve_compute(plan.request.backend_config,
                                   base_dir=Path(plan.request.cwd or os.getcwd()))
-        archive = build_archive(plan.project_dir)
+        archive = build_archive(plan.project_dir, progress=progress)
+        logger.info("=== %s ===", archive.summary().replace("\n", " "))
         return compute, archive
 
-    def submit(self, plan, *, tracking=None, echo: bool = False) -> "DatabricksSubmittedRun":
+    def submit(self, plan, *, tracking=None, echo: bool = False,
+               progress=None) -> "DatabricksSubmittedRun":
         from mlrun_magic.databricks.jobs import JOBS_API, submit_body
         from mlrun_magic.databricks.storage import default_target, parse_location, upload_project
         from mlrun_magic.tracking import finish_run, start_project_run
 
-        compute, archive = self.prepare(plan)
+        compute, archive = self.prepare(plan, progress)
         workspace, client = self.connect(plan)
         tracking = tracking or open_job_tracking(plan.request.tracking_uri, workspace, client)
         tracked = start_project_run(tracking, plan, "databricks")
@@ -98,7 +100,7 @@ class DatabricksBackend:
                 else default_target(client, archive.size, tracked.experiment_id)
             bootstrap, bootstrap_name = bootstrap_source()
             uploaded = upload_project(client, target, Path(archive.path), archive.sha256,
-                                      bootstrap, bootstrap_name)
+                                      bootstrap, bootstrap_name, progress=progress)
             spec = self.task_spec(plan, tracked, tracking, archive)
             uri = plan.source.uri
             body = submit_body(

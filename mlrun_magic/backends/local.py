@@ -62,7 +62,8 @@ class LocalBackend:
 
     name = "local"
 
-    def submit(self, plan, *, tracking=None, echo: bool = False) -> "LocalSubmittedRun":
+    def submit(self, plan, *, tracking=None, echo: bool = False,
+               progress=None) -> "LocalSubmittedRun":
         """Create the MLflow run, prepare the environment and start the command."""
         from mlrun_magic.backends import local_env
         from mlrun_magic.tracking import finish_run, open_tracking, start_project_run

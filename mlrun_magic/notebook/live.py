@@ -116,6 +116,14 @@ class LiveRuns:
         if poll and not tracked.state.is_terminal:
             self._start_poller(tracked)
 
+    def attach(self, tracked: Tracked, handle) -> None:
+        """Show ``tracked`` through ``handle`` (anything with ``update(view)``, e.g. a widget
+        adapter) and keep it updated like a displayed view."""
+        tracked.handles.append(handle)
+        handle.update(RunView(self.snapshot(tracked)))
+        if not tracked.state.is_terminal:
+            self._start_poller(tracked)
+
     def update_views(self, tracked: Tracked) -> None:
         view = RunView(self.snapshot(tracked))
         for handle in list(tracked.handles):
@@ -172,3 +180,38 @@ class LiveRuns:
         for tracked in list(self.runs.values()):
             if tracked.thread is not None:
                 tracked.thread.join(timeout)
+
+
+class HtmlProgress:
+    """Packaging and upload progress as an HTML bar in the cell, updated in place.
+
+    Called as ``progress(done_bytes, total_bytes)``; draws only for work worth watching
+    (over 8 MB), at most ten times a second.
+    """
+
+    MIN_BYTES = 8 * 1024 * 1024
+
+    def __init__(self, label: str = "Packaging"):
+        self.label = label
+        self.handle = None
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        if total < self.MIN_BYTES:
+            return
+        now = time.monotonic()
+        if done < total and now - self._last < 0.1:
+            return
+        self._last = now
+        from IPython.display import HTML, display
+
+        from mlrun_magic.packaging.progress import human_bytes
+
+        pct = 100.0 * done / total if total else 100.0
+        html = HTML(f'<div style="font-family:system-ui,sans-serif;font-size:12px">{self.label} '
+                    f'{human_bytes(done)} / {human_bytes(total)} <progress value="{pct:.0f}" '
+                    f'max="100" style="width:240px"></progress> {pct:.0f}%</div>')
+        if self.handle is None:
+            self.handle = display(html, display_id=True)
+        else:
+            self.handle.update(html)

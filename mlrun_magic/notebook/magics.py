@@ -140,37 +140,59 @@ class ProjectRunMagics(Magics):
             user_ns=self.shell.user_ns, cwd=os.getcwd())
 
     def launch(self, request, *, dry_run: bool = False, wait: bool = False):
-        """Plan, submit and show a run (shared with the panel)."""
+        """Plan, submit and show a run in the cell's output (``--wait``: block until it ends)."""
         from IPython.display import display
 
-        from mlrun_magic.history import record_submission
-        from mlrun_magic.launcher import launch
+        if dry_run:
+            display(self.dry_run(request))
+            return None
+        tracked = self.submit(request, progress=self.progress_display())
+        self.live.show(tracked, poll=not wait)
+        if wait:
+            state = self.live.wait(tracked)
+            if state.status != "FINISHED":
+                tracked.run.raise_for_status()
+                raise RunFailedError(f"run {tracked.run.run_id} ended {state.status}")
+        return tracked.run
+
+    def dry_run(self, request):
+        """The :class:`~mlrun_magic.notebook.render.PlanView` of a request; nothing starts."""
         from mlrun_magic.notebook.render import PlanView
         from mlrun_magic.plan import make_plan
 
         plan = make_plan(request)
-        if dry_run:
-            databricks = None
-            if plan.backend == "databricks":
-                from mlrun_magic.backends.databricks import dry_run as databricks_dry_run
+        databricks = None
+        if plan.backend == "databricks":
+            from mlrun_magic.backends.databricks import dry_run as databricks_dry_run
 
-                databricks = databricks_dry_run(plan)
-            display(PlanView(plan.to_dict(), databricks))
-            return None
-        run = launch(plan)
+            databricks = databricks_dry_run(plan)
+        return PlanView(plan.to_dict(), databricks)
+
+    def submit(self, request, *, progress=None):
+        """Submit a run without displaying anything; return its live-registry entry.
+
+        The shared path of the magic and the launch panel: plan, launch, record in the
+        project's history, register for live updates, first status.
+        """
+        from mlrun_magic.history import record_submission
+        from mlrun_magic.launcher import launch
+        from mlrun_magic.plan import make_plan
+
+        plan = make_plan(request)
+        run = launch(plan, progress=progress)
         try:
             record_submission(plan.project_dir, run)
         except OSError:
             pass  # a read-only project folder: the run goes on, only the history is missing
         tracked = self.live.add(run, plan.project_dir)
         self.live.refresh(tracked)
-        self.live.show(tracked, poll=not wait)
-        if wait:
-            state = self.live.wait(tracked)
-            if state.status != "FINISHED":
-                run.raise_for_status()
-                raise RunFailedError(f"run {run.run_id} ended {state.status}")
-        return run
+        return tracked
+
+    def progress_display(self):
+        """A packaging progress bar in the cell (HTML, updated in place)."""
+        from mlrun_magic.notebook.live import HtmlProgress
+
+        return HtmlProgress()
 
     # -- subcommands -----------------------------------------------------------------------
     def _tracked(self, ref):
