@@ -262,10 +262,14 @@ class LocalStoreTracking:
         return None
 
 
-def resolve_experiment(tracking, name: str | None = None, experiment_id: str | None = None) -> Experiment:
-    """The experiment to log to: by id, by name (created when missing), else the default one."""
+def resolve_experiment(tracking, name: str | None = None, experiment_id: str | None = None,
+                       project_name: str | None = None) -> Experiment:
+    """The experiment to log to: by id, by name (created when missing), else the default one
+    (on Databricks, which has no default experiment: ``/Users/<you>/<project name>``)."""
     name = name or os.environ.get("MLFLOW_EXPERIMENT_NAME")
     experiment_id = experiment_id or os.environ.get("MLFLOW_EXPERIMENT_ID")
+    if not name and not experiment_id and hasattr(tracking, "default_experiment_name"):
+        name = tracking.default_experiment_name(project_name or "mlflow-project")
     if name and experiment_id:
         raise TrackingError("Specify only one of 'experiment_name' or 'experiment_id'.")
     if experiment_id:
@@ -311,7 +315,8 @@ def project_tags(plan, backend: str) -> dict[str, str]:
 def start_project_run(tracking, plan, backend: str, extra_tags: dict[str, str] | None = None) -> TrackedRun:
     """Create the MLflow run for ``plan`` with MLflow's tags and the parameters, unquoted."""
     req = plan.request
-    experiment = resolve_experiment(tracking, req.experiment_name, req.experiment_id)
+    experiment = resolve_experiment(tracking, req.experiment_name, req.experiment_id,
+                                    plan.project.name or plan.project_dir.name)
     tags = project_tags(plan, backend)
     tags.update(extra_tags or {})
     run_id = tracking.create_run(experiment.experiment_id, tags, req.run_name)

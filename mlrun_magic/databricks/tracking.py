@@ -44,6 +44,15 @@ class DatabricksTracking(RestTracking):
     def experiment_url(self, experiment_id: str) -> str:
         return f"{self.ui_base}/ml/experiments/{experiment_id}{self._suffix()}"
 
+    def default_experiment_name(self, project_name: str) -> str:
+        """``/Users/<you>/<project>``: Databricks has no default experiment for jobs."""
+        body = self.session.get(f"{self.base_url}/api/2.0/preview/scim/v2/Me", timeout=self.timeout)
+        user = body.json().get("userName") if body.status_code == 200 else None
+        if not user:
+            raise TrackingError("cannot find your user name to name the default experiment",
+                                hint="Pass --experiment-name /Users/<you>/<name> or /Shared/<name>.")
+        return f"/Users/{user}/{project_name}"
+
     def create_experiment(self, name: str):
         check_experiment_name(name)
         return super().create_experiment(name)

@@ -324,3 +324,11 @@ def test_token_never_travels(db, tmp_path):
                 haystack.append(tar.extractfile(member).read().decode("utf-8", "replace"))
     for text in haystack:
         assert token not in text
+
+
+def test_default_experiment_is_under_the_users_folder(db):
+    run = launch(db, experiment_name=None, parameters={"epochs": "1"})
+    data = mlflow(db).get_run(run.run_id)
+    experiment = mlflow(db).get_experiment(data["experiment_id"])
+    assert experiment.name == f"/Users/{db.user_name}/quickstart"
+    assert run.wait(timeout=120, poll_interval=0.3).status == "FINISHED"
