@@ -2,6 +2,7 @@
 
 import argparse
 import random
+import time
 
 import mlflow
 
@@ -11,6 +12,8 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=0.5, help="learning rate")
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--label", default="")
+    parser.add_argument("--pause", type=float, default=0.0,
+                        help="seconds to wait after each epoch (to watch a run live)")
     args = parser.parse_args()
 
     rng = random.Random(42)
@@ -29,6 +32,8 @@ def main() -> None:
             w -= args.alpha * grad_w
             b -= args.alpha * grad_b
             mlflow.log_metric("loss", loss, step=epoch)
+            if args.pause:
+                time.sleep(args.pause)
         mlflow.log_metrics({"w": w, "b": b})
     print(f"fitted w={w:.3f} b={b:.3f} loss={loss:.4f}")
 

@@ -92,7 +92,9 @@ class SubmittedRun(ABC):
             where = self.links.job_run or self.links.mlflow_run or f"MLflow run {self.run_id}"
             raise RunFailedError(f"run {self.run_id} ended {state.status}"
                                  f"{': ' + state.message if state.message else ''}",
-                                 hint=f"See {where}, or its logs with `logs {self.run_id}`.")
+                                 hint=f"See {where}, or its output: `%project_run logs "
+                                      f"{self.run_id}` (in a terminal: python -m mlrun_magic "
+                                      f"logs {self.run_id}).")
 
     def to_dict(self) -> dict:
         state = self.status()

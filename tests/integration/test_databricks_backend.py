@@ -65,7 +65,7 @@ def test_run_executes_on_the_workspace_and_is_tracked(db):
     assert state.status == "FINISHED", run.logs()
     data = mlflow(db).get_run(run.run_id)
     assert data["status"] == "FINISHED"
-    assert data["params"] == {"alpha": "0.5", "epochs": "20", "label": "quick start"}
+    assert data["params"] == {"alpha": "0.5", "epochs": "20", "label": "quick start", "pause": "0"}
     assert "loss" in data["metrics"]  # logged by the code on the "driver", joining the run
     tags = data["tags"]
     job = db.run(run.job_run_id)

@@ -50,7 +50,7 @@ def test_quickstart_runs_and_joins_the_mlflow_run(mlflow_server, tmp_path):
     data = get_run(mlflow_server, run.run_id)
     assert data["status"] == "FINISHED"
     # Params are logged unquoted, as typed; metrics come from the child joining the run.
-    assert data["params"] == {"alpha": "0.5", "epochs": "200", "label": "it's a test"}
+    assert data["params"] == {"alpha": "0.5", "epochs": "200", "label": "it's a test", "pause": "0"}
     assert data["metrics"]["loss"] < 0.05
     tags = data["tags"]
     assert tags["mlflow.source.type"] == "PROJECT"
@@ -148,7 +148,7 @@ def test_cli_plan_json():
     data = json.loads(out.stdout)
     assert {"project_dir", "entry_point", "parameters", "command", "env"} <= set(data)
     assert data["parameters"]["alpha"] == 0.25
-    assert data["command"] == "python train.py --alpha 0.25 --epochs 200 --label 'quick start'"
+    assert data["command"] == "python train.py --alpha 0.25 --epochs 200 --label 'quick start' --pause 0"
     assert data["env"]["type"] == "python" and data["env"]["manager"] == "local"
 
 

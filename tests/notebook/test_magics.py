@@ -89,7 +89,7 @@ def test_dry_run_starts_nothing(ip, cell, mlflow_server):
     assert result.success and result.result is None
     text = cap.outputs[0].data["text/plain"]
     assert "Dry run (nothing was started)" in text
-    assert "python train.py --alpha 0.5 --epochs 200 --label 'quick start'" in text
+    assert "python train.py --alpha 0.5 --epochs 200 --label 'quick start' --pause 0" in text
     assert "mlrun-magic-plan" in cap.outputs[0].data["text/html"]
     after = len(list((ip.project_dir / ".mlrun_magic").glob("logs/*.log"))) \
         if (ip.project_dir / ".mlrun_magic").exists() else 0
