@@ -193,8 +193,10 @@ def cmd_run(args) -> int:
         print(json.dumps(run.to_dict()))
     else:
         print(f"Run {run.run_id} {state.status}"
-              f"{': ' + state.message if state.message else ''}. "
-              f"MLflow run: {run.links.mlflow_run or run.run_id}")
+              f"{': ' + state.message if state.message else ''}.")
+        if run.links.job_run:
+            print(f"Databricks job run: {run.links.job_run}")
+        print(f"MLflow run: {run.links.mlflow_run or run.run_id}")
         if wait and plan.backend == "databricks" and state.status != "FINISHED":
             print(run.logs(tail=30), file=sys.stderr)
     if not wait:
