@@ -27,29 +27,7 @@ import tempfile
 import time
 import urllib.request
 
-
-def _children(pid: int) -> set[int]:
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {c for c, p in parents.items() if p in frontier} - found
-        found |= frontier
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+from mlrun_magic.testing.procs import alive, descendants
 
 
 def measure_once() -> tuple[float, float, int]:
@@ -65,7 +43,7 @@ def measure_once() -> tuple[float, float, int]:
         with urllib.request.urlopen(request, timeout=30) as answer:
             assert answer.status == 200
         ready = time.perf_counter() - started
-        spawned = _children(proc.pid)
+        spawned = descendants(proc.pid)
     except Exception:
         proc.kill()
         raise
@@ -74,7 +52,7 @@ def measure_once() -> tuple[float, float, int]:
     code = proc.wait(timeout=30)
     stopped = time.perf_counter() - stopping
     time.sleep(0.2)
-    left = [pid for pid in spawned if _alive(pid)]
+    left = [pid for pid in spawned if alive(pid)]
     shutil.rmtree(root, ignore_errors=True)
     if code != 0 or left:
         raise SystemExit(f"serve exited {code}; processes left behind: {left}")

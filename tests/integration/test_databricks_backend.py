@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -17,7 +16,7 @@ import pytest
 
 import mlrun_magic
 from mlrun_magic.databricks.storage import CodeLocationError
-from mlrun_magic.errors import MlrunMagicError, RunFailedError, TrackingError
+from mlrun_magic.errors import RunFailedError, TrackingError
 
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "example_notebooks" / "quickstart"

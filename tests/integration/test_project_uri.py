@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
-
 import pytest
 
 from mlrun_magic.errors import ProjectURIError
@@ -93,7 +91,7 @@ def test_missing_subdirectory(repo):
 
 def test_unreachable_repo_is_clear(tmp_path):
     with pytest.raises(ProjectURIError, match="cannot read git repository"):
-        resolve_source(f"https://user:s3cret@127.0.0.1:9/org/repo.git")
+        resolve_source("https://user:s3cret@127.0.0.1:9/org/repo.git")
 
 
 def test_version_never_touches_the_users_work_tree(repo):

@@ -32,9 +32,6 @@ def project(tmp_path, mlflow_server):
 def execute(nb, folder, timeout=120):
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(folder)}})
-    # The kernel runs in this Python (with mlrun_magic), like nbval's --nbval-current-env.
-    from jupyter_client.kernelspec import NATIVE_KERNEL_NAME  # noqa: F401  (ipykernel present)
-
     return client.execute()
 
 

@@ -174,7 +174,7 @@ print(json.dumps({"env": {n: os.environ.get(n) for n in names},
 def test_single_task_form_on_2_0(api):
     api.upload(f"{VOL}/hello.py", b"print('single')\n")
     body = {"run_name": "legacy", "new_cluster": {"spark_version": "15.4.x-scala2.12"},
-            "spark_python_task": {"python_file": f"dbfs:/../Volumes/x"}}
+            "spark_python_task": {"python_file": "dbfs:/../Volumes/x"}}
     envelope(api.post("/api/2.0/jobs/runs/submit", json={"run_name": "x", "new_cluster": {}}),
              400, "INVALID_PARAMETER_VALUE")
     body["spark_python_task"]["python_file"] = f"{VOL}/hello.py"

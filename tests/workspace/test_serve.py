@@ -12,30 +12,7 @@ import time
 import pytest
 import requests
 
-
-def _descendants(pid: int) -> set[int]:
-    """Every process whose parent chain leads to ``pid`` (read from /proc)."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+from mlrun_magic.testing.procs import alive, descendants
 
 
 @pytest.mark.parametrize("own_mlflow", [False, True], ids=["with --mlflow", "own mlflow"])
@@ -54,15 +31,15 @@ def test_serve_prints_json_serves_and_stops(tmp_path, mlflow_server, own_mlflow)
         exp = requests.get(info["host"] + "/api/2.0/mlflow/experiments/get-by-name",
                            params={"experiment_name": "Default"}, headers=headers)
         assert exp.status_code == 200
-        children = _descendants(proc.pid)
+        children = descendants(proc.pid)
         assert bool(children) == own_mlflow  # gunicorn master and worker
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0, proc.stderr.read()
     deadline = time.monotonic() + 5
-    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(_alive(pid) for pid in children)
+    assert not any(alive(pid) for pid in children)
 
 
 def test_serve_without_mlflow_installed_names_what_to_install(tmp_path):
