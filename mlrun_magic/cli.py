@@ -182,11 +182,14 @@ def cmd_run(args) -> int:
         logging.getLogger("mlrun_magic").warning(warning)
     # A local run is a child of this process: it is always waited for, as `mlflow run` does.
     wait = True if plan.backend == "local" else bool(args.wait)
+    run = None
     try:
         run = launch(plan, echo=not args.json, progress=_terminal_progress())
         _print_links(run)
         state = run.wait() if wait else run.status()
     except KeyboardInterrupt:
+        if run is not None and wait:
+            run.cancel()  # a no-op when wait() already cancelled it
         print("Interrupted: the run was cancelled and marked KILLED.", file=sys.stderr)
         return 130
     if args.json:

@@ -108,14 +108,14 @@ class LocalBackend:
                        entry_point=plan.entry_point.name, backend=self.name,
                        run_name=plan.request.run_name, parameters=dict(plan.parameters.values))
         links = Links(mlflow_run=tracked.run_url, experiment=tracked.experiment_url)
+        run = LocalSubmittedRun(tracked, info, links, process, log, out, tracking, command)
         try:
-            return LocalSubmittedRun(tracked, info, links, process, log, out, tracking, command)
+            run.start()
         except BaseException:
             # Interrupted before the caller got a handle: nobody else could stop the process.
-            _kill_group(process.pid, signal.SIGKILL)
-            process.wait()
-            finish_run(tracking, tracked.run_id, "KILLED")
+            run.abort()
             raise
+        return run
 
 
 class LocalSubmittedRun(SubmittedRun):
@@ -137,7 +137,17 @@ class LocalSubmittedRun(SubmittedRun):
         self._done = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name=f"mlrun-magic-{self.run_id}",
                                          daemon=True)
+
+    def start(self) -> None:
+        """Start copying the output and watching for the end of the process."""
         self._watcher.start()
+
+    def abort(self) -> None:
+        """Kill the process at once and end the run KILLED, whether or not watching began."""
+        self._cancelled = True
+        _kill_group(self.process.pid, signal.SIGKILL)
+        if not self._done.wait(STOP_GRACE_SECONDS) and not self._watcher.is_alive():
+            self._watch()
 
     def _watch(self) -> None:
         from mlrun_magic.tracking import finish_run
