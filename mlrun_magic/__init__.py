@@ -21,9 +21,26 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_ipython_extension", "plan", "run", "unload_ipython_extension"]
+__all__ = ["__version__", "load_ipython_extension", "panel", "plan", "run",
+           "unload_ipython_extension"]
 
 _loaded: dict = {}
+
+
+def panel(uri=None):
+    """The launch panel for ``uri`` (default: the notebook's project); show it as a cell's
+    value. Loads the extension into the running IPython if needed."""
+    from IPython import get_ipython
+
+    from mlrun_magic.notebook.panel import LaunchPanel
+
+    if not _loaded:
+        shell = get_ipython()
+        if shell is None:
+            raise RuntimeError("mlrun_magic.panel() needs IPython or Jupyter")
+        load_ipython_extension(shell)
+    magics = _loaded["shell"].magics_manager.registry["ProjectRunMagics"]
+    return LaunchPanel(magics, uri=uri)
 
 
 def load_ipython_extension(ipython) -> None:

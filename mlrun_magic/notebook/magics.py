@@ -287,6 +287,8 @@ class ProjectRunMagics(Magics):
         display(RunListView(list(runs.values())))
 
     def _cmd_panel(self, rest):
+        from IPython.display import display
+
         from mlrun_magic.notebook.panel import LaunchPanel
 
-        return LaunchPanel(self, uri=rest.strip() or None).show()
+        display(LaunchPanel(self, uri=rest.strip() or None))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,20 @@ def cell(ip):
         return result, cap
 
     return run
+
+
+@pytest.fixture
+def dbip(ip, workspace, monkeypatch, tmp_path):
+    """``ip`` pointed at the loopback workspace (a PAT from the environment, nothing else)."""
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "no-such.cfg"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for name in ("DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET", "DATABRICKS_CONFIG_PROFILE",
+                 "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in workspace.env().items():
+        monkeypatch.setenv(name, value)
+    ip.run_line_magic("config", "ProjectRun.tracking_uri = None")
+    ip.run_line_magic("config", "ProjectRun.poll_interval = 1")
+    ip.run_line_magic("config", f"ProjectRun.experiment_name = '/Shared/nb-{uuid.uuid4().hex[:8]}'")
+    ip.workspace = workspace
+    return ip

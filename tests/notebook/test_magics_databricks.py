@@ -5,29 +5,11 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 
-import pytest
 from IPython.utils.capture import capture_output
 
 CLUSTER_BODY = ("cluster:\n  spark_version: 15.4.x-cpu-ml-scala2.12\n"
                 "  node_type_id: Standard_D4ds_v5\n  num_workers: 1\n")
-
-
-@pytest.fixture
-def dbip(ip, workspace, monkeypatch, tmp_path):
-    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "no-such.cfg"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    for name in ("DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET", "DATABRICKS_CONFIG_PROFILE",
-                 "MLFLOW_TRACKING_URI"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in workspace.env().items():
-        monkeypatch.setenv(name, value)
-    ip.run_line_magic("config", "ProjectRun.tracking_uri = None")
-    ip.run_line_magic("config", "ProjectRun.poll_interval = 1")
-    ip.run_line_magic("config", f"ProjectRun.experiment_name = '/Shared/nb-{uuid.uuid4().hex[:8]}'")
-    ip.workspace = workspace
-    return ip
 
 
 def all_text(cap) -> str:
