@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test install clean
+.PHONY: demo test lab install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,11 +14,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# A loopback Databricks workspace, the quick-start notebook executed headlessly, its links.
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
+# Everything: unit, integration, the example notebooks (nbval) and the panel in Chromium.
 test: $(STAMP)
+	bash scripts/ensure_chromium.sh
 	$(BIN)/python -m pytest
+
+# JupyterLab on 127.0.0.1 with the example notebooks and a loopback workspace.
+lab: $(STAMP)
+	$(BIN)/python scripts/lab.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

@@ -19,6 +19,8 @@ from mlrun_magic.errors import MlrunMagicError
 
 logger = logging.getLogger("mlrun_magic.panel")
 LABEL_WIDTH = "130px"
+SHORT_LINK_LABELS = (("job_run", "job run"), ("mlflow_run", "MLflow run"),
+                     ("experiment", "experiment"))
 FIELD_WIDTH = "460px"
 NO_WIDGETS = ("Launch panel for {project}. If you see this text instead of a form, this "
               "frontend has no widget support: `pip install ipywidgets jupyterlab_widgets` in "
@@ -39,13 +41,18 @@ def databricks_profiles() -> list[str]:
 
 
 class _WidgetView:
-    """A display-handle look-alike that writes run views into an HTML widget."""
+    """A display-handle look-alike that writes run views into an HTML widget (and tells the
+    panel when the run ended, to refresh its history)."""
 
-    def __init__(self, html_widget):
+    def __init__(self, html_widget, on_end=None):
         self.html_widget = html_widget
+        self.on_end = on_end
 
     def update(self, view) -> None:
         self.html_widget.value = view.html()
+        if self.on_end is not None and view.snapshot.status in ("FINISHED", "FAILED", "KILLED"):
+            on_end, self.on_end = self.on_end, None
+            on_end()
 
 
 class LaunchPanel:
@@ -75,8 +82,8 @@ class LaunchPanel:
         self.entry = w.Dropdown(description="Entry point", style=style, layout=wide)
         self.params_box = w.VBox()
         self.backend = w.ToggleButtons(options=[("Local", "local"), ("Databricks", "databricks")],
-                                       value=self.settings.backend, description="Backend",
-                                       style={**style, "button_width": "110px"})
+                                       value=self.settings.backend,
+                                       style={"button_width": "110px"})
         profiles = databricks_profiles()
         default_profile = self.settings.profile if self.settings.profile in profiles else ""
         self.profile = w.Dropdown(options=[("(default chain)", "")] + [(p, p) for p in profiles],
@@ -112,7 +119,13 @@ class LaunchPanel:
         self.widget = w.VBox([
             w.HTML("<b style='font-size:14px'>Launch an MLflow Project</b>"),
             w.HBox([self.project_text, self.load_button]), self.source_html, self.entry,
-            self.params_box, self.backend, self.databricks_box,
+            self.params_box,
+            w.HBox([w.Label("Backend", layout=w.Layout(width=LABEL_WIDTH,
+                                                       display="flex",
+                                                       justify_content="flex-end",
+                                                       margin="0 8px 0 0")),
+                    self.backend]),
+            self.databricks_box,
             w.HBox([self.launch_button, self.dry_run_button, self.cancel_button],
                    layout=w.Layout(margin="8px 0 4px " + LABEL_WIDTH)),
             self.message, self.run_html,
@@ -284,11 +297,16 @@ class LaunchPanel:
         try:
             self._info("Submitting...")
             self.tracked = self.magics.submit(self.request())
-            self.magics.live.attach(self.tracked, _WidgetView(self.run_html))
+            self.magics.live.attach(self.tracked, _WidgetView(
+                self.run_html, on_end=self._safe(self._run_ended)))
             self.cancel_button.disabled = False
             self._info("")
         finally:
             self.launch_button.disabled = not self.validate()
+        self.refresh_history()
+
+    def _run_ended(self) -> None:
+        self.cancel_button.disabled = True
         self.refresh_history()
 
     def dry_run(self) -> None:
@@ -310,8 +328,6 @@ class LaunchPanel:
         import ipywidgets as w
 
         from mlrun_magic.history import read_history
-        from mlrun_magic.notebook.render import LINK_LABELS
-
         entries = {e["run_id"]: e for e in read_history(self.project_dir)} \
             if self.project_dir else {}
         for tracked in self.magics.live.runs.values():
@@ -320,9 +336,9 @@ class LaunchPanel:
         rows = []
         for entry in list(entries.values())[::-1][:10]:
             links = entry.get("links") or {}
-            anchors = " ".join(f"<a href='{escape(links[k], quote=True)}' target='_blank' "
-                               f"rel='noopener noreferrer'>{escape(label)}</a>"
-                               for k, label in LINK_LABELS if links.get(k))
+            anchors = " &middot; ".join(f"<a href='{escape(links[k], quote=True)}' target='_blank' "
+                                        f"rel='noopener noreferrer'>{escape(label)}</a>"
+                                        for k, label in SHORT_LINK_LABELS if links.get(k))
             info = w.HTML(f"<code>{escape(entry['run_id'][:12])}</code> "
                           f"<b>{escape(str(entry.get('status', '?')))}</b> "
                           f"{escape(str(entry.get('backend', '')))}:"

@@ -46,6 +46,15 @@ def format_elapsed(seconds: float) -> str:
     return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
 
 
+# Jupyter's own table styles right-align and stripe cells: every cell says what it wants.
+_TD = "text-align:left;vertical-align:top;border:none;padding:1px 12px 1px 0"
+
+
+def _row(label: str, value_html: str) -> str:
+    return (f'<tr style="background:none"><td style="{_TD};color:#4b5563;white-space:nowrap">'
+            f'{escape(label)}</td><td style="{_TD};word-break:break-all">{value_html}</td></tr>')
+
+
 class RunView:
     """The inline view of one run: status badge, elapsed time and links."""
 
@@ -87,16 +96,14 @@ class RunView:
         for key, label in LINK_LABELS:
             url = s.links.get(key)
             if url:
-                rows.append(f'<tr><td style="padding:1px 12px 1px 0;color:#4b5563">'
-                            f'{escape(label)}</td><td><a class="mlrun-magic-link" '
-                            f'data-link="{escape(key)}" href="{escape(url, quote=True)}" '
-                            f'target="_blank" rel="noopener noreferrer">{escape(url)}</a></td></tr>')
-        rows.append(f'<tr><td style="padding:1px 12px 1px 0;color:#4b5563">MLflow run id</td>'
-                    f'<td><code>{escape(s.run_id)}</code></td></tr>')
+                rows.append(_row(label, f'<a class="mlrun-magic-link" data-link="{escape(key)}" '
+                                        f'href="{escape(url, quote=True)}" target="_blank" '
+                                        f'rel="noopener noreferrer" style="color:#1d4ed8">'
+                                        f'{escape(url)}</a>'))
+        rows.append(_row("MLflow run id", f"<code>{escape(s.run_id)}</code>"))
         if s.parameters:
             params = ", ".join(f"{escape(str(k))}={escape(str(v))}" for k, v in s.parameters.items())
-            rows.append(f'<tr><td style="padding:1px 12px 1px 0;color:#4b5563">Parameters</td>'
-                        f'<td><code>{params}</code></td></tr>')
+            rows.append(_row("Parameters", f"<code>{params}</code>"))
         tail = (f'<details><summary>Last output</summary><pre style="max-height:16em;'
                 f'overflow:auto">{escape(s.log_tail)}</pre></details>' if s.log_tail else "")
         return (f'<div class="mlrun-magic-run" data-run-id="{escape(s.run_id)}" '
@@ -156,8 +163,7 @@ class PlanView:
         return "\n".join(lines)
 
     def html(self) -> str:
-        rows = "".join(f'<tr><td style="padding:1px 12px 1px 0;color:#4b5563;vertical-align:top">'
-                       f'{escape(label)}</td><td><code>{escape(value)}</code></td></tr>'
+        rows = "".join(_row(label, f"<code>{escape(value)}</code>")
                        for label, value in self._rows())
         submit = ""
         if self.databricks:
