@@ -325,7 +325,7 @@ def redact_secrets(value, key: str = ""):
     if isinstance(value, list):
         return [redact_secrets(v, key) for v in value]
     if isinstance(value, str) and any(s in key.lower() for s in _SECRET_KEY) \
-            and not value.startswith("{{secrets/"):
+            and key != "idempotency_token" and not value.startswith("{{secrets/"):
         return "***"
     return value
 

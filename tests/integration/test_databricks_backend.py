@@ -303,6 +303,7 @@ def test_cli_dry_run_shows_the_submit_body(db):
     data = json.loads(out.stdout)["databricks"]
     env = data["submit"]["body"]["tasks"][0]["new_cluster"]["spark_env_vars"]
     assert env == {"API_TOKEN": "***", "REF": "{{secrets/s/k}}"}
+    assert data["submit"]["body"]["idempotency_token"] == "<mlflow run id>"
     assert data["code_location"]["kind"] == "workspace"
     assert len(db.requests()) == 0  # nothing reached the workspace
 
