@@ -7,6 +7,7 @@ example notebook launches real job runs here. Ctrl-C stops JupyterLab and the wo
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -29,10 +30,20 @@ def main() -> int:
                "--no-browser", f"--notebook-dir={REPO / 'example_notebooks'}"]
         if os.geteuid() == 0:
             cmd.append("--allow-root")
+        # Stop cleanly on SIGTERM too, so the workspace and its MLflow server go with us.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        lab = subprocess.Popen(cmd, env=env)
         try:
-            return subprocess.call(cmd, env=env)
+            return lab.wait()
         except KeyboardInterrupt:
             return 0
+        finally:
+            if lab.poll() is None:
+                lab.terminate()
+                try:
+                    lab.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    lab.kill()
 
 
 if __name__ == "__main__":
