@@ -20,22 +20,52 @@ def write_notebook(path: Path, *sources: str) -> None:
 
 def open_and_run_all(page, url: str, token: str, name: str, shot_dir: Path) -> None:
     """Open a notebook in JupyterLab and run its cells one by one (Shift+Enter), each time
-    waiting until the cell got its execution count."""
+    waiting until the cell got its execution count.
+
+    The first cell is sent again if JupyterLab dropped it: on a cold start the frontend can
+    report the kernel idle before the kernel takes requests. It should be idempotent
+    (``%load_ext``)."""
     page.goto(f"{url}/lab/tree/{name}?token={token}")
     wait_or_shoot(page, ".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                  shot_dir / "kernel-not-idle.png", 90_000)
+                  shot_dir / "kernel-not-idle.png", 120_000)
+    _wait_for_connected_kernel(url, token)
     cells = page.locator(".jp-Notebook .jp-CodeCell")
-    cells.first.locator(".jp-InputPrompt").click()
     for index in range(cells.count()):
-        page.keyboard.press("Shift+Enter")
         prompt = cells.nth(index).locator(".jp-InputPrompt")
+        for attempt in range(4 if index == 0 else 1):
+            prompt.click()
+            page.keyboard.press("Shift+Enter")
+            try:
+                page.wait_for_function(
+                    "el => /\\[(\\d+|\\*)\\]/.test(el.textContent)",
+                    arg=prompt.element_handle(), timeout=15_000 if index == 0 else 120_000)
+                break
+            except Exception:
+                if attempt == (3 if index == 0 else 0):
+                    page.screenshot(path=str(shot_dir / f"cell-{index}-not-run.png"))
+                    raise
         try:
-            page.wait_for_function(
-                "el => /\\[\\d+\\]/.test(el.textContent)", arg=prompt.element_handle(),
-                timeout=120_000)
+            page.wait_for_function("el => /\\[\\d+\\]/.test(el.textContent)",
+                                   arg=prompt.element_handle(), timeout=120_000)
         except Exception:
-            page.screenshot(path=str(shot_dir / f"cell-{index}-not-run.png"))
+            page.screenshot(path=str(shot_dir / f"cell-{index}-not-done.png"))
             raise
+
+
+def _wait_for_connected_kernel(url: str, token: str, timeout: float = 120.0) -> None:
+    """Until the server has a kernel that is idle with a frontend connected."""
+    import time
+
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        kernels = requests.get(f"{url}/api/kernels", params={"token": token}, timeout=5).json()
+        if any(k.get("execution_state") == "idle" and k.get("connections", 0) > 0
+               for k in kernels):
+            return
+        time.sleep(0.25)
+    raise TimeoutError("no kernel became idle with a connected frontend")
 
 
 def wait_or_shoot(page, selector: str, shot: Path, timeout: int):
