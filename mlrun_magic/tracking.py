@@ -68,6 +68,21 @@ def open_tracking(uri: str | None = None):
     return LocalStoreTracking(uri)
 
 
+def retrying_session():
+    """A ``requests`` session that retries only what is safe: connections that never reached
+    the server, and throttling or unavailability answers to reads."""
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    session = requests.Session()
+    retry = Retry(total=5, connect=5, read=0, status=3, backoff_factor=0.5,
+                  status_forcelist=(429, 503), allowed_methods=("GET",))
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    session.mount("https://", HTTPAdapter(max_retries=retry))
+    return session
+
+
 class RestTracking:
     """MLflow's REST API (``/api/2.0/mlflow``) over one ``requests`` session.
 
@@ -78,23 +93,13 @@ class RestTracking:
     def __init__(self, uri: str, *, base_url: str | None = None, session=None,
                  ui_base: str | None = None, workspace_id: str | None = None,
                  timeout: float = 30.0):
-        import requests
-        from requests.adapters import HTTPAdapter
-        from urllib3.util.retry import Retry
-
         self.uri = uri.rstrip("/")
         self.base_url = (base_url or self.uri).rstrip("/")
         self.ui_base = (ui_base or self.base_url).rstrip("/")
         self.workspace_id = workspace_id
         self.timeout = timeout
         if session is None:
-            session = requests.Session()
-            # Retry only what is safe: connections that never reached the server, and
-            # throttling or unavailability answers to reads.
-            retry = Retry(total=5, connect=5, read=0, status=3, backoff_factor=0.5,
-                          status_forcelist=(429, 503), allowed_methods=("GET",))
-            session.mount("http://", HTTPAdapter(max_retries=retry))
-            session.mount("https://", HTTPAdapter(max_retries=retry))
+            session = retrying_session()
             token = os.environ.get("MLFLOW_TRACKING_TOKEN")
             user = os.environ.get("MLFLOW_TRACKING_USERNAME")
             if token:

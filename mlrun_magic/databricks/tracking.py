@@ -26,9 +26,9 @@ class DatabricksTracking(RestTracking):
     """MLflow's REST API on a Databricks workspace."""
 
     def __init__(self, uri: str, workspace, workspace_id: str | None = None):
-        import requests
+        from mlrun_magic.tracking import retrying_session
 
-        session = requests.Session()
+        session = retrying_session()
         session.auth = _SdkAuth(workspace)
         # uri stays "databricks"/"databricks://profile": what the cluster and child use.
         super().__init__(uri, base_url=workspace.host, session=session,
