@@ -55,17 +55,21 @@ def _row(label: str, value_html: str) -> str:
             f'{escape(label)}</td><td style="{_TD};word-break:break-all">{value_html}</td></tr>')
 
 
-class RunView:
-    """The inline view of one run: status badge, elapsed time and links."""
-
-    def __init__(self, snapshot: RunSnapshot):
-        self.snapshot = snapshot
+class _View:
+    """Shown as text/plain and text/html; subclasses give ``text()`` and ``html()``."""
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         return {"text/plain": self.text(), "text/html": self.html()}
 
     def __repr__(self) -> str:
         return self.text()
+
+
+class RunView(_View):
+    """The inline view of one run: status badge, elapsed time and links."""
+
+    def __init__(self, snapshot: RunSnapshot):
+        self.snapshot = snapshot
 
     def text(self) -> str:
         s = self.snapshot
@@ -117,18 +121,12 @@ class RunView:
                 f'{tail}</div>')
 
 
-class PlanView:
+class PlanView(_View):
     """A dry run: the resolved plan and, for Databricks, what would be uploaded and sent."""
 
     def __init__(self, plan: dict, databricks: dict | None = None):
         self.plan = plan
         self.databricks = databricks
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        return {"text/plain": self.text(), "text/html": self.html()}
-
-    def __repr__(self) -> str:
-        return self.text()
 
     def _rows(self) -> list[tuple[str, str]]:
         p = self.plan
@@ -176,14 +174,11 @@ class PlanView:
                 f'<table style="border-collapse:collapse">{rows}</table>{submit}</div>')
 
 
-class RunListView:
+class RunListView(_View):
     """A table of runs (this kernel's and the project's history)."""
 
     def __init__(self, runs: list[dict]):
         self.runs = runs
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        return {"text/plain": self.text(), "text/html": self.html()}
 
     def text(self) -> str:
         if not self.runs:
