@@ -28,17 +28,24 @@ _loaded: dict = {}
 
 
 def panel(uri=None):
-    """The launch panel for ``uri`` (default: the notebook's project); show it as a cell's
-    value. Loads the extension into the running IPython if needed."""
+    """The launch panel for ``uri`` (default: the project that holds the notebook).
+
+    Make it a cell's value (or call ``.show()``) to display it. Works after
+    ``%load_ext mlrun_magic`` and uses its settings (``%config ProjectRun...``); in a shell
+    where the extension is not loaded yet, it loads it first. Needs IPython or Jupyter, and
+    ipywidgets in the frontend to show the form (otherwise it says how to enable widgets).
+    """
     from IPython import get_ipython
 
     from mlrun_magic.notebook.panel import LaunchPanel
 
-    if not _loaded:
-        shell = get_ipython()
+    shell = get_ipython()
+    if _loaded.get("shell") is None or (shell is not None and _loaded["shell"] is not shell):
         if shell is None:
             raise RuntimeError("mlrun_magic.panel() needs IPython or Jupyter")
-        load_ipython_extension(shell)
+        shell.extension_manager.load_extension("mlrun_magic")
+        if _loaded.get("shell") is not shell:  # loaded under another name in sys.modules
+            load_ipython_extension(shell)
     magics = _loaded["shell"].magics_manager.registry["ProjectRunMagics"]
     return LaunchPanel(magics, uri=uri)
 

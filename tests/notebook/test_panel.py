@@ -1,29 +1,68 @@
-"""The launch panel, headless: real widgets, real clicks, real runs (local and loopback)."""
+"""The launch panel, headless: real widgets, real clicks, real runs (local on the session's
+MLflow server, Databricks on the loopback workspace). Nothing of ours is mocked.
+
+Two guards make a handler's exception fail the test instead of vanishing: the shell's
+``showtraceback`` (where ipywidgets sends callback errors) raises, and every panel made with
+``open_panel`` must end the test with an empty error record (a test that expects an error
+takes it with ``take_errors``).
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import time
 import uuid
+from html import unescape
+from pathlib import Path
 
 import pytest
 
 import mlrun_magic
 from mlrun_magic.tracking import RestTracking
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "example_notebooks"
 
 
 @pytest.fixture
 def guarded(ip, monkeypatch):
-    """Fail the test if any widget callback exception reaches IPython's traceback display
-    (ipywidgets catches callback errors and only shows them there)."""
+    """Fail the test if any widget callback exception reaches IPython's traceback display."""
 
     def fail(*args, **kwargs):
         raise AssertionError("a widget callback raised an exception")
 
     monkeypatch.setattr(ip, "showtraceback", fail)
     return ip
+
+
+@pytest.fixture
+def open_panel(guarded):
+    """``open_panel(uri=None)`` builds a panel; at teardown, every panel must be idle and
+    have met no error the test did not take."""
+    panels = []
+
+    def make(uri=None):
+        panel = mlrun_magic.panel(uri)
+        panels.append(panel)
+        return panel
+
+    yield make
+    for panel in panels:
+        assert panel.wait(120), "a panel action is still running"
+        assert panel.errors == [], f"unexpected panel errors: {panel.errors}"
+
+
+def take_errors(panel) -> list[str]:
+    """The panel's errors so far (cleared: they were expected)."""
+    errors = list(panel.errors)
+    panel.errors.clear()
+    panel.exceptions.clear()
+    return errors
+
+
+def settle(panel, timeout=120):
+    assert panel.wait(timeout), "the panel's action did not finish"
 
 
 def wait_for(predicate, timeout=90):
@@ -35,84 +74,164 @@ def wait_for(predicate, timeout=90):
     return False
 
 
-def test_form_is_built_from_the_mlproject(guarded):
-    panel = mlrun_magic.panel()
-    assert panel.errors == []
+def history_rows(panel) -> list[tuple[str, str]]:
+    """(run id shown, status) of the visible history rows."""
+    table = panel.history
+    return [(rid, status) for rid, status in zip(table.run_ids, table.statuses) if rid]
+
+
+def test_form_is_built_from_the_mlproject(open_panel, ip):
+    import ipywidgets as w
+
+    panel = open_panel()
     assert panel.entry.options == ("main",)
     assert list(panel.fields) == ["alpha", "epochs", "label", "pause"]
-    assert panel.fields["alpha"].value == "0.5"
-    assert panel.fields["label"].value == "quick start"
-    assert "quickstart" in panel.source_html.value
-    assert not panel.launch_button.disabled
+    fields = {name: field.widget for name, field in panel.fields.items()}
+    assert isinstance(fields["alpha"], w.FloatText) and fields["alpha"].value == 0.5
+    assert isinstance(fields["epochs"], w.IntText) and fields["epochs"].value == 200
+    assert isinstance(fields["label"], w.Text) and fields["label"].value == "quick start"
+    assert "float · default 0.5" in panel.fields["alpha"].note.value
+    assert "quickstart" in panel.source_html.value and "not in git" in panel.source_html.value
+    assert not panel.launch_button.disabled and panel.cancel_button.disabled
+    assert "No runs yet" in panel.history.empty.value
+    # In git: the commit, the branch and whether the tree is dirty.
+    project = Path(ip.project_dir)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(git + ["init", "-q", "-b", "main"], cwd=project, check=True)
+    subprocess.run(git + ["add", "."], cwd=project, check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "x"], cwd=project, check=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, check=True,
+                            capture_output=True, text=True).stdout.strip()
+    panel.load_button.click()
+    assert commit[:10] in panel.source_html.value and "on main · clean" in panel.source_html.value
+    (project / "train.py").write_text("# changed\n", encoding="utf-8")
+    panel.load_button.click()
+    assert "uncommitted changes" in panel.source_html.value
 
 
-def test_typed_fields_required_markers_and_inline_validation(guarded, tmp_path):
+def test_required_markers_and_inline_validation(open_panel, tmp_path):
     project = tmp_path / "text_stats"
-    shutil.copytree(_examples() / "text_stats", project)
-    panel = mlrun_magic.panel(str(project))
+    shutil.copytree(EXAMPLES / "text_stats", project)
+    panel = open_panel(str(project))
+    assert panel.entry.options == ("count", "score")
     panel.entry.value = "score"
-    assert panel.fields["data"].description == "data *"
-    assert "required" in panel.field_notes["data"].value
-    assert panel.launch_button.disabled
-    panel.fields["data"].value = "data/sample.txt"
-    panel.fields["smoothing"].value = "a lot"
-    assert "is not a number" in panel.field_notes["smoothing"].value
+    data = panel.fields["data"]
+    assert "*" in data.label.value and "title='required'" in data.label.value
+    assert "required" in data.note.value and "mlrun-magic-invalid" in data.note.value
     assert panel.launch_button.disabled and panel.dry_run_button.disabled
-    panel.fields["smoothing"].value = "0.5"
-    assert panel.field_notes["smoothing"].value == ""
+    data.widget.value = "data/sample.txt"
+    assert "mlrun-magic-invalid" not in data.note.value
     assert not panel.launch_button.disabled
     panel.entry.value = "count"
     assert list(panel.fields) == ["data", "min_length", "top"]
-    assert panel.errors == []
+    # Types the number inputs cannot enforce: a required float (a text field) and a uri.
+    other = tmp_path / "typed"
+    other.mkdir()
+    (other / "MLproject").write_text(
+        "name: typed\nentry_points:\n  main:\n    parameters:\n"
+        "      rate: float\n      source: {type: uri, default: 's3://bucket/data'}\n"
+        "    command: python -c 'print({rate})' {source}\n", encoding="utf-8")
+    panel.project_text.value = str(other)
+    rate, source = panel.fields["rate"], panel.fields["source"]
+    rate.widget.value = "a lot"
+    assert "'a lot' is not a number" in unescape(rate.note.value)
+    rate.widget.value = "0.25"
+    source.widget.value = "just-a-name"
+    assert "Expected URI for parameter source" in source.note.value
+    assert panel.launch_button.disabled
+    with pytest.raises(Exception, match="missing or invalid"):
+        panel.request()
+    source.widget.value = "file:///tmp/data"
+    assert panel.request().parameters == {"rate": "0.25", "source": "file:///tmp/data"}
 
 
-def _examples():
-    from pathlib import Path
+def test_a_missing_project_is_a_readable_error(open_panel):
+    panel = open_panel()
+    panel.project_text.value = "/no/such/project"
+    errors = take_errors(panel)
+    assert len(errors) == 1 and "/no/such/project" in errors[0]
+    assert "mlrun-magic-error" in panel.message.value
+    assert panel.fields == {} and panel.launch_button.disabled
+    panel.project_text.value = ""
+    assert list(panel.fields) == ["alpha", "epochs", "label", "pause"]
+    assert not panel.launch_button.disabled and panel.message.value == ""
 
-    return Path(__file__).resolve().parents[2] / "example_notebooks"
 
-
-def test_local_launch_runs_with_the_form_values(guarded, mlflow_server):
-    panel = mlrun_magic.panel()
-    panel.fields["epochs"].value = "7"
-    panel.fields["label"].value = "from the panel"
+def test_local_launch_runs_with_the_form_values(open_panel, mlflow_server):
+    panel = open_panel()
+    panel.fields["epochs"].widget.value = 7
+    panel.fields["label"].widget.value = "from the panel"
+    assert panel.request().parameters == {"epochs": "7", "label": "from the panel"}
     panel.launch_button.click()
-    assert panel.errors == []
+    settle(panel)
     run = panel.tracked.run
     assert wait_for(lambda: 'data-status="FINISHED"' in panel.run_html.value)
     assert f'href="{run.links.mlflow_run}"' in panel.run_html.value
     params = RestTracking(mlflow_server.url).get_run(run.run_id)["params"]
     assert params["epochs"] == "7" and params["label"] == "from the panel"
-    panel.refresh_history()
-    assert run.run_id[:12] in panel.history_box.children[0].children[0].value
+    assert params["alpha"] == "0.5"  # left at its default: the MLproject's, as MLflow logs it
+    assert wait_for(lambda: history_rows(panel) == [(run.run_id, "FINISHED")])
+    assert panel.history.rows[0][6].disabled  # nothing to cancel
+    assert panel.cancel_button.disabled
 
 
-def test_dry_run_and_errors_stay_in_the_panel(guarded, dbip):
+def test_history_row_cancel_and_refresh(open_panel):
+    panel = open_panel()
+    panel.fields["epochs"].widget.value = 500
+    panel.fields["pause"].widget.value = 0.2
+    panel.launch_button.click()
+    settle(panel)
+    run = panel.tracked.run
+    assert wait_for(lambda: run.status().status == "RUNNING", 30)
+    assert history_rows(panel)[0][0] == run.run_id
+    panel.history.rows[0][5].click()  # refresh
+    settle(panel)
+    assert history_rows(panel)[0] == (run.run_id, "RUNNING")
+    assert not panel.history.rows[0][6].disabled
+    panel.history.rows[0][6].click()  # cancel
+    settle(panel)
+    assert run.status().status == "KILLED"
+    assert history_rows(panel)[0] == (run.run_id, "KILLED")
+    assert 'data-status="KILLED"' in panel.run_html.value
+    assert "data-status='KILLED'" in panel.history.rows[0][1].value
+
+
+def test_dry_run_and_errors_stay_in_the_panel(open_panel, dbip):
     ws = dbip.workspace
-    panel = mlrun_magic.panel()
+    panel = open_panel()
     panel.backend.value = "databricks"
-    assert panel.databricks_box.layout.display == ""
+    assert panel.spec_file in panel.form.children and panel.profile in panel.form.children
     before = len(ws.requests())
     panel.dry_run_button.click()
-    assert panel.errors == []
+    settle(panel)
     assert "Dry run" in panel.run_html.value and "spark_python_task" in panel.run_html.value
     assert len(ws.requests()) == before
+    panel.spec_file.value = ""
+    assert "required" in panel.notes["spec"].value and panel.launch_button.disabled
     panel.spec_file.value = "no-such-cluster.json"
     panel.launch_button.click()
-    assert len(panel.errors) == 1 and "no-such-cluster.json" in panel.errors[0]
+    settle(panel)
+    errors = take_errors(panel)
+    assert len(errors) == 1 and "no-such-cluster.json" in errors[0]
     assert "mlrun-magic-error" in panel.message.value
+    assert not panel.launch_button.disabled  # ready for another try
+    panel.compute.value = "existing"
+    assert panel.cluster_id in panel.form.children and panel.spec_file not in panel.form.children
+    assert panel.launch_button.disabled
+    panel.backend.value = "local"
+    assert panel.profile not in panel.form.children and not panel.launch_button.disabled
 
 
-def test_databricks_launch_with_new_cluster_fields_and_cancel(guarded, dbip):
+def test_databricks_launch_with_new_cluster_fields_and_cancel(open_panel, dbip):
     ws = dbip.workspace
-    panel = mlrun_magic.panel()
+    panel = open_panel()
     panel.backend.value = "databricks"
     panel.compute.value = "new"
     panel.workers.value = 2
     panel.experiment.value = f"/Shared/panel-{uuid.uuid4().hex[:8]}"
-    panel.fields["epochs"].value = "3"
+    panel.fields["epochs"].widget.value = 3
     panel.launch_button.click()
-    assert panel.errors == []
+    settle(panel)
     run = panel.tracked.run
     assert wait_for(lambda: 'data-status="FINISHED"' in panel.run_html.value)
     html = panel.run_html.value
@@ -121,21 +240,40 @@ def test_databricks_launch_with_new_cluster_fields_and_cancel(guarded, dbip):
     body = item.get("request") or item["submitted"]
     task = body["tasks"][0]
     assert task["new_cluster"]["num_workers"] == 2
+    assert task["new_cluster"]["spark_version"] == "15.4.x-cpu-ml-scala2.12"
     spec = json.loads(task["spark_python_task"]["parameters"][3])
     assert "--epochs 3" in spec["command"]
-    # A long one, cancelled from the panel.
-    panel.fields["epochs"].value = "300"
-    panel.fields["pause"].value = "1"
+    # A long one, cancelled with the panel's Cancel button.
+    panel.fields["epochs"].widget.value = 300
+    panel.fields["pause"].widget.value = 1
     panel.launch_button.click()
+    settle(panel)
     long_run = panel.tracked.run
+    assert long_run.run_id != run.run_id
     assert wait_for(lambda: long_run.status().status == "RUNNING", 60)
+    assert not panel.cancel_button.disabled
     panel.cancel_button.click()
-    assert panel.errors == []
+    settle(panel)
     assert long_run.status().status == "KILLED"
     assert 'data-status="KILLED"' in panel.run_html.value
-    # Nothing secret in any widget's state (it is saved into the notebook).
+    assert history_rows(panel)[:2] == [(long_run.run_id, "KILLED"), (run.run_id, "FINISHED")]
+
+
+def test_nothing_secret_enters_widget_state(open_panel, dbip, tmp_path, monkeypatch):
+    ws = dbip.workspace
+    config = tmp_path / "databrickscfg"
+    config.write_text(f"[DEFAULT]\nhost = {ws.host}\ntoken = dapi-secret-in-config\n\n"
+                      f"[staging]\nhost = {ws.host}\ntoken = dapi-other-secret\n", "utf-8")
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(config))
+    panel = open_panel()
+    panel.backend.value = "databricks"
+    assert [value for _, value in panel.profile.options] == ["", "DEFAULT", "staging"]
+    panel.dry_run_button.click()
+    settle(panel)
     states = json.dumps([w.get_state() for w in _all_widgets(panel.widget)], default=str)
-    assert ws.token not in states and "Launch" in states
+    assert "staging" in states and "Launch" in states
+    for secret in (ws.token, "dapi-secret-in-config", "dapi-other-secret"):
+        assert secret not in states
 
 
 def _all_widgets(widget):
@@ -144,14 +282,26 @@ def _all_widgets(widget):
         yield from _all_widgets(child)
 
 
-def test_text_fallback_says_how_to_enable_widgets(guarded):
-    bundle = mlrun_magic.panel()._repr_mimebundle_()
+def test_fallback_says_how_to_enable_widgets(open_panel):
+    bundle = open_panel()._repr_mimebundle_()
     data = bundle[0] if isinstance(bundle, tuple) else bundle
     assert "application/vnd.jupyter.widget-view+json" in data
     assert "pip install ipywidgets jupyterlab_widgets" in data["text/plain"]
+    assert "pip install ipywidgets jupyterlab_widgets" in data["text/html"]
+    assert "quickstart" in data["text/html"]
 
 
 def test_magic_subcommand_displays_the_panel(guarded, cell):
     result, cap = cell("%project_run panel")
     assert result.success, result.error_in_exec
-    assert "application/vnd.jupyter.widget-view+json" in cap.outputs[0].data
+    data = cap.outputs[0].data
+    assert "application/vnd.jupyter.widget-view+json" in data
+    assert "Launch panel for quickstart" in data["text/plain"]
+
+
+def test_panel_loads_the_extension_when_needed(guarded):
+    guarded.run_line_magic("unload_ext", "mlrun_magic")
+    assert "project_run" not in guarded.magics_manager.magics["line"]
+    panel = mlrun_magic.panel()
+    assert panel.errors == [] and list(panel.fields)
+    assert "project_run" in guarded.magics_manager.magics["line"]

@@ -1,0 +1,162 @@
+"""The form half of the launch panel: laying the fields out for the chosen entry point,
+backend and compute, flagging problems inline, and turning the form into a
+:class:`~mlrun_magic.plan.RunRequest`. :class:`~mlrun_magic.notebook.panel.LaunchPanel`
+builds the widgets and mixes this in; nothing here launches anything.
+"""
+
+from __future__ import annotations
+
+import os
+
+from mlrun_magic.errors import MlrunMagicError
+from mlrun_magic.notebook import panel_parts as parts
+
+
+class PanelForm:
+    """Form methods of :class:`~mlrun_magic.notebook.panel.LaunchPanel` (which owns the
+    widgets they use)."""
+
+    def load_project(self) -> None:
+        """Find the project (the Project field, else the notebook's) and build the form."""
+        from mlrun_magic.plan import RunRequest, resolve_project_location
+        from mlrun_magic.project import load_project
+
+        self.project = self.project_dir = None
+        self.source_html.value = ""
+        self.entry.options = []
+        self.build_parameters()
+        source = resolve_project_location(RunRequest(
+            uri=self.project_text.value.strip() or None, user_ns=self.magics.shell.user_ns,
+            cwd=os.getcwd()))
+        project = load_project(source.directory)
+        self.project, self.project_dir = project, source.directory
+        self.source_html.value = parts.source_line(project.name, source)
+        names = list(project.entry_points) or ["main"]
+        self.entry.options = names
+        self.entry.value = "main" if "main" in names else names[0]
+        self.build_parameters()
+        self.refresh_history()
+
+    def build_parameters(self) -> None:
+        """One field per parameter of the chosen entry point."""
+        for field in self.fields.values():
+            field.close()
+        self.fields = {}
+        entry = self.project.entry_points.get(self.entry.value) if self.project else None
+        for name, parameter in (entry.parameters.items() if entry else []):
+            self.fields[name] = parts.ParameterField(
+                parameter, self._safe(lambda _: self.validate()))
+        self._arrange()
+
+    def _cell(self, key: str, html: str = "", span: bool = False, label: bool = False):
+        """A static cell of the form (label, spacer or note), built once and reused."""
+        import ipywidgets as w
+
+        cell = self._cells.get(key)
+        if cell is None:
+            layout = w.Layout(grid_area=parts.SPAN_FIELD_AND_NOTE) if span else (
+                w.Layout(width="auto") if label else w.Layout())
+            cell = self._cells[key] = w.HTML(parts.label_html(html) if label else html,
+                                             layout=layout)
+            if label:
+                cell.add_class("mlrun-magic-label")
+        return cell
+
+    def _arrange(self) -> None:
+        """Lay the form out for the chosen backend and compute, then validate it."""
+        def row(name, widget, note=None):
+            return [self._cell(f"label:{name}", name, label=True), widget,
+                    note if note is not None else self._cell(f"blank:{name}")]
+
+        rows = [row("Project", self.project_text, self.load_button),
+                [self._cell("blank:source"), self.source_html],
+                row("Entry point", self.entry)]
+        rows += [field.cells for field in self.fields.values()]
+        rows.append(row("Backend", self.backend))
+        databricks = self.backend.value == "databricks"
+        if databricks:
+            n = self.notes
+            found = len(self.profile.options) > 1
+            rows += [row("Profile", self.profile, self._cell(
+                         f"note:profiles:{found}", parts.note_html(
+                             "names from ~/.databrickscfg" if found
+                             else "none found: DATABRICKS_* variables"))),
+                     row("Compute", self.compute)]
+            rows += {
+                "spec": [row("Spec file", self.spec_file, n["spec"])],
+                "new": [row("Runtime", self.spark_version, n["runtime"]),
+                        row("Node type", self.node_type, n["node"]),
+                        row("Workers", self.workers)],
+                "existing": [row("Cluster id", self.cluster_id, n["cluster"])],
+                "serverless": [[self._cell("blank:serverless"), self._cell(
+                    "note:serverless", parts.note_html(
+                        "Serverless jobs compute: dependencies come from the project's env "
+                        "file."), span=True)]],
+            }[self.compute.value]
+            rows.append(row("Code location", self.code_location))
+        self.experiment.placeholder = ("/Users/<you>/<project> (default)" if databricks
+                                       else "Default")
+        rows.append(row("Experiment", self.experiment))
+        rows.append([self._cell("blank:buttons"), self.buttons])
+        self.form.children = [cell for r in rows for cell in r]
+        self.validate()
+
+    def validate(self) -> bool:
+        """Flag problems next to the fields; Launch and Dry run only when all is well."""
+        ok = all([field.show() for field in self.fields.values()])
+        if self.backend.value == "databricks":
+            checks = {"spec": (self.spec_file, "spec"), "new": (self.spark_version, "runtime"),
+                      "existing": (self.cluster_id, "cluster")}
+            for note in self.notes.values():
+                note.value = ""
+            compute = self.compute.value
+            needed = [checks[compute]] if compute in checks else []
+            if compute == "new":
+                needed.append((self.node_type, "node"))
+            for field, note in needed:
+                if not field.value.strip():
+                    self.notes[note].value = parts.note_html("required", problem=True)
+                    ok = False
+        self._valid = ok and self.project is not None
+        self._set_buttons()
+        return self._valid
+
+    def _set_buttons(self) -> None:
+        tracked = self.tracked
+        self.launch_button.disabled = self.busy or not self._valid
+        self.dry_run_button.disabled = self.busy or not self._valid
+        self.cancel_button.disabled = (self.busy or tracked is None
+                                       or tracked.state.status in parts.TERMINAL)
+
+    def request(self):
+        """The form as a :class:`~mlrun_magic.plan.RunRequest` (parameters left at their
+        default are not sent, exactly like a ``%project_run`` line without ``-P``)."""
+        from mlrun_magic.plan import RunRequest
+
+        if not self.validate():
+            raise MlrunMagicError("some fields are missing or invalid" if self.project
+                                  else "no project loaded",
+                                  hint="Fix the fields marked in red." if self.project
+                                  else "Give the project folder or git URI in Project.")
+        parameters = {name: field.text() for name, field in self.fields.items()
+                      if field.text() and not field.is_default()}
+        databricks = self.backend.value == "databricks"
+        backend_config = None
+        if databricks:
+            backend_config = {
+                "spec": lambda: self.spec_file.value.strip(),
+                "new": lambda: {"spark_version": self.spark_version.value.strip(),
+                                "node_type_id": self.node_type.value.strip(),
+                                "num_workers": int(self.workers.value)},
+                "existing": lambda: {"existing_cluster_id": self.cluster_id.value.strip()},
+                "serverless": lambda: {"serverless": True},
+            }[self.compute.value]()
+        s = self.settings
+        return RunRequest(
+            uri=self.project_text.value.strip() or None, entry_point=self.entry.value,
+            parameters=parameters, backend=self.backend.value, backend_config=backend_config,
+            experiment_name=self.experiment.value.strip() or None,
+            profile=(self.profile.value or None) if databricks else None,
+            code_location=(self.code_location.value.strip() or None) if databricks else None,
+            tracking_uri=s.tracking_uri, env_manager=s.env_manager,
+            user_ns=self.magics.shell.user_ns, cwd=os.getcwd())

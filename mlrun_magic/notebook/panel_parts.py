@@ -1,0 +1,311 @@
+"""The launch panel's building blocks: typed parameter fields, the run-history table, and
+the adapters that let the live poller and the packager write into widgets.
+
+Imported only by :mod:`mlrun_magic.notebook.panel` (so only when a panel is shown); every
+ipywidgets import is inside a function or constructor. Everything here is safe to call from a
+worker or poller thread once built: after construction it only sets widget traits.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import threading
+import time
+from html import escape
+
+from mlrun_magic.notebook.render import BADGE_COLOURS
+
+#: Grid columns of the form: labels, fields, notes (type hints and inline problems).
+FORM_COLUMNS = "112px 330px minmax(200px, 1fr)"
+#: A cell spanning the field and note columns. Set as ``grid_area``: the frontend removes
+#: the ``grid-area`` shorthand after applying ``grid_column``, which wipes a ``grid_column``.
+SPAN_FIELD_AND_NOTE = "auto / 2 / auto / span 2"
+GREY = "#6b7280"
+RED = "#b91c1c"
+HISTORY_ROWS = 8
+HISTORY_COLUMNS = "100px 84px 112px 90px minmax(170px, 1fr) 34px 34px"
+HISTORY_LINKS = (("job_run", "job run"), ("mlflow_run", "MLflow run"),
+                 ("experiment", "experiment"))
+TERMINAL = ("FINISHED", "FAILED", "KILLED")
+
+
+def databricks_profiles() -> list[str]:
+    """Profile names in ``$DATABRICKS_CONFIG_FILE`` (default ``~/.databrickscfg``).
+
+    Names only: no value of the file (hosts, tokens, secrets) is ever read into the panel.
+    """
+    path = os.path.expanduser(os.environ.get("DATABRICKS_CONFIG_FILE") or "~/.databrickscfg")
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, OSError, UnicodeDecodeError):
+        return []
+    names = [s for s in parser.sections() if s != "__settings__"]
+    return (["DEFAULT"] if parser.defaults() else []) + names
+
+
+def note_html(text: str = "", *, problem: bool = False) -> str:
+    """The small text in the third column: a grey hint, or a problem in red."""
+    if not text:
+        return ""
+    style = "font-size:12px;line-height:1.3;display:inline-block"
+    if problem:
+        return (f"<span class='mlrun-magic-invalid' style='color:{RED};{style}'>"
+                f"{escape(text)}</span>")
+    return f"<span style='color:{GREY};{style}'>{escape(text)}</span>"
+
+
+def label_html(text: str, required: bool = False) -> str:
+    mark = f" <span style='color:{RED}' title='required'>*</span>" if required else ""
+    return (f"<div style='text-align:right'><span style='white-space:nowrap'>{escape(text)}"
+            f"{mark}</span></div>")
+
+
+def format_number(value) -> str:
+    """A number field's value as MLflow would get it from a command line: ``7``, ``0.5``."""
+    if isinstance(value, float):
+        text = repr(value)
+        return text[:-2] if text.endswith(".0") else text
+    return str(value)
+
+
+class ParameterField:
+    """One MLproject parameter as a form field typed by its declared type.
+
+    ``float`` and ``int`` parameters with a default become number inputs; ``string``,
+    ``path`` and ``uri`` become text. A required number (no default) is a text field that
+    starts empty, because a number input cannot be empty. Problems are found with the same
+    check as the launcher (:func:`mlrun_magic.project.command.check_value`).
+    """
+
+    def __init__(self, parameter, on_change):
+        import ipywidgets as w
+
+        self.parameter = parameter
+        kind, default = parameter.type, parameter.default
+        layout = w.Layout(width="auto")
+        self.widget = None
+        if kind in ("float", "int") and default is not None:
+            try:
+                number = float(default) if kind == "float" else int(str(default))
+            except ValueError:
+                number = None  # a bad default: a text field, flagged by check_value
+            if number is not None:
+                cls = w.FloatText if kind == "float" else w.IntText
+                self.widget = cls(value=number, layout=layout, continuous_update=True)
+        if self.widget is None:
+            self.widget = w.Text(value="" if default is None else str(default),
+                                 placeholder="required" if parameter.required else kind,
+                                 layout=layout, continuous_update=True)
+        self.widget.add_class(f"mlrun-magic-param-{parameter.name}")
+        self.widget.tooltip = f"{parameter.name}: {kind}" + (
+            ", required" if parameter.required else f", default {default}")
+        self.label = w.HTML(label_html(parameter.name, parameter.required),
+                            layout=w.Layout(width="auto"))
+        self.label.add_class("mlrun-magic-label")
+        self.note = w.HTML()
+        self.widget.observe(on_change, names="value")
+
+    @property
+    def cells(self) -> list:
+        return [self.label, self.widget, self.note]
+
+    def text(self) -> str:
+        """The value as a string, ``""`` when left empty."""
+        value = self.widget.value
+        return value.strip() if isinstance(value, str) else format_number(value)
+
+    def is_default(self) -> bool:
+        default = self.parameter.default
+        if default is None:
+            return False
+        if isinstance(self.widget.value, str):
+            return self.text() == str(default)
+        try:
+            return float(self.widget.value) == float(default)
+        except (TypeError, ValueError):
+            return False
+
+    def problem(self) -> str | None:
+        from mlrun_magic.project.command import check_value
+
+        text = self.text()
+        if not text:
+            return "required" if self.parameter.required else None
+        return check_value(self.parameter, text)
+
+    def show(self) -> bool:
+        """Write the problem (or the type) next to the field; True when the value is fine."""
+        problem = self.problem()
+        hint = self.parameter.type + ("" if self.parameter.required else
+                                      f" · default {self.parameter.default}")
+        self.note.value = note_html(problem or hint, problem=bool(problem))
+        return problem is None
+
+    def close(self) -> None:
+        for widget in self.cells:
+            widget.close()
+
+
+class WidgetRunView:
+    """A display-handle look-alike for :meth:`LiveRuns.attach`: each ``update(view)`` writes
+    the run view's HTML into an HTML widget; ``on_end`` is called once when the run ends."""
+
+    def __init__(self, html_widget, on_end=None):
+        self.html_widget = html_widget
+        self.on_end = on_end
+
+    def update(self, view) -> None:
+        self.html_widget.value = view.html()
+        if self.on_end is not None and view.snapshot.status in TERMINAL:
+            on_end, self.on_end = self.on_end, None
+            on_end()
+
+
+class WidgetProgress:
+    """Packaging progress, ``progress(done_bytes, total_bytes)``, shown through ``say(text)``
+    (the panel's message line) at most five times a second, only for work worth watching."""
+
+    MIN_BYTES = 4 * 1000 * 1000
+
+    def __init__(self, say, label: str = "Packaging"):
+        self.say = say
+        self.label = label
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        from mlrun_magic.packaging.progress import human_bytes
+
+        now = time.monotonic()
+        if total < self.MIN_BYTES or (done < total and now - self._last < 0.2):
+            return
+        self._last = now
+        pct = 100.0 * done / total if total else 100.0
+        self.say(f"{self.label} {human_bytes(done)} / {human_bytes(total)} ({pct:.0f}%)...")
+
+
+class HistoryTable:
+    """The project's runs as a table (run, status, entry point, submitted, links) with a
+    refresh and a cancel button per row.
+
+    Its rows are built once (``HISTORY_ROWS`` of them) and only re-filled afterwards, so a
+    refresh from a poller thread sets traits and creates no widget, and repeated refreshes
+    leave no stray widgets in the kernel or in the saved notebook.
+    """
+
+    def __init__(self, on_refresh, on_cancel, rows: int = HISTORY_ROWS):
+        import ipywidgets as w
+
+        self._lock = threading.Lock()
+        self.run_ids: list[str | None] = [None] * rows
+        self.statuses: list[str | None] = [None] * rows
+        head_style = f"color:{GREY};font-size:12px;font-weight:600"
+        self.header = [w.HTML(f"<span style='{head_style}'>{escape(h)}</span>")
+                       for h in ("Run", "Status", "Entry point", "Submitted", "Links")]
+        self.header += [w.HTML(), w.HTML()]
+        self.rows: list[list] = []
+        for index in range(rows):
+            cells = [w.HTML(layout=w.Layout(overflow="hidden")) for _ in range(5)]
+            refresh = w.Button(icon="refresh", tooltip="Refresh this run's status",
+                               layout=w.Layout(width="32px", height="26px", padding="0"))
+            cancel = w.Button(icon="stop", tooltip="Cancel this run",
+                              layout=w.Layout(width="32px", height="26px", padding="0"))
+            refresh.add_class("mlrun-magic-row-refresh")
+            cancel.add_class("mlrun-magic-row-cancel")
+            refresh.on_click(lambda _, i=index: on_refresh(self.run_ids[i]))
+            cancel.on_click(lambda _, i=index: on_cancel(self.run_ids[i]))
+            self.rows.append(cells + [refresh, cancel])
+        self.empty = w.HTML(f"<i style='color:{GREY}'>No runs yet.</i>")
+        self.grid = w.GridBox(self.header + [c for row in self.rows for c in row],
+                              layout=w.Layout(grid_template_columns=HISTORY_COLUMNS,
+                                              grid_gap="0 6px", align_items="center"))
+        self.grid.add_class("mlrun-magic-history")
+        self.widget = w.VBox([self.grid, self.empty])
+        self.update([])
+
+    def update(self, entries: list[dict]) -> None:
+        """Show ``entries`` (newest first): dicts with run_id, status, backend, entry_point,
+        submitted (epoch seconds) and links."""
+        with self._lock:
+            shown = entries[:len(self.rows)]
+            for index, row in enumerate(self.rows):
+                entry = shown[index] if index < len(shown) else None
+                self.run_ids[index] = entry["run_id"] if entry else None
+                self.statuses[index] = str(entry.get("status", "?")) if entry else None
+                if entry is not None:
+                    self._fill(row, entry)
+                for cell in row:
+                    cell.layout.display = "" if entry else "none"
+            for cell in self.header:
+                cell.layout.display = "" if shown else "none"
+            self.grid.layout.display = "" if shown else "none"
+            self.empty.layout.display = "none" if shown else ""
+
+    def _fill(self, row: list, entry: dict) -> None:
+        status = str(entry.get("status", "?"))
+        colour = BADGE_COLOURS.get(status, GREY)
+        links = entry.get("links") or {}
+        anchors = " · ".join(
+            f"<a href='{escape(links[k], quote=True)}' target='_blank' rel='noopener noreferrer' "
+            f"style='color:#1d4ed8'>{escape(label)}</a>"
+            for k, label in HISTORY_LINKS if links.get(k))
+        submitted = entry.get("submitted")
+        when = time.strftime("%d %b %H:%M", time.localtime(submitted)) if submitted else ""
+        values = [
+            f"<code title='{escape(entry['run_id'], quote=True)}'>{escape(entry['run_id'][:12])}"
+            f"</code>",
+            f"<span class='mlrun-magic-history-status' data-status='{escape(status, quote=True)}'"
+            f" style='background:{colour};color:#fff;border-radius:4px;padding:0 6px;"
+            f"font-size:11px;font-weight:600'>{escape(status)}</span>",
+            f"{escape(str(entry.get('backend', '')))}:{escape(str(entry.get('entry_point', '')))}",
+            f"<span style='color:{GREY}'>{escape(when)}</span>",
+            anchors or f"<span style='color:{GREY}'>-</span>",
+        ]
+        for cell, value in zip(row, values):
+            cell.value = f"<span style='font-size:12px;white-space:nowrap'>{value}</span>"
+        row[6].disabled = status in TERMINAL
+
+
+def fallback_html(project: str) -> str:
+    """What a viewer without widget support shows instead of the panel."""
+    return (f"<div class='mlrun-magic-panel-fallback' style='border:1px dashed #9ca3af;"
+            f"border-radius:6px;padding:8px 12px;font-family:system-ui,sans-serif;"
+            f"font-size:13px'><b>Launch panel for {escape(project)}</b>: this view cannot show "
+            f"widgets. To enable them, <code>pip install ipywidgets jupyterlab_widgets</code> "
+            f"in the environment that runs Jupyter and reload the page (VS Code: install the "
+            f"Jupyter extension). Every panel action is also a <code>%project_run</code> line: "
+            f"see <code>%project_run?</code>.</div>")
+
+
+def fallback_text(project: str) -> str:
+    return (f"Launch panel for {project}. If you see this text instead of a form, this "
+            f"frontend has no widget support: `pip install ipywidgets jupyterlab_widgets` in "
+            f"the environment that runs Jupyter and reload the page. Every panel action is "
+            f"also a %project_run line (see %project_run?).")
+
+
+def source_line(name: str | None, source) -> str:
+    """The project's name and source under the Project field: its folder (relative to the
+    notebook's folder when inside it; the full path in the tooltip), git commit and branch,
+    and whether the work tree has changes that are not committed."""
+    directory = source.directory
+    try:
+        relative = os.path.relpath(directory, os.getcwd())
+    except ValueError:  # another drive
+        relative = ".."
+    shown = ("./ (the notebook's folder)" if relative == "." else str(directory)
+             if relative.startswith("..") else f"./{relative}")
+    parts_html = [f"<b>{escape(name or directory.name)}</b>",
+                  f"<span title='{escape(str(directory), quote=True)}'>{escape(source.kind)} "
+                  f"{escape(shown)}</span>"]
+    git = source.git
+    if git and git.commit:
+        parts_html.append(f"git <code>{escape(git.commit[:10])}</code> on "
+                          f"{escape(git.branch or '(detached)')}")
+        parts_html.append("<b style='color:#b45309'>uncommitted changes</b>" if git.dirty
+                          else "clean")
+    elif source.kind == "local":
+        parts_html.append("not in git")
+    return (f"<div class='mlrun-magic-source' style='color:{GREY};font-size:12px;"
+            f"line-height:1.4'>{' · '.join(parts_html)}</div>")
