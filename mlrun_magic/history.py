@@ -5,7 +5,8 @@ learned to be final. Reading merges the lines of a run (later lines win), so the
 ever appended to. It survives kernel restarts: ``%project_run list`` shows it, and
 ``%project_run status RUN`` re-attaches a Databricks run from it. Nothing secret is written:
 ids, links, parameters and statuses only. The folder carries its own ``.gitignore`` and is
-left out of archives.
+left out of archives. The file can grow for months, so reading is bounded: its newest 4 MiB
+only, and damaged or overlong lines are skipped.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+
+from mlrun_magic.project import bounded
 
 FILE_NAME = "history.jsonl"
 
@@ -43,21 +46,42 @@ def record_status(project_dir, run_id: str, status: str, message: str = "") -> N
 
 
 def read_history(project_dir) -> list[dict]:
-    """The project's runs, oldest first, each the merge of its lines."""
+    """The project's runs, oldest first, each the merge of its lines.
+
+    Only the newest :data:`~mlrun_magic.project.bounded.HISTORY_TAIL_BYTES` of the file are
+    read (thousands of runs; older ones drop out of ``list``), and a line that is longer than
+    :data:`~mlrun_magic.project.bounded.HISTORY_LINE_BYTES`, not UTF-8, not JSON or over a
+    limit is skipped, as is a line cut short by a crash: the rest still shows.
+    """
     path = Path(project_dir) / ".mlrun_magic" / FILE_NAME
-    runs: dict[str, dict] = {}
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return []
-    for line in lines:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue  # a line cut short by a crash: skip it, keep the rest
-        if isinstance(entry, dict) and entry.get("run_id"):
+        data = bounded.read_tail(path, bounded.HISTORY_TAIL_BYTES)
+    except bounded.InputReadError:
+        return []  # no history yet (or not a file): nothing to show
+    runs: dict[str, dict] = {}
+    for raw in data.split(b"\n"):
+        entry = _entry(raw)
+        if entry is not None:
             runs.setdefault(entry["run_id"], {}).update(entry)
-    return sorted(runs.values(), key=lambda r: r.get("submitted", 0))
+    return sorted(runs.values(), key=_submitted)
+
+
+def _entry(raw: bytes) -> dict | None:
+    if not raw.strip() or len(raw) > bounded.HISTORY_LINE_BYTES:
+        return None
+    try:
+        entry = bounded.load_json(raw.decode("utf-8"), limit=bounded.HISTORY_LINE_BYTES)
+    except (UnicodeDecodeError, bounded.InputReadError):
+        return None
+    if not isinstance(entry, dict) or not isinstance(entry.get("run_id"), str) \
+            or not entry["run_id"]:
+        return None
+    return entry
+
+
+def _submitted(run: dict) -> float:
+    value = run.get("submitted", 0)
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
 
 
 def _append(project_dir, entry: dict) -> None:

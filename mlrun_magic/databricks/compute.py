@@ -17,13 +17,14 @@ config already names one.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlrun_magic.errors import MlrunMagicError
+from mlrun_magic.errors import MlrunMagicError, MLprojectError
+from mlrun_magic.project import bounded
+from mlrun_magic.project.yamlfile import load_yaml
 
 
 class ComputeConfigError(MlrunMagicError):
@@ -80,43 +81,65 @@ class Compute:
 
 
 def load_backend_config(value: Any, *, base_dir: Path | None = None) -> tuple[dict, str]:
-    """``(mapping, where it came from)`` from a dict, a file path or inline JSON."""
-    import yaml
+    """``(mapping, where it came from)`` from a dict, a file path or inline JSON/YAML.
 
+    Everything is read within the limits of :mod:`mlrun_magic.project.bounded` (size,
+    aliases expanded, depth, keys); a YAML key given twice is refused, as in an MLproject.
+    """
     if value is None:
         raise ComputeConfigError(
             "Backend spec must be provided when launching MLflow project runs on Databricks.",
             hint='Pass -c cluster.json, inline JSON such as -c \'{"existing_cluster_id": "..."}\', '
                  "a `cluster:` block in the %%project_run cell, or set ProjectRun.cluster_spec.")
     if isinstance(value, dict):
+        try:
+            bounded.check_data(value)
+        except bounded.InputReadError as exc:
+            raise ComputeConfigError(f"config: {exc.problem}", hint=exc.hint) from None
         return value, "config"
     text = str(value).strip()
     if text.lower().endswith((".json", ".yaml", ".yml")) and not text.startswith("{"):
-        path = Path(text).expanduser()
-        if not path.is_absolute() and base_dir is not None and not path.exists():
-            path = base_dir / path
+        path = _config_path(text, base_dir)
+        where, limit = str(path), bounded.MAX_FILE_BYTES
         try:
-            content = path.read_text()
-        except OSError as exc:
-            raise ComputeConfigError(f"cannot read backend config file {path}: {exc.strerror}",
-                                     hint="Check the path given to -c.") from None
-        where = str(path)
+            content = bounded.read_text(path, limit)
+        except bounded.InputReadError as exc:
+            raise ComputeConfigError(_located(where, exc),
+                                     hint=exc.hint or "Check the path given to -c.") from None
     else:
-        content, where = text, "inline backend config"
-    try:
-        data = json.loads(content) if where.endswith(".json") or content.startswith("{") \
-            else yaml.safe_load(content)
-    except json.JSONDecodeError as exc:
-        raise ComputeConfigError(f"{where}:{exc.lineno}: Invalid backend config JSON. Parse "
-                                 f"error: {exc.msg} (column {exc.colno})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ComputeConfigError(f"{where}{':' + str(mark.line + 1) if mark else ''}: invalid "
-                                 f"YAML: {getattr(exc, 'problem', exc)}") from None
+        content, where, limit = text, "inline backend config", bounded.MAX_INLINE_BYTES
+    data = _parse(content, where, limit)
     if not isinstance(data, dict):
         raise ComputeConfigError(f"{where}: must be a JSON object (a cluster spec or "
                                  f"{{\"new_cluster\": ...}}), not {type(data).__name__}")
     return data, where
+
+
+def _config_path(text: str, base_dir: Path | None) -> Path:
+    path = Path(text)
+    try:
+        path = path.expanduser()
+        if not path.is_absolute() and base_dir is not None and not path.exists():
+            path = base_dir / path
+    except (RuntimeError, ValueError, OSError):
+        pass  # no such user for ~, a NUL in the name: reading it says so
+    return path
+
+
+def _parse(content: str, where: str, limit: int):
+    """JSON for a ``.json`` file or text that starts with ``{``, YAML otherwise."""
+    try:
+        if where.endswith(".json") or content.startswith("{"):
+            return bounded.load_json(content, limit=limit, what="backend config JSON")
+        return load_yaml(Path(where), content, limit=limit).data
+    except bounded.InputReadError as exc:
+        raise ComputeConfigError(_located(where, exc), hint=exc.hint) from None
+    except MLprojectError as exc:  # from the YAML reader, already naming `where` and the line
+        raise ComputeConfigError(exc.message, hint=exc.hint) from None
+
+
+def _located(where: str, exc) -> str:
+    return f"{where}{f':{exc.line}' if exc.line else ''}: {exc.problem}"
 
 
 def resolve_compute(value: Any, *, base_dir: Path | None = None,

@@ -13,7 +13,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mlrun_magic.project.yamlfile import YamlDoc, load_yaml
+from mlrun_magic.project.yamlfile import YamlDoc, brief, load_yaml
 
 ENV_KEYS = ("docker_env", "python_env", "conda_env")
 PYTHON_ENV_FILE = "python_env.yaml"
@@ -61,8 +61,8 @@ def resolve_env(doc: YamlDoc, directory: Path) -> EnvSpec:
         if not value:
             continue
         if not isinstance(value, str):
-            raise doc.error(f"must be a file name relative to the project folder, not {value!r}",
-                            key)
+            raise doc.error("must be a file name relative to the project folder, not "
+                            f"{brief(value)}", key)
         path = directory / value
         if not path.is_file():
             what = "python_env" if kind == "python" else "conda environment"
@@ -94,7 +94,7 @@ def _python_env(path: Path, origin: str) -> EnvSpec:
                             "dependencies)", key)
     python = data.get("python")
     if python is not None and not isinstance(python, str):
-        raise doc.error(f"must be a string such as \"3.11\", not {python!r}", "python",
+        raise doc.error(f"must be a string such as \"3.11\", not {brief(python)}", "python",
                         hint="Quote the version: python: \"3.10\" (unquoted 3.10 is the number 3.1).")
     spec = EnvSpec(type="python", origin=origin, file=path, python=python)
     for key in ("build_dependencies", "dependencies"):
@@ -128,7 +128,7 @@ def _conda_env(path: Path, origin: str) -> EnvSpec:
             else:
                 spec.conda_dependencies.append(dep)
         else:
-            raise doc.error(f"entries must be package strings or a `pip:` list, not {dep!r}",
+            raise doc.error(f"entries must be package strings or a `pip:` list, not {brief(dep)}",
                             "dependencies", index)
     return spec
 
@@ -137,7 +137,7 @@ def _docker(doc: YamlDoc) -> dict:
     prefix = "Project configuration (MLproject file) was invalid: "
     docker = doc.data["docker_env"]
     if not isinstance(docker, dict):
-        raise doc.error(f"must be a mapping with `image`, not {docker!r}", "docker_env")
+        raise doc.error(f"must be a mapping with `image`, not {brief(docker)}", "docker_env")
     if not docker.get("image"):
         raise doc.error(prefix + "Docker environment specified but no image attribute found.",
                         "docker_env")

@@ -4,7 +4,8 @@ MLflow's rules are kept to the letter (file name matched case-insensitively in t
 root; ``name``, ``entry_points``, ``python_env``, ``conda_env``, ``docker_env``,
 ``databricks_spark_job``; env precedence; both parameter spec forms; implicit ``.py``/``.sh``
 entry points). Where MLflow crashes or guesses, this module raises one
-:class:`~mlrun_magic.errors.MLprojectError` naming the file, the key path and the line.
+:class:`~mlrun_magic.errors.MLprojectError` naming the file, the key path and the line. The
+file is read within the limits of :mod:`mlrun_magic.project.bounded` (size, aliases, depth).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from mlrun_magic.errors import MLprojectError
 from mlrun_magic.project.env import EnvSpec, resolve_env
-from mlrun_magic.project.yamlfile import YamlDoc, load_yaml
+from mlrun_magic.project.yamlfile import YamlDoc, brief, load_yaml
 
 MLPROJECT_FILE_NAME = "mlproject"
 KNOWN_TOP_LEVEL_KEYS = ("name", "entry_points", "python_env", "conda_env", "docker_env",
@@ -157,7 +158,7 @@ def _load_entry_points(doc: YamlDoc, warnings: list[str]) -> dict[str, EntryPoin
     for ep_name, body in raw.items():
         path = ("entry_points", ep_name)
         if not isinstance(ep_name, str):
-            raise doc.error(f"entry point names must be strings, not {ep_name!r}", *path)
+            raise doc.error(f"entry point names must be strings, not {brief(ep_name)}", *path)
         if not isinstance(body, dict):
             raise doc.error(f"must be a mapping with `command` (and optional `parameters`), "
                             f"not a {_kind(body)}", *path)
@@ -200,13 +201,14 @@ def _load_parameter(doc: YamlDoc, path: tuple, name: str, spec, warnings) -> Par
         default = spec.get("default")
         if not isinstance(ptype, str):
             raise doc.error(f"must be a type name such as string, float, int, path or uri, "
-                            f"not {ptype!r}", *path, "type")
+                            f"not {brief(ptype)}", *path, "type")
         if isinstance(default, (dict, list)):
             raise doc.error(f"must be a single value, not a {_kind(default)}", *path, "default")
     else:
         raise doc.error(
             f"must be a type name (`{name}: float`) or a mapping "
-            f"(`{name}: {{type: float, default: 0.1}}`), not {'nothing' if spec is None else repr(spec)}",
+            f"(`{name}: {{type: float, default: 0.1}}`), "
+            f"not {'nothing' if spec is None else brief(spec)}",
             *path)
     if ptype not in KNOWN_TYPES:
         warnings.append(f"{doc.path}:{doc.line(*path)}: parameter '{name}' has unknown type "
