@@ -3,9 +3,12 @@
 The MLflow run is created first (MLflow's tags, params unquoted); the environment is built
 or reused; then the command runs with ``bash -c`` in the project folder, in its own process
 group, with ``MLFLOW_RUN_ID``, ``MLFLOW_TRACKING_URI`` and ``MLFLOW_EXPERIMENT_ID`` set so
-``mlflow.start_run()`` in the code joins the run. Output goes to the run's log file
-(``<project>/.mlrun_magic/logs/<run id>.log``) and, when asked, to this process's stdout.
-When the process ends the MLflow run is marked FINISHED, FAILED or KILLED.
+``mlflow.start_run()`` in the code joins the run. A ``user:password@`` in an ``http(s)``
+tracking URI reaches the command only as ``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` (which
+MLflow reads), never inside the ``MLFLOW_TRACKING_URI`` it prints in its "View run" lines.
+Output goes to the run's log file (``<project>/.mlrun_magic/logs/<run id>.log``) and, when
+asked, to this process's stdout. When the process ends the MLflow run is marked FINISHED,
+FAILED or KILLED.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 from mlrun_magic.backends.base import Links, RunInfo, RunState, SubmittedRun
 from mlrun_magic.errors import BackendError, MlrunMagicError
+from mlrun_magic.project.uri import redact_text, redact_url
 
 logger = logging.getLogger("mlrun_magic.backends.local")
 STOP_GRACE_SECONDS = 10.0
@@ -33,6 +37,41 @@ def state_dir(project_dir: Path) -> Path:
     if not ignore.exists():
         ignore.write_text("# mlrun_magic's run history and logs: local state, never committed\n*\n")
     return folder
+
+
+def tracking_env(tracking_uri: str, credentials: dict[str, str] | None = None) -> dict[str, str]:
+    """The tracking variables of the child: ``MLFLOW_TRACKING_URI`` without credentials, and
+    ``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` from its ``user:password@`` or ``credentials``
+    (which win). An empty user name or password leaves the variable already in the
+    environment alone.
+    """
+    from mlrun_magic.tracking import split_userinfo
+
+    clean, found = split_userinfo(tracking_uri)
+    env = {"MLFLOW_TRACKING_URI": clean}
+    env.update({name: value for name, value in {**found, **(credentials or {})}.items()
+                if value})
+    return env
+
+
+def _child_env(plan, tracked, tracking, activated: bool) -> dict[str, str]:
+    from mlrun_magic.tracking import split_userinfo
+
+    # The tracking client keeps what it took out of the URI; else read the URI the user gave.
+    given = plan.request.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or ""
+    credentials = getattr(tracking, "child_env", None) or split_userinfo(given)[1]
+    env = dict(os.environ)
+    env.update({"MLFLOW_RUN_ID": tracked.run_id,
+                "MLFLOW_EXPERIMENT_ID": str(tracked.experiment_id)})
+    env.update(tracking_env(tracked.tracking_uri, credentials))
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    if not activated:
+        # `local` means this Python environment: make `python` in the command resolve
+        # to this interpreter, not whatever comes first on PATH.
+        env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+        if sys.prefix != sys.base_prefix:
+            env["VIRTUAL_ENV"] = sys.prefix
+    return env
 
 
 def _kill_group(pid: int, sig: int) -> None:
@@ -81,17 +120,7 @@ class LocalBackend:
             command = f"{prefix} && {plan.command}" if prefix else plan.command
             logger.info("=== Running command '%s' in run with ID '%s' === ", command,
                         tracked.run_id)
-            env = dict(os.environ)
-            env.update({"MLFLOW_RUN_ID": tracked.run_id,
-                        "MLFLOW_TRACKING_URI": tracked.tracking_uri,
-                        "MLFLOW_EXPERIMENT_ID": str(tracked.experiment_id)})
-            env.setdefault("PYTHONUNBUFFERED", "1")
-            if prefix is None:
-                # `local` means this Python environment: make `python` in the command resolve
-                # to this interpreter, not whatever comes first on PATH.
-                env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
-                if sys.prefix != sys.base_prefix:
-                    env["VIRTUAL_ENV"] = sys.prefix
+            env = _child_env(plan, tracked, tracking, activated=prefix is not None)
             try:
                 process = subprocess.Popen(["bash", "-c", command], cwd=plan.project_dir, env=env,
                                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -99,7 +128,7 @@ class LocalBackend:
             except OSError as exc:
                 raise BackendError(f"cannot start bash: {exc.strerror}") from None
         except BaseException as exc:
-            log.write(f"=== {exc} ===\n".encode())
+            log.write(f"=== {redact_text(str(exc))} ===\n".encode())
             log.close()
             finish_run(tracking, tracked.run_id,
                        "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
@@ -107,7 +136,9 @@ class LocalBackend:
         info = RunInfo(project=plan.project.name or plan.project_dir.name,
                        entry_point=plan.entry_point.name, backend=self.name,
                        run_name=plan.request.run_name, parameters=dict(plan.parameters.values))
-        links = Links(mlflow_run=tracked.run_url, experiment=tracked.experiment_url)
+        links = Links(mlflow_run=redact_url(tracked.run_url) if tracked.run_url else None,
+                      experiment=redact_url(tracked.experiment_url)
+                      if tracked.experiment_url else None)
         run = LocalSubmittedRun(tracked, info, links, process, log, out, tracking, command)
         try:
             run.start()
@@ -170,7 +201,8 @@ class LocalSubmittedRun(SubmittedRun):
         try:
             finish_run(self._tracking, self.run_id, state.status)
         except MlrunMagicError as exc:
-            state = RunState(state.status, f"{state.message}; MLflow not updated: {exc}".strip("; "))
+            state = RunState(state.status, redact_text(f"{state.message}; MLflow not updated: "
+                                                       f"{exc}").strip("; "))
         self._log.write(f"=== Run (ID '{self.run_id}') {state.status} ===\n".encode())
         self._log.close()
         self._final = state

@@ -3,7 +3,8 @@
 The only module that touches ``IPython.display``. Pollers never print: they call
 ``DisplayHandle.update`` (routed by display id, so it reaches the right cell even after the
 cell finished) and append final statuses to the project's history. They stop when the run
-ends, on ``%unload_ext`` and when the kernel exits.
+ends, on ``%unload_ext`` and when the kernel exits. What they show and record goes through
+:mod:`mlrun_magic.notebook.render` and is redacted like every URI (no ``user:password@``).
 """
 
 from __future__ import annotations
@@ -96,9 +97,11 @@ class LiveRuns:
                     pass
         if state.is_terminal and not tracked.recorded and tracked.project_dir:
             from mlrun_magic.history import record_status
+            from mlrun_magic.project.uri import redact_text
 
             try:
-                record_status(tracked.project_dir, tracked.run.run_id, state.status, state.message)
+                record_status(tracked.project_dir, tracked.run.run_id, state.status,
+                              redact_text(state.message))
                 tracked.recorded = True
             except OSError:
                 pass

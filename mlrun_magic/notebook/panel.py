@@ -16,7 +16,9 @@
 It holds no launch logic: the form becomes a :class:`~mlrun_magic.plan.RunRequest` that goes
 through the magic's own ``submit``/``dry_run``, and the run view is kept up to date by the
 same poller. Long actions run in a worker thread that only sets widget traits, so the kernel
-stays free. Nothing secret ever enters a widget (widget state is saved into the notebook).
+stays free. Nothing secret ever enters a widget (widget state is saved into the notebook): a
+``user:password@`` typed in the Project field is replaced there by the redacted URI, and
+errors, links and views are redacted.
 Every handler is wrapped: an error shows in the panel as a sentence and is kept in
 ``panel.errors`` (``panel.check()`` raises it), never swallowed by ipywidgets.
 """
@@ -30,6 +32,7 @@ from html import escape
 from mlrun_magic.errors import MlrunMagicError
 from mlrun_magic.notebook import panel_parts as parts
 from mlrun_magic.notebook.panel_form import PanelForm
+from mlrun_magic.project.uri import redact_text
 
 PANEL_WIDTH = "740px"
 COMPUTE_CHOICES = (("Cluster spec file", "spec"), ("New cluster", "new"),
@@ -69,6 +72,9 @@ class LaunchPanel(PanelForm):
             return field
 
         self._cells: dict = {}
+        #: (the redacted URI the Project field shows, the URI as typed): see project_uri().
+        self._hidden_uri: tuple[str, str] = ("", "")
+        self._redacting = False
         self.project_text = text(uri or "", "this notebook's project", "project")
         self.project_text.continuous_update = False
         self.load_button = w.Button(description="Load", tooltip="Read the MLproject again",
@@ -124,7 +130,8 @@ class LaunchPanel(PanelForm):
         self.widget.add_class("mlrun-magic-panel")
 
         self.load_button.on_click(self._safe(lambda _: self.load_project()))
-        self.project_text.observe(self._safe(lambda _: self.load_project()), names="value")
+        self.project_text.observe(self._safe(
+            lambda _: None if self._redacting else self.load_project()), names="value")
         self.entry.observe(self._safe(lambda _: self.build_parameters()), names="value")
         for control in (self.backend, self.compute):
             control.observe(self._safe(lambda _: self._arrange()), names="value")
@@ -171,12 +178,12 @@ class LaunchPanel(PanelForm):
     def _fail(self, exc: BaseException) -> None:
         self.exceptions.append(exc)
         if isinstance(exc, MlrunMagicError):
-            text, details = "\n".join(exc._render_traceback_()), ""
+            text, details = redact_text("\n".join(exc._render_traceback_())), ""
         else:
-            text = f"Unexpected error: {type(exc).__name__}: {exc}"
+            text = redact_text(f"Unexpected error: {type(exc).__name__}: {exc}")
+            trace = redact_text("".join(traceback.format_exception(exc)))
             details = ("<details><summary>Traceback (for a bug report)</summary><pre "
-                       "style='font-size:11px'>"
-                       f"{escape(''.join(traceback.format_exception(exc)))}</pre></details>")
+                       f"style='font-size:11px'>{escape(trace)}</pre></details>")
         self.errors.append(text)
         self.message.value = (f"<div class='mlrun-magic-error' style='color:{parts.RED};"
                               f"white-space:pre-wrap;margin:6px 0'>{escape(text)}</div>{details}")

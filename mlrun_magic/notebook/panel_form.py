@@ -10,6 +10,7 @@ import os
 
 from mlrun_magic.errors import MlrunMagicError
 from mlrun_magic.notebook import panel_parts as parts
+from mlrun_magic.project.uri import redact_url
 
 
 class PanelForm:
@@ -21,13 +22,13 @@ class PanelForm:
         from mlrun_magic.plan import RunRequest, resolve_project_location
         from mlrun_magic.project import load_project
 
+        uri = self.project_uri()
         self.project = self.project_dir = None
         self.source_html.value = ""
         self.entry.options = []
         self.build_parameters()
         source = resolve_project_location(RunRequest(
-            uri=self.project_text.value.strip() or None, user_ns=self.magics.shell.user_ns,
-            cwd=os.getcwd()))
+            uri=uri, user_ns=self.magics.shell.user_ns, cwd=os.getcwd()))
         project = load_project(source.directory)
         self.project, self.project_dir = project, source.directory
         self.source_html.value = parts.source_line(project.name, source)
@@ -36,6 +37,27 @@ class PanelForm:
         self.entry.value = "main" if "main" in names else names[0]
         self.build_parameters()
         self.refresh_history()
+
+    def project_uri(self) -> str | None:
+        """The Project field's URI as it was typed, credentials included.
+
+        Widget state is saved into the notebook, so a ``user:password@`` typed in the field
+        is replaced there by the redacted URI at once and kept only in this object, until
+        the field is changed to something else.
+        """
+        value = self.project_text.value.strip()
+        shown, typed = self._hidden_uri
+        if value and value == shown:
+            return typed
+        redacted = redact_url(value)
+        if redacted != value:
+            self._hidden_uri = (redacted, value)
+            self._redacting = True
+            try:
+                self.project_text.value = redacted
+            finally:
+                self._redacting = False
+        return value or None
 
     def build_parameters(self) -> None:
         """One field per parameter of the chosen entry point."""
@@ -153,7 +175,7 @@ class PanelForm:
             }[self.compute.value]()
         s = self.settings
         return RunRequest(
-            uri=self.project_text.value.strip() or None, entry_point=self.entry.value,
+            uri=self.project_uri(), entry_point=self.entry.value,
             parameters=parameters, backend=self.backend.value, backend_config=backend_config,
             experiment_name=self.experiment.value.strip() or None,
             profile=(self.profile.value or None) if databricks else None,

@@ -15,6 +15,7 @@ import time
 from html import escape
 
 from mlrun_magic.notebook.render import BADGE_COLOURS
+from mlrun_magic.project.uri import redact_url
 
 #: Grid columns of the form: labels, fields, notes (type hints and inline problems).
 FORM_COLUMNS = "112px 330px minmax(200px, 1fr)"
@@ -247,8 +248,8 @@ class HistoryTable:
         colour = BADGE_COLOURS.get(status, GREY)
         links = entry.get("links") or {}
         anchors = " · ".join(
-            f"<a href='{escape(links[k], quote=True)}' target='_blank' rel='noopener noreferrer' "
-            f"style='color:#1d4ed8'>{escape(label)}</a>"
+            f"<a href='{escape(redact_url(links[k]), quote=True)}' target='_blank' "
+            f"rel='noopener noreferrer' style='color:#1d4ed8'>{escape(label)}</a>"
             for k, label in HISTORY_LINKS if links.get(k))
         submitted = entry.get("submitted")
         when = time.strftime("%d %b %H:%M", time.localtime(submitted)) if submitted else ""

@@ -4,6 +4,9 @@ Nothing here calls the network or IPython: a :class:`RunView` is made from plain
 gives ``text/plain`` (terminals, logs, nbval) and ``text/html`` (Jupyter) through
 ``_repr_mimebundle_``. Every value that came from a user (run names, parameters, messages)
 is HTML-escaped, and every link shows its URL as text too, so it survives static renders.
+Every URL shown, in a link or inside a message, has its ``user:password@`` part removed (as
+:func:`mlrun_magic.project.uri.redact_url` does for git URIs): a saved notebook never holds a
+credential, whatever a backend put in a link or an error.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from html import escape
+
+from mlrun_magic.project.uri import redact_text, redact_url
 
 BADGE_COLOURS = {
     "SUBMITTING": "#6b7280", "PENDING": "#6b7280", "QUEUED": "#6b7280", "RUNNING": "#2563eb",
@@ -76,15 +81,16 @@ class RunView(_View):
         title = f"{s.project}:{s.entry_point} on {s.backend}"
         if s.run_name:
             title += f" ({s.run_name})"
-        lines = [f"{title} - {s.status}{' (' + s.message + ')' if s.message else ''}"
+        message = redact_text(s.message)
+        lines = [f"{title} - {s.status}{' (' + message + ')' if message else ''}"
                  f" - {format_elapsed(s.elapsed)}"]
         for key, label in LINK_LABELS:
             if s.links.get(key):
-                lines.append(f"  {label + ':':20s}{s.links[key]}")
+                lines.append(f"  {label + ':':20s}{redact_url(s.links[key])}")
         lines.append(f"  {'MLflow run id:':20s}{s.run_id}")
         if s.log_tail:
             lines.append("  Last output:")
-            lines.extend("    " + line for line in s.log_tail.splitlines())
+            lines.extend("    " + line for line in redact_text(s.log_tail).splitlines())
         return "\n".join(lines)
 
     def html(self) -> str:
@@ -93,12 +99,12 @@ class RunView(_View):
         badge = (f'<span class="mlrun-magic-status" data-status="{escape(s.status)}" '
                  f'style="background:{colour};color:#fff;border-radius:4px;padding:1px 8px;'
                  f'font-weight:600;font-size:0.85em">{escape(s.status)}</span>')
-        message = (f' <span style="color:#4b5563">{escape(s.message)}</span>'
+        message = (f' <span style="color:#4b5563">{escape(redact_text(s.message))}</span>'
                    if s.message else "")
         name = f' <span style="color:#6b7280">({escape(s.run_name)})</span>' if s.run_name else ""
         rows = []
         for key, label in LINK_LABELS:
-            url = s.links.get(key)
+            url = redact_url(s.links[key]) if s.links.get(key) else None
             if url:
                 rows.append(_row(label, f'<a class="mlrun-magic-link" data-link="{escape(key)}" '
                                         f'href="{escape(url, quote=True)}" target="_blank" '
@@ -106,10 +112,12 @@ class RunView(_View):
                                         f'{escape(url)}</a>'))
         rows.append(_row("MLflow run id", f"<code>{escape(s.run_id)}</code>"))
         if s.parameters:
-            params = ", ".join(f"{escape(str(k))}={escape(str(v))}" for k, v in s.parameters.items())
+            params = ", ".join(f"{escape(str(k))}={escape(redact_text(str(v)))}"
+                               for k, v in s.parameters.items())
             rows.append(_row("Parameters", f"<code>{params}</code>"))
         tail = (f'<details><summary>Last output</summary><pre style="max-height:16em;'
-                f'overflow:auto">{escape(s.log_tail)}</pre></details>' if s.log_tail else "")
+                f'overflow:auto">{escape(redact_text(s.log_tail))}</pre></details>'
+                if s.log_tail else "")
         return (f'<div class="mlrun-magic-run" data-run-id="{escape(s.run_id)}" '
                 f'style="border:1px solid #d1d5db;border-radius:6px;padding:8px 12px;'
                 f'font-family:system-ui,sans-serif;font-size:13px;line-height:1.5">'
@@ -149,15 +157,21 @@ class PlanView(_View):
                                  f" compressed, {len(a.get('excluded', []))} excluded"),
                      ("Code location", f"{d['code_location']['kind']}: "
                                        f"{d['code_location']['archive']}")]
+            secrets = a.get("excluded_secrets") or []
+            if secrets:
+                rows.append(("Secrets", "left out: " + ", ".join(
+                    f"{x['path']} ({x['kind']}, rule '{x['rule']}')" for x in secrets)))
         rows += [("Warning", w) for w in p.get("warnings", [])]
-        return rows
+        return [(label, redact_text(str(value))) for label, value in rows]
+
+    def _submit_json(self) -> str:
+        return redact_text(json.dumps(self.databricks["submit"]["body"], indent=2))
 
     def text(self) -> str:
         lines = ["Dry run (nothing was started):"]
         lines += [f"  {label + ':':15s}{value}" for label, value in self._rows()]
         if self.databricks:
-            lines.append("  runs/submit:    " + json.dumps(self.databricks["submit"]["body"],
-                                                           indent=2).replace("\n", "\n  "))
+            lines.append("  runs/submit:    " + self._submit_json().replace("\n", "\n  "))
         return "\n".join(lines)
 
     def html(self) -> str:
@@ -166,7 +180,7 @@ class PlanView(_View):
         submit = ""
         if self.databricks:
             submit = (f'<details open><summary>{escape(self.databricks["submit"]["endpoint"])}'
-                      f'</summary><pre>{escape(json.dumps(self.databricks["submit"]["body"], indent=2))}'
+                      f'</summary><pre>{escape(self._submit_json())}'
                       f'</pre></details>')
         return (f'<div class="mlrun-magic-plan" style="border:1px dashed #9ca3af;border-radius:6px;'
                 f'padding:8px 12px;font-family:system-ui,sans-serif;font-size:13px">'
@@ -186,9 +200,9 @@ class RunListView(_View):
         lines = []
         for r in self.runs:
             links = r.get("links") or {}
+            link = links.get("job_run") or links.get("mlflow_run")
             lines.append(f"{r['run_id']}  {r.get('status', '?'):10s} {r.get('backend', '')}  "
-                         f"{r.get('entry_point', '')}  "
-                         f"{links.get('job_run') or links.get('mlflow_run') or ''}")
+                         f"{r.get('entry_point', '')}  {redact_url(link) if link else ''}")
         return "\n".join(lines)
 
     def html(self) -> str:
@@ -200,8 +214,8 @@ class RunListView(_View):
             cells = [f"<code>{escape(r['run_id'])}</code>",
                      escape(str(r.get("status", "?"))), escape(str(r.get("backend", ""))),
                      escape(str(r.get("entry_point", "")))]
-            anchors = " ".join(f'<a href="{escape(links[k], quote=True)}" target="_blank" '
-                               f'rel="noopener noreferrer">{escape(label)}</a>'
+            anchors = " ".join(f'<a href="{escape(redact_url(links[k]), quote=True)}" '
+                               f'target="_blank" rel="noopener noreferrer">{escape(label)}</a>'
                                for k, label in LINK_LABELS if links.get(k))
             rows.append("<tr>" + "".join(f"<td style='padding:1px 10px 1px 0'>{c}</td>"
                                          for c in cells + [anchors]) + "</tr>")

@@ -8,11 +8,14 @@
 
 The archive has one top folder, ``mlflow-project``, as MLflow's Databricks backend makes it,
 but leaves out what never belongs on a cluster (``.git/``, virtualenvs, ``__pycache__``,
-``mlruns``, secrets such as ``.env``...) and honours ``.mlflowignore`` or ``.gitignore``; see
-:mod:`mlrun_magic.packaging.ignore` for the rules. Its name is the SHA-256 of its bytes, and
-the same content gives the same bytes on any machine: timestamps, owners and permissions
-other than the executable bit are not recorded. An unchanged project is recognised from the
-manifest cache and its archive reused without re-compressing (``Archive.cached``).
+``mlruns``, secrets such as ``.env``, ``id_rsa`` or ``secrets.json``...) and honours
+``.mlflowignore`` or ``.gitignore``; see :mod:`mlrun_magic.packaging.ignore` for the rules
+and :mod:`mlrun_magic.packaging.secrets` for the secret-looking names. What was left out as a
+secret, and by which rule, is in ``summary()`` and ``to_dict()["excluded_secrets"]``. The
+archive's name is the SHA-256 of its bytes, and the same content gives the same bytes on any
+machine: timestamps, owners and permissions other than the executable bit are not recorded.
+An unchanged project is recognised from the manifest cache and its archive reused without
+re-compressing (``Archive.cached``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 
 from mlrun_magic.packaging import cache
 from mlrun_magic.packaging.archive import COMPRESSION_LEVEL, TOP_FOLDER, Progress, write_archive
+from mlrun_magic.packaging.ignore import secret_exclusions
 from mlrun_magic.packaging.listing import Entry, FileListing, list_files
 from mlrun_magic.packaging.progress import TerminalProgress, human_bytes
 
@@ -31,6 +35,8 @@ __all__ = [
     "Archive", "Entry", "FileListing", "TerminalProgress", "build_archive", "list_files",
     "COMPRESSION_LEVEL", "TOP_FOLDER",
 ]
+#: At most this many secret paths are named in :meth:`Archive.summary` (``to_dict`` has all).
+SUMMARY_SECRETS = 10
 
 
 @dataclass
@@ -77,7 +83,20 @@ class Archive:
                      f"{'s' if len(self.excluded) != 1 else ''}: {reasons}.")
         else:
             text += " Nothing was excluded."
+        secrets = self.secrets
+        if secrets:
+            named = "; ".join(f"{s['path']} ({s['kind']}, rule '{s['rule']}')"
+                              for s in secrets[:SUMMARY_SECRETS])
+            more = len(secrets) - SUMMARY_SECRETS
+            text += (f" Left out as secrets: {named}{f'; and {more} more' if more > 0 else ''}."
+                     " To package one anyway, name it in .mlflowignore with '!' "
+                     "(e.g. '!.env.example').")
         return text
+
+    @property
+    def secrets(self) -> list[dict]:
+        """The paths left out because they look like secrets: ``{"path", "rule", "kind"}``."""
+        return secret_exclusions(self.excluded)
 
     def to_dict(self) -> dict:
         """JSON-ready form (``package --json``)."""
@@ -85,6 +104,7 @@ class Archive:
             "path": str(self.path), "sha256": self.sha256, "size": self.size,
             "file_count": self.file_count, "total_bytes": self.total_bytes,
             "excluded": [{"path": p, "reason": r} for p, r in self.excluded],
+            "excluded_secrets": self.secrets,
             "cached": self.cached, "project_dir": str(self.project_dir), "rules": self.rules,
             "seconds": round(self.seconds, 3),
         }

@@ -10,10 +10,13 @@ The rules, in the order they are applied to each path (first decisive rule wins)
    project root if there is one; otherwise ``.gitignore`` files (the root one, nested ones in
    sub-folders, which take precedence for their folder as in git, and ``.git/info/exclude``).
    Within one file the last matching pattern wins; ``!pattern`` re-includes.
-3. **Secret-looking files** (``.env``, ``.env.*``, ``.databrickscfg``, ``.netrc``, ``*.pem``,
-   ``*.key``, ``id_rsa*``, ``.pypirc``, ``credentials``...) are excluded unless the ignore
-   file re-includes them *explicitly*: a ``!`` pattern that names something (``!.env``,
-   ``!certs/*.pem``), not a catch-all such as ``!*`` or ``!*.*``.
+3. **Secret-looking files** (``.env*``, ``*.env``, ``.envrc``, ``.netrc``, ``.npmrc``,
+   ``.pgpass``, ``.databrickscfg``, ``.kube/config``, ``*.pem``, ``*.key``, ``id_rsa*``,
+   ``secrets.json``, ``*-key.json``...: the list and the reason for each entry are in
+   :mod:`mlrun_magic.packaging.secrets`), matched case-insensitively, are excluded unless the
+   ignore file re-includes them *explicitly*: a ``!`` pattern that names something
+   (``!.env.example``, ``!certs/*.pem``), not a catch-all such as ``!*`` or ``!*.*``. Their
+   reason reads ``secret '<pattern>'``, and :func:`secret_kind` says what such a file is.
 
 As in git, an excluded folder is not entered, so nothing below it can be re-included.
 """
@@ -27,6 +30,8 @@ from dataclasses import dataclass, field
 
 import pathspec
 
+from mlrun_magic.packaging.secrets import NOT_SECRET, SECRET_RULES
+
 #: Read instead of ``.gitignore`` when present at the project root.
 MLFLOWIGNORE = ".mlflowignore"
 GITIGNORE = ".gitignore"
@@ -36,15 +41,12 @@ DEFAULT_EXCLUDES = (
     ".git/", ".venv/", "venv/", "__pycache__/", "*.pyc", "mlruns", ".ipynb_checkpoints/",
     ".mlrun_magic/",
 )
-#: Excluded unless explicitly re-included by a ``!`` pattern in the ignore file.
-SECRET_PATTERNS = (
-    ".env", ".env.*", ".databrickscfg", ".netrc", "_netrc", ".pypirc", ".git-credentials",
-    "*.pem", "*.key", "*.p12", "*.pfx", "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*",
-    "credentials", "credentials.json", ".aws/", ".ssh/", ".docker/config.json",
-    "service-account*.json", "*.keystore", "*.jks",
-)
+#: Excluded unless explicitly re-included by a ``!`` pattern in the ignore file (matched
+#: against the lower-cased path).
+SECRET_PATTERNS = tuple(pattern for pattern, _ in SECRET_RULES)
 #: Bumped whenever the rules above change, so cached manifests are not reused across versions.
-RULES_VERSION = "1"
+RULES_VERSION = "2"
+SECRET_PREFIX = "secret '"
 
 _LITERAL = re.compile(r"[A-Za-z0-9_\-]")
 
@@ -97,6 +99,51 @@ def _rules(lines: list[str], source: str) -> list[Rule]:
 
 _DEFAULT_RULES = [Rule(t, "default", 0, _compile(t)) for t in DEFAULT_EXCLUDES]
 _SECRET_RULES = [Rule(t, "secret", 0, _compile(t)) for t in SECRET_PATTERNS]
+_NOT_SECRET = [_compile(t) for t in NOT_SECRET]
+_SECRET_KINDS = dict(SECRET_RULES)
+
+
+def _any_of(rules: list[Rule]) -> re.Pattern:
+    """One regex matching where any of ``rules`` matches: every path is checked against all
+    the secret rules, and one pass is ten times faster than a loop over sixty patterns."""
+    prefix = "^(?:.+/)?"  # what pathspec puts before every unanchored pattern
+    bodies = [rule.pattern.regex.pattern.replace("(?P<ps_d>", "(") for rule in rules]
+    if all(body.startswith(prefix) for body in bodies):
+        return re.compile(prefix + "(?:" + "|".join(b[len(prefix):] for b in bodies) + ")")
+    return re.compile("|".join(f"(?:{body})" for body in bodies))
+
+
+_ANY_SECRET = _any_of(_SECRET_RULES)
+
+
+def secret_rule(rel: str) -> Rule | None:
+    """The secret rule matching the project-relative path ``rel`` (folders end with ``/``),
+    compared case-insensitively; None when ``rel`` does not look like a secret."""
+    lowered = rel.lower()
+    if _ANY_SECRET.search(lowered) is None:
+        return None
+    if any(p.match_file(lowered) is not None for p in _NOT_SECRET):
+        return None
+    return next((rule for rule in _SECRET_RULES if rule.matches(lowered)), None)
+
+
+def secret_kind(reason: str) -> str | None:
+    """What an excluded path is when its ``reason`` is a secret rule's (``"secret '*.pem'"``
+    -> ``"private key or certificate"``); None for any other reason."""
+    if not reason.startswith(SECRET_PREFIX) or not reason.endswith("'"):
+        return None
+    return _SECRET_KINDS.get(reason[len(SECRET_PREFIX):-1])
+
+
+def secret_exclusions(excluded: list[tuple[str, str]]) -> list[dict]:
+    """The ``(path, reason)`` pairs of ``excluded`` that were left out as secrets, as
+    ``{"path", "rule", "kind"}`` dicts (the pattern that matched and what such a file is)."""
+    out = []
+    for path, reason in excluded:
+        kind = secret_kind(reason)
+        if kind is not None:
+            out.append({"path": path, "rule": reason[len(SECRET_PREFIX):-1], "kind": kind})
+    return out
 
 
 @dataclass
@@ -188,11 +235,9 @@ class IgnoreRules:
                 break
         if user is not None and not user.negated:
             return user.describe()
-        for rule in _SECRET_RULES:
-            if rule.matches(rel):
-                if user is not None and user.explicit:
-                    return None
-                return rule.describe()
+        secret = secret_rule(rel)
+        if secret is not None and not (user is not None and user.explicit):
+            return secret.describe()
         return None
 
     def fingerprint(self) -> str:

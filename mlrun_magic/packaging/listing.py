@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlrun_magic.errors import PackagingError
-from mlrun_magic.packaging.ignore import IgnoreRules
+from mlrun_magic.packaging.ignore import IgnoreRules, secret_exclusions
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,12 @@ class FileListing:
         """How many excluded paths each rule accounts for, most frequent first."""
         return dict(Counter(reason for _, reason in self.excluded).most_common())
 
+    @property
+    def secrets(self) -> list[dict]:
+        """The paths left out because they look like secrets: ``{"path", "rule", "kind"}``
+        (the pattern that matched, what such a file is)."""
+        return secret_exclusions(self.excluded)
+
     def to_dict(self) -> dict:
         """JSON-ready form (for ``package --dry-run --json``)."""
         return {
@@ -86,6 +92,7 @@ class FileListing:
             "included": [{"path": e.path, "kind": e.kind, "size": e.size,
                           **({"link": e.link} if e.link else {})} for e in self.entries],
             "excluded": [{"path": p, "reason": r} for p, r in self.excluded],
+            "excluded_secrets": self.secrets,
         }
 
 
