@@ -5,39 +5,61 @@ Both backends create the MLflow run here *before* the code starts, with the tags
 plus ``mlflow.source.git.dirty``, and log the parameters unquoted. The child process joins
 the run through ``MLFLOW_RUN_ID``.
 
+Creating a run is not idempotent, so :func:`create_run` tags it with a client token and,
+after an answer that leaves its fate unknown, looks for that token before creating another:
+one submission never leaves two runs. A run that will never start ends FAILED (KILLED when
+interrupted) with the reason (:func:`abandon_run`).
+
 ``http(s)://`` tracking URIs are spoken to over MLflow's REST API with ``requests``; local
 stores (a folder, ``sqlite:///...``) go through the ``mlflow`` library when it is installed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
+import logging
 import os
-import time
-from dataclasses import dataclass
-from typing import Any
+import posixpath
+import re
+import uuid
+from dataclasses import dataclass, field
 
-from mlrun_magic.errors import TrackingError
+from mlrun_magic.errors import MlrunMagicError, MLprojectError, TrackingError
+from mlrun_magic.tracking_clients import (MAX_PARAMS_PER_BATCH, Experiment,  # noqa: F401
+                                          LocalStoreTracking, RestTracking, retrying_session)
+
+logger = logging.getLogger("mlrun_magic.tracking")
 
 TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
-MAX_PARAMS_PER_BATCH = 100
-
-
-@dataclass
-class Experiment:
-    experiment_id: str
-    name: str | None = None
+#: Why a run ended before its code started (also set when a Databricks job run fails early).
+STATE_MESSAGE_TAG = "mlrun_magic.databricks.stateMessage"
+#: A random token set when a run is created, to find it again after a lost answer.
+CLIENT_TOKEN_TAG = "mlrun_magic.clientToken"
+CREATE_ATTEMPTS = 5
+#: Pauses between searches for a run whose ``runs/create`` was interrupted or timed out.
+LATE_CREATE_WAITS = (0, 1, 3)
+#: MLflow's rules for parameter names and values (``mlflow.utils.validation``).
+_PARAM_NAME = re.compile(r"^[/\w.\- :]*$")
+MAX_KEY_LENGTH = 250
+MAX_PARAM_VALUE_LENGTH = 6000
 
 
 @dataclass
 class TrackedRun:
-    """The MLflow run created for a project run, and where to see it."""
+    """The MLflow run created for a project run, and where to see it.
+
+    ``tracking_uri`` never holds credentials; ``tracking_env`` is what a child process needs
+    besides it to reach the server (``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` taken from the
+    URI), to be passed in its environment only.
+    """
 
     run_id: str
     experiment_id: str
     tracking_uri: str
     run_url: str | None
     experiment_url: str | None
+    tracking_env: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
 
 def default_tracking_uri() -> str:
@@ -55,6 +77,31 @@ def default_tracking_uri() -> str:
     return mlflow.get_tracking_uri()
 
 
+def split_userinfo(uri: str) -> tuple[str, dict[str, str]]:
+    """``(uri without "user:password@", the environment MLflow reads for them)``.
+
+    ``http://me:s3cret@host:5000`` gives ``("http://host:5000", {"MLFLOW_TRACKING_USERNAME":
+    "me", "MLFLOW_TRACKING_PASSWORD": "s3cret"})`` (percent-escapes decoded). Only ``http(s)``
+    URIs are split: MLflow reads those variables for them alone (a database URI keeps its
+    password, which its driver needs). Without credentials the environment is empty.
+    """
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return uri, {}
+    if parts.scheme.lower() not in ("http", "https") or "@" not in parts.netloc:
+        return uri, {}
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, has_password, password = userinfo.partition(":")
+    env = {}
+    if user or has_password:
+        env["MLFLOW_TRACKING_USERNAME"] = unquote(user)
+        env["MLFLOW_TRACKING_PASSWORD"] = unquote(password)
+    return urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment)), env
+
+
 def open_tracking(uri: str | None = None):
     """A tracking client for ``uri`` (default: :func:`default_tracking_uri`)."""
     uri = uri or default_tracking_uri()
@@ -68,203 +115,33 @@ def open_tracking(uri: str | None = None):
     return LocalStoreTracking(uri)
 
 
-def retrying_session():
-    """A ``requests`` session that retries only what is safe: connections that never reached
-    the server, and throttling or unavailability answers to reads."""
-    import requests
-    from requests.adapters import HTTPAdapter
-    from urllib3.util.retry import Retry
+@contextlib.contextmanager
+def deferred_interrupts():
+    """Run a clean-up with Ctrl-C deferred: the first press only warns, a second one stops it.
 
-    session = requests.Session()
-    retry = Retry(total=5, connect=5, read=0, status=3, backoff_factor=0.5,
-                  status_forcelist=(429, 503), allowed_methods=("GET",))
-    session.mount("http://", HTTPAdapter(max_retries=retry))
-    session.mount("https://", HTTPAdapter(max_retries=retry))
-    return session
+    Only in the main thread (elsewhere there is no SIGINT to defer)."""
+    import signal
+    import threading
 
+    previous = signal.getsignal(signal.SIGINT) \
+        if threading.current_thread() is threading.main_thread() else None
+    if previous is None:
+        yield
+        return
+    pressed = []
 
-class RestTracking:
-    """MLflow's REST API (``/api/2.0/mlflow``) over one ``requests`` session.
+    def on_interrupt(signum, frame):
+        if pressed:
+            raise KeyboardInterrupt
+        pressed.append(signum)
+        logger.warning("=== Still cleaning up so that nothing is left running; press Ctrl-C "
+                       "again to stop waiting ===")
 
-    Credentials for plain MLflow servers come from ``MLFLOW_TRACKING_TOKEN`` (bearer) or
-    ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD`` (basic), as with MLflow's client.
-    """
-
-    def __init__(self, uri: str, *, base_url: str | None = None, session=None,
-                 ui_base: str | None = None, workspace_id: str | None = None,
-                 timeout: float = 30.0):
-        self.uri = uri.rstrip("/")
-        self.base_url = (base_url or self.uri).rstrip("/")
-        self.ui_base = (ui_base or self.base_url).rstrip("/")
-        self.workspace_id = workspace_id
-        self.timeout = timeout
-        if session is None:
-            session = retrying_session()
-            token = os.environ.get("MLFLOW_TRACKING_TOKEN")
-            user = os.environ.get("MLFLOW_TRACKING_USERNAME")
-            if token:
-                session.headers["Authorization"] = f"Bearer {token}"
-            elif user:
-                session.auth = (user, os.environ.get("MLFLOW_TRACKING_PASSWORD", ""))
-            if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
-                session.verify = False
-        self.session = session
-
-    # -- transport -------------------------------------------------------------------
-    def call(self, method: str, endpoint: str, *, json: dict | None = None,
-             params: dict | None = None) -> dict:
-        import requests
-
-        url = f"{self.base_url}/api/2.0/mlflow/{endpoint}"
-        try:
-            resp = self.session.request(method, url, json=json, params=params, timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise TrackingError(f"cannot reach the MLflow tracking server at {self.base_url}: "
-                                f"{type(exc).__name__}",
-                                hint="Check that it runs and that MLFLOW_TRACKING_URI is right."
-                                ) from None
-        try:
-            body = resp.json() if resp.content else {}
-        except ValueError:
-            body = None
-        if resp.status_code != 200 or not isinstance(body, dict):
-            code = body.get("error_code") if isinstance(body, dict) else None
-            message = body.get("message") if isinstance(body, dict) else resp.text[:200]
-            err = TrackingError(f"{endpoint} failed with HTTP {resp.status_code}"
-                                f"{' ' + str(code) if code else ''}: {message}")
-            err.error_code = code
-            err.status_code = resp.status_code
-            raise err
-        return body
-
-    # -- experiments -----------------------------------------------------------------
-    def get_experiment_by_name(self, name: str) -> Experiment | None:
-        try:
-            body = self.call("GET", "experiments/get-by-name", params={"experiment_name": name})
-        except TrackingError as exc:
-            if getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST":
-                return None
-            raise
-        exp = body["experiment"]
-        return Experiment(exp["experiment_id"], exp.get("name"))
-
-    def get_experiment(self, experiment_id: str) -> Experiment:
-        body = self.call("GET", "experiments/get", params={"experiment_id": experiment_id})
-        exp = body["experiment"]
-        return Experiment(exp["experiment_id"], exp.get("name"))
-
-    def create_experiment(self, name: str) -> Experiment:
-        body = self.call("POST", "experiments/create", json={"name": name})
-        return Experiment(body["experiment_id"], name)
-
-    # -- runs ------------------------------------------------------------------------
-    def create_run(self, experiment_id: str, tags: dict[str, str], run_name: str | None) -> str:
-        payload: dict[str, Any] = {"experiment_id": experiment_id,
-                                   "start_time": int(time.time() * 1000),
-                                   "tags": [{"key": k, "value": v} for k, v in tags.items()]}
-        if run_name:
-            payload["run_name"] = run_name
-        return self.call("POST", "runs/create", json=payload)["run"]["info"]["run_id"]
-
-    def log_batch(self, run_id: str, *, params: dict[str, str] | None = None,
-                  tags: dict[str, str] | None = None) -> None:
-        items = [{"key": k, "value": v} for k, v in (params or {}).items()]
-        for start in range(0, max(len(items), 1), MAX_PARAMS_PER_BATCH):
-            self.call("POST", "runs/log-batch", json={
-                "run_id": run_id, "params": items[start:start + MAX_PARAMS_PER_BATCH],
-                "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()] if start == 0 else []})
-
-    def set_tag(self, run_id: str, key: str, value: str) -> None:
-        self.call("POST", "runs/set-tag", json={"run_id": run_id, "key": key, "value": value})
-
-    def update_run(self, run_id: str, status: str) -> None:
-        self.call("POST", "runs/update", json={"run_id": run_id, "status": status,
-                                               "end_time": int(time.time() * 1000)})
-
-    def get_run(self, run_id: str) -> dict:
-        """``{"status", "tags", "params", "metrics"}`` of a run."""
-        run = self.call("GET", "runs/get", params={"run_id": run_id})["run"]
-        data = run.get("data", {})
-        return {"status": run["info"]["status"],
-                "experiment_id": run["info"]["experiment_id"],
-                "tags": {t["key"]: t["value"] for t in data.get("tags", [])},
-                "params": {p["key"]: p["value"] for p in data.get("params", [])},
-                "metrics": {m["key"]: m["value"] for m in data.get("metrics", [])}}
-
-    # -- links -----------------------------------------------------------------------
-    def run_url(self, experiment_id: str, run_id: str) -> str:
-        return f"{self.ui_base}/#/experiments/{experiment_id}/runs/{run_id}"
-
-    def experiment_url(self, experiment_id: str) -> str:
-        return f"{self.ui_base}/#/experiments/{experiment_id}"
-
-
-class LocalStoreTracking:
-    """A local MLflow store (folder or database URI) through the ``mlflow`` library."""
-
-    def __init__(self, uri: str):
-        try:
-            from mlflow.tracking import MlflowClient
-        except ImportError:
-            raise TrackingError(
-                f"the tracking URI {uri} is a local store, which needs the mlflow library",
-                hint="pip install mlflow-skinny, or point MLFLOW_TRACKING_URI at an MLflow "
-                     "server (http://...).") from None
-        self.uri = uri
-        self.client = MlflowClient(tracking_uri=uri)
-
-    def _guard(self, what, fn, *args, **kwargs):
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return fn(*args, **kwargs)
-        except MlflowException as exc:
-            err = TrackingError(f"{what} failed in {self.uri}: {exc.message}")
-            err.error_code = exc.error_code
-            raise err from None
-
-    def get_experiment_by_name(self, name):
-        exp = self._guard("get experiment", self.client.get_experiment_by_name, name)
-        return Experiment(exp.experiment_id, exp.name) if exp else None
-
-    def get_experiment(self, experiment_id):
-        exp = self._guard("get experiment", self.client.get_experiment, experiment_id)
-        return Experiment(exp.experiment_id, exp.name)
-
-    def create_experiment(self, name):
-        return Experiment(self._guard("create experiment", self.client.create_experiment, name), name)
-
-    def create_run(self, experiment_id, tags, run_name):
-        run = self._guard("create run", self.client.create_run, experiment_id, tags=tags,
-                          run_name=run_name)
-        return run.info.run_id
-
-    def log_batch(self, run_id, *, params=None, tags=None):
-        from mlflow.entities import Param, RunTag
-
-        items = [Param(k, v) for k, v in (params or {}).items()]
-        for start in range(0, max(len(items), 1), MAX_PARAMS_PER_BATCH):
-            self._guard("log params", self.client.log_batch, run_id,
-                        params=items[start:start + MAX_PARAMS_PER_BATCH],
-                        tags=[RunTag(k, v) for k, v in (tags or {}).items()] if start == 0 else [])
-
-    def set_tag(self, run_id, key, value):
-        self._guard("set tag", self.client.set_tag, run_id, key, value)
-
-    def update_run(self, run_id, status):
-        self._guard("update run", self.client.set_terminated, run_id, status)
-
-    def get_run(self, run_id):
-        run = self._guard("get run", self.client.get_run, run_id)
-        return {"status": run.info.status, "experiment_id": run.info.experiment_id,
-                "tags": dict(run.data.tags), "params": dict(run.data.params),
-                "metrics": dict(run.data.metrics)}
-
-    def run_url(self, experiment_id, run_id):
-        return None
-
-    def experiment_url(self, experiment_id):
-        return None
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def resolve_experiment(tracking, name: str | None = None, experiment_id: str | None = None,
@@ -279,17 +156,19 @@ def resolve_experiment(tracking, name: str | None = None, experiment_id: str | N
         raise TrackingError("Specify only one of 'experiment_name' or 'experiment_id'.")
     if experiment_id:
         return tracking.get_experiment(str(experiment_id))
-    if name:
+    if not name:
+        return Experiment("0", "Default")
+    existing = tracking.get_experiment_by_name(name)
+    if existing is not None:
+        return existing
+    try:
+        return tracking.create_experiment(name)
+    except TrackingError:
+        # Created meanwhile, or created by this very call before its answer was lost.
         existing = tracking.get_experiment_by_name(name)
-        if existing is not None:
-            return existing
-        try:
-            return tracking.create_experiment(name)
-        except TrackingError as exc:
-            if getattr(exc, "error_code", None) in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
-                return tracking.get_experiment_by_name(name)  # created meanwhile
+        if existing is None:
             raise
-    return Experiment("0", "Default")
+        return existing
 
 
 def project_tags(plan, backend: str) -> dict[str, str]:
@@ -317,21 +196,155 @@ def project_tags(plan, backend: str) -> dict[str, str]:
     return tags
 
 
-def start_project_run(tracking, plan, backend: str, extra_tags: dict[str, str] | None = None) -> TrackedRun:
-    """Create the MLflow run for ``plan`` with MLflow's tags and the parameters, unquoted."""
+def check_params(params: dict[str, str]) -> None:
+    """Refuse, before any run exists, the parameters MLflow would refuse to log."""
+    for name, value in params.items():
+        problem = None
+        if len(name) > MAX_KEY_LENGTH:
+            problem = f"is {len(name)} characters long; MLflow takes at most {MAX_KEY_LENGTH}"
+        elif not _PARAM_NAME.match(name):
+            problem = ("has a character MLflow does not allow in a name (only letters, digits, "
+                       "_ - . : / and spaces)")
+        elif _not_a_unique_path(name):
+            problem = "would be read by MLflow as a different path; remove the extra / or dots"
+        elif len(value) > MAX_PARAM_VALUE_LENGTH:
+            problem = (f"has a value of {len(value)} characters; MLflow logs at most "
+                       f"{MAX_PARAM_VALUE_LENGTH}")
+        if problem:
+            raise MLprojectError(f"parameter {name!r} {problem}", key=name,
+                                 hint="Rename the parameter (or shorten its value); nothing "
+                                      "was started.")
+
+
+def _not_a_unique_path(name: str) -> bool:
+    norm = posixpath.normpath(name)
+    return norm != name or norm == "." or norm.startswith(("..", "/"))
+
+
+def create_run(tracking, experiment_id: str, tags: dict[str, str],
+               run_name: str | None) -> str:
+    """Create one MLflow run, safely retried: after a failure that may have created it, the
+    run is looked up by its client token before another is created."""
+    import time
+
+    token = uuid.uuid4().hex
+    tags = {**tags, CLIENT_TOKEN_TAG: token}
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        try:
+            return tracking.create_run(experiment_id, tags, run_name)
+        except (TrackingError, KeyboardInterrupt) as exc:
+            found = _find_created(tracking, experiment_id, token, exc)
+            if isinstance(exc, KeyboardInterrupt):
+                for run_id in found or []:
+                    abandon_run(tracking, run_id, "KILLED", "interrupted while the MLflow run "
+                                "was being created", STATE_MESSAGE_TAG)
+                raise
+            if found:
+                for extra in found[1:]:
+                    abandon_run(tracking, extra, "FAILED", f"duplicate of run {found[0]}",
+                                STATE_MESSAGE_TAG)
+                return found[0]
+            status = getattr(exc, "status_code", None)
+            transient = (getattr(exc, "no_answer", False) or getattr(exc, "never_sent", False)
+                         or status == 429 or (status or 0) >= 500)
+            if found is None or not transient or attempt == CREATE_ATTEMPTS:
+                raise  # (found is None: the run may exist, so no second one is made)
+            delay = getattr(exc, "retry_after", None)
+            retry_delay = getattr(tracking, "retry_delay", None)
+            if delay is None:
+                delay = retry_delay(attempt) if retry_delay else 0.5 * attempt
+            logger.info("creating the MLflow run failed (%s); retrying in %.1f s", exc, delay)
+            getattr(tracking, "sleep", time.sleep)(delay)
+    raise AssertionError("unreachable")
+
+
+def _find_created(tracking, experiment_id: str, token: str,
+                  exc: BaseException) -> list[str] | None:
+    """The runs a failed ``runs/create`` may have made anyway (none if it never left;
+    ``None`` if the search failed too).
+
+    After Ctrl-C or a timeout the request may still be under way on the server, so it is
+    looked for a few times over :data:`LATE_CREATE_WAITS` seconds."""
+    import time
+
+    if getattr(exc, "never_sent", False):
+        return []
+    late = isinstance(exc, KeyboardInterrupt) or getattr(exc, "timed_out", False)
+    try:
+        with deferred_interrupts():
+            for wait in LATE_CREATE_WAITS if late else (0,):
+                time.sleep(wait)
+                found = tracking.find_runs(experiment_id, CLIENT_TOKEN_TAG, token)
+                if found:
+                    return found
+            return []
+    except TrackingError as lookup:
+        if isinstance(exc, TrackingError):
+            exc.message += (f" (and looking for a run it may have created failed too: "
+                            f"{lookup.message}; runs tagged {CLIENT_TOKEN_TAG}={token} are it)")
+        return None
+
+
+def reason_of(exc: BaseException) -> str:
+    """The one-line reason a submission did not start, for the state-message tag."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C) before the run started"
+    if isinstance(exc, MlrunMagicError):
+        return exc.message
+    from mlrun_magic.project.uri import redact_text
+
+    return redact_text(f"{type(exc).__name__}: {exc}")
+
+
+def abandon_run(tracking, run_id: str, status: str, reason: str,
+                reason_tag: str | None = STATE_MESSAGE_TAG) -> str | None:
+    """End a run whose code will never start: ``status`` (FAILED or KILLED) and the reason.
+
+    Returns ``None``, or a sentence saying what could not be done (nothing raises)."""
+    problem = None
+    with deferred_interrupts():
+        if reason_tag:
+            try:
+                tracking.set_tag(run_id, reason_tag, reason[:5000])
+            except TrackingError as exc:
+                problem = exc.message
+        try:
+            tracking.update_run(run_id, status)
+        except TrackingError as exc:
+            return f"MLflow run {run_id} could not be marked {status}: {exc.message}"
+    if problem:
+        logger.warning("could not tag MLflow run %s with its reason: %s", run_id, problem)
+    return None
+
+
+def start_project_run(tracking, plan, backend: str, extra_tags: dict[str, str] | None = None,
+                      *, reason_tag: str | None = None) -> TrackedRun:
+    """Create the MLflow run for ``plan`` with MLflow's tags and the parameters, unquoted.
+
+    If the parameters cannot be logged (or Ctrl-C comes), the run is ended FAILED (KILLED)
+    with the reason in ``reason_tag`` before the error goes on: no run is left RUNNING."""
     req = plan.request
+    params = dict(plan.parameters.raw) if plan.parameters else {}
+    check_params(params)
     experiment = resolve_experiment(tracking, req.experiment_name, req.experiment_id,
                                     plan.project.name or plan.project_dir.name)
     tags = project_tags(plan, backend)
     tags.update(extra_tags or {})
-    run_id = tracking.create_run(experiment.experiment_id, tags, req.run_name)
-    params = dict(plan.parameters.raw) if plan.parameters else {}
-    if params:
-        tracking.log_batch(run_id, params=params)
+    run_id = create_run(tracking, experiment.experiment_id, tags, req.run_name)
+    try:
+        if params:
+            tracking.log_batch(run_id, params=params)
+    except BaseException as exc:
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        problem = abandon_run(tracking, run_id, status, reason_of(exc), reason_tag)
+        if problem:
+            logger.warning("%s", problem)
+        raise
     return TrackedRun(run_id=run_id, experiment_id=experiment.experiment_id,
                       tracking_uri=tracking.uri,
                       run_url=tracking.run_url(experiment.experiment_id, run_id),
-                      experiment_url=tracking.experiment_url(experiment.experiment_id))
+                      experiment_url=tracking.experiment_url(experiment.experiment_id),
+                      tracking_env=dict(getattr(tracking, "child_env", {}) or {}))
 
 
 def finish_run(tracking, run_id: str, status: str) -> None:

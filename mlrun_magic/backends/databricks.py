@@ -6,6 +6,11 @@ creates the MLflow run with MLflow's tags, packages the project reproducibly, up
 ``POST /api/2.2/jobs/runs/submit`` with the MLflow run id as idempotency token, and tags the
 MLflow run with the job run's URL and ids as MLflow does. The result is a
 :class:`DatabricksSubmittedRun`.
+
+A submission is a transaction: it either returns a job run linked to its MLflow run by
+those tags, or raises with no job run alive (none made, or cancelled: the error says so,
+or says which one to cancel if even that failed) and the MLflow run FAILED, or KILLED after
+Ctrl-C, with the reason in the ``mlrun_magic.databricks.stateMessage`` tag.
 """
 
 from __future__ import annotations
@@ -14,17 +19,19 @@ import hashlib
 import json
 import logging
 import os
-import time
 from pathlib import Path
 
-from mlrun_magic.backends.base import Links, RunInfo, RunState, SubmittedRun
-from mlrun_magic.errors import BackendError, MlrunMagicError, TrackingError
+from mlrun_magic.backends.base import Links, RunInfo
+from mlrun_magic.backends.databricks_run import (POLL_SCHEDULE,  # noqa: F401
+                                                 DatabricksSubmittedRun, open_job_tracking)
+from mlrun_magic.errors import BackendError, MlrunMagicError
+from mlrun_magic.tracking import STATE_MESSAGE_TAG
 
 logger = logging.getLogger("mlrun_magic.backends.databricks")
 
-#: Poll intervals of wait(): quick at first (a run's URL and first states), then every 30 s.
-POLL_SCHEDULE = (1, 2, 3, 5, 8, 13, 20, 30)
-STATE_MESSAGE_TAG = "mlrun_magic.databricks.stateMessage"
+#: How often a step after ``runs/submit`` is tried before the job run is cancelled.
+AFTER_SUBMIT_ATTEMPTS = 3
+HTTP_OPTIONS = ("timeout", "deadline", "backoff", "max_backoff")
 
 
 def cluster_tracking_uri(uri: str) -> str:
@@ -35,25 +42,6 @@ def cluster_tracking_uri(uri: str) -> str:
     return "databricks" if uri.startswith("databricks") else redact_url(uri)
 
 
-def open_job_tracking(uri: str | None, workspace, client):
-    """The tracking client for a Databricks run (default: the workspace's own MLflow)."""
-    from mlrun_magic.databricks.tracking import DatabricksTracking
-    from mlrun_magic.tracking import RestTracking
-
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or (
-        f"databricks://{workspace.profile}" if workspace.profile else "databricks")
-    if uri.startswith("databricks"):
-        _, workspace_id = client.me()
-        return DatabricksTracking(uri, workspace, workspace_id)
-    if uri.startswith(("http://", "https://")):
-        return RestTracking(uri)
-    raise TrackingError(
-        "When running on Databricks, the MLflow tracking URI must be of the form 'databricks' or "
-        "'databricks://profile', or a remote HTTP URI accessible to both the current client and "
-        f"code running on Databricks. Got local tracking URI {uri}.",
-        hint="Unset MLFLOW_TRACKING_URI to use the workspace's MLflow, or pass --tracking-uri.")
-
-
 def bootstrap_source() -> tuple[bytes, str]:
     """The bootstrap script and its content-addressed file name."""
     data = (Path(__file__).resolve().parents[1] / "databricks" / "bootstrap.py").read_bytes()
@@ -61,16 +49,25 @@ def bootstrap_source() -> tuple[bytes, str]:
 
 
 class DatabricksBackend:
-    """Submits project runs as one-time Databricks job runs."""
+    """Submits project runs as one-time Databricks job runs.
+
+    ``http`` options (``timeout``, ``deadline``, ``backoff``, ``max_backoff``, in seconds) tune
+    the retries of the workspace and tracking clients a submission creates."""
 
     name = "databricks"
+
+    def __init__(self, **http):
+        unknown = sorted(set(http) - set(HTTP_OPTIONS))
+        if unknown:
+            raise TypeError(f"unknown option(s) {', '.join(unknown)}")
+        self.http = {k: v for k, v in http.items() if v is not None}
 
     def connect(self, plan):
         from mlrun_magic.databricks.auth import resolve_workspace
         from mlrun_magic.databricks.client import DatabricksClient
 
         workspace = resolve_workspace(plan.request.profile, plan.request.tracking_uri)
-        return workspace, DatabricksClient(workspace)
+        return workspace, DatabricksClient(workspace, **self.http)
 
     def prepare(self, plan, progress=None):
         """Everything but side effects on the workspace: compute, archive, run parameters."""
@@ -87,63 +84,56 @@ class DatabricksBackend:
 
     def submit(self, plan, *, tracking=None, echo: bool = False,
                progress=None) -> "DatabricksSubmittedRun":
-        from mlrun_magic.databricks.jobs import JOBS_API, submit_body
-        from mlrun_magic.databricks.storage import default_target, parse_location, upload_project
-        from mlrun_magic.tracking import finish_run, start_project_run
+        from mlrun_magic.tracking import start_project_run
 
         compute, archive = self.prepare(plan, progress)
         workspace, client = self.connect(plan)
-        tracking = tracking or open_job_tracking(plan.request.tracking_uri, workspace, client)
-        tracked = start_project_run(tracking, plan, "databricks")
+        tracking = tracking or open_job_tracking(plan.request.tracking_uri, workspace, client,
+                                                 **self.http)
+        tracked = start_project_run(tracking, plan, "databricks", reason_tag=STATE_MESSAGE_TAG)
+        txn = _Submission(client, tracking, tracked.run_id)
         try:
-            target = parse_location(plan.request.code_location) if plan.request.code_location \
-                else default_target(client, archive.size, tracked.experiment_id)
-            bootstrap, bootstrap_name = bootstrap_source()
-            uploaded = upload_project(client, target, Path(archive.path), archive.sha256,
-                                      bootstrap, bootstrap_name, progress=progress)
-            spec = self.task_spec(plan, tracked, tracking, archive)
-            uri = plan.source.uri
-            body = submit_body(
-                run_name=compute.run.get("run_name") or plan.request.run_name
-                or f"MLflow Run for {uri}", idempotency_token=tracked.run_id,
-                python_file=uploaded.bootstrap,
-                parameters=["--archive", target.posix(uploaded.archive), "--spec",
-                            json.dumps(spec, separators=(",", ":"))],
-                compute=compute)
-            logger.info("=== Running entry point %s of project %s on Databricks ===",
-                        plan.entry_point.name if plan.entry_point else "(python_file)", uri)
-            job_run_id = client.post(f"{JOBS_API}/runs/submit", body, idempotent=True)["run_id"]
-            logger.info("=== Launched MLflow run as Databricks job run with ID %s. Getting run "
-                        "status page URL... ===", job_run_id)
-            run = client.get(f"{JOBS_API}/runs/get", run_id=job_run_id)
-            page = run.get("run_page_url")
-            logger.info("=== Check the run's status at %s ===", page)
-            tags = {"mlflow.databricks.runURL": page or "",
-                    "mlflow.databricks.shellJobRunID": str(job_run_id),
-                    "mlflow.databricks.webappURL": workspace.host}
-            if run.get("job_id") is not None:
-                tags["mlflow.databricks.shellJobID"] = str(run["job_id"])
-            tracking.log_batch(tracked.run_id, tags=tags)
+            uploaded, body = self._upload(plan, client, tracking, tracked, compute, archive,
+                                          progress)
+            txn.submit(body)
+            txn.link(workspace.host)
         except BaseException as exc:
-            message = str(exc) if isinstance(exc, MlrunMagicError) else type(exc).__name__
-            try:
-                tracking.set_tag(tracked.run_id, STATE_MESSAGE_TAG, message[:5000])
-                finish_run(tracking, tracked.run_id,
-                           "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-            except MlrunMagicError:
-                pass
-            raise
+            txn.fail(exc)
         info = RunInfo(project=plan.project.name or plan.project_dir.name,
                        entry_point=plan.entry_point.name if plan.entry_point else "python_file",
                        backend=self.name, run_name=plan.request.run_name,
                        parameters=dict(plan.parameters.values) if plan.parameters else {})
-        links = Links(job_run=page, mlflow_run=tracked.run_url, experiment=tracked.experiment_url)
-        submitted = DatabricksSubmittedRun(client, tracking, tracked.run_id, job_run_id, info,
-                                           links)
+        links = Links(job_run=txn.page, mlflow_run=tracked.run_url,
+                      experiment=tracked.experiment_url)
+        submitted = DatabricksSubmittedRun(client, tracking, tracked.run_id, txn.job_run_id,
+                                           info, links)
         submitted.archive = archive
         submitted.uploaded = uploaded
         submitted.request_body = body
         return submitted
+
+    def _upload(self, plan, client, tracking, tracked, compute, archive, progress):
+        """Upload the archive and the bootstrap; the ``runs/submit`` body that runs them."""
+        from mlrun_magic.databricks.jobs import submit_body
+        from mlrun_magic.databricks.storage import default_target, parse_location, upload_project
+
+        target = parse_location(plan.request.code_location) if plan.request.code_location \
+            else default_target(client, archive.size, tracked.experiment_id)
+        bootstrap, bootstrap_name = bootstrap_source()
+        uploaded = upload_project(client, target, Path(archive.path), archive.sha256,
+                                  bootstrap, bootstrap_name, progress=progress)
+        spec = self.task_spec(plan, tracked, tracking, archive)
+        uri = plan.source.uri
+        body = submit_body(
+            run_name=compute.run.get("run_name") or plan.request.run_name
+            or f"MLflow Run for {uri}", idempotency_token=tracked.run_id,
+            python_file=uploaded.bootstrap,
+            parameters=["--archive", target.posix(uploaded.archive), "--spec",
+                        json.dumps(spec, separators=(",", ":"))],
+            compute=compute)
+        logger.info("=== Running entry point %s of project %s on Databricks ===",
+                    plan.entry_point.name if plan.entry_point else "(python_file)", uri)
+        return uploaded, body
 
     @staticmethod
     def task_spec(plan, tracked, tracking, archive) -> dict:
@@ -158,160 +148,91 @@ class DatabricksBackend:
                 "env_file": env.file.name if env.file else None, "sha256": archive.sha256}
 
 
-class DatabricksSubmittedRun(SubmittedRun):
-    """A project run as a Databricks job run, linked to its MLflow run."""
+class _Submission:
+    """The steps from ``runs/submit`` on, and their compensation when one fails."""
 
-    backend = "databricks"
+    def __init__(self, client, tracking, run_id: str):
+        self.client, self.tracking, self.run_id = client, tracking, run_id
+        self.job_run_id: int | None = None
+        self.page: str | None = None
 
-    def __init__(self, client, tracking, run_id: str, job_run_id: int, info: RunInfo,
-                 links: Links, poll_schedule=POLL_SCHEDULE):
-        super().__init__(run_id, info, links)
-        self.client = client
-        self.tracking = tracking
-        self.job_run_id = job_run_id
-        self.poll_schedule = poll_schedule
-        self.last_run: dict | None = None
-        self._reconciled = False
+    def submit(self, body: dict) -> None:
+        from mlrun_magic.databricks.jobs import submit_run
 
-    @classmethod
-    def attach(cls, ref: str, *, profile: str | None = None, tracking_uri: str | None = None):
-        """Re-attach to a run by MLflow run id or Databricks job run id."""
-        from mlrun_magic.databricks.auth import resolve_workspace
-        from mlrun_magic.databricks.client import DatabricksClient
-        from mlrun_magic.databricks.jobs import JOBS_API
-
-        workspace = resolve_workspace(profile, tracking_uri)
-        client = DatabricksClient(workspace)
-        tracking = open_job_tracking(tracking_uri, workspace, client)
-        if str(ref).isdigit():
-            job_run_id = int(ref)
-            run = client.get(f"{JOBS_API}/runs/get", run_id=job_run_id)
-            mlflow_run_id = _mlflow_run_id_from_job(run)
-        else:
-            mlflow_run_id = str(ref)
-            tags = tracking.get_run(mlflow_run_id)["tags"]
-            if "mlflow.databricks.shellJobRunID" not in tags:
-                raise BackendError(f"MLflow run {ref} has no Databricks job run "
-                                   "(no mlflow.databricks.shellJobRunID tag)")
-            job_run_id = int(tags["mlflow.databricks.shellJobRunID"])
-            run = client.get(f"{JOBS_API}/runs/get", run_id=job_run_id)
-        experiment_id = None
-        if mlflow_run_id:
-            try:
-                experiment_id = tracking.get_run(mlflow_run_id)["experiment_id"]
-            except TrackingError:
-                pass
-        links = Links(job_run=run.get("run_page_url"),
-                      mlflow_run=tracking.run_url(experiment_id, mlflow_run_id)
-                      if experiment_id and mlflow_run_id else None,
-                      experiment=tracking.experiment_url(experiment_id) if experiment_id else None)
-        info = RunInfo(project=run.get("run_name", ""), entry_point="", backend="databricks")
-        attached = cls(client, tracking, mlflow_run_id, job_run_id, info, links)
-        attached.last_run = run
-        return attached
-
-    def _fetch(self) -> dict:
-        from mlrun_magic.databricks.jobs import JOBS_API
-
-        self.last_run = self.client.get(f"{JOBS_API}/runs/get", run_id=self.job_run_id)
-        if not self.links.job_run:
-            self.links.job_run = self.last_run.get("run_page_url")
-        return self.last_run
-
-    def status(self) -> RunState:
-        from mlrun_magic.databricks.jobs import run_state
-
-        state = run_state(self._fetch())
-        if state.is_terminal:
-            self._reconcile(state)
-        return state
-
-    def _reconcile(self, state: RunState) -> None:
-        """When the job ended but the MLflow run did not (cluster or library failure, cancel),
-        end the MLflow run too, with the job's state message as a tag."""
-        if self._reconciled or not self.run_id:
-            return
         try:
-            current = self.tracking.get_run(self.run_id)["status"]
-            if current not in ("FINISHED", "FAILED", "KILLED"):
-                if state.message:
-                    self.tracking.set_tag(self.run_id, STATE_MESSAGE_TAG, state.message[:5000])
-                self.tracking.update_run(self.run_id, state.status)
-            self._reconciled = True
-        except TrackingError as exc:
-            logger.warning("could not end MLflow run %s: %s", self.run_id, exc)
-
-    def wait(self, timeout: float | None = None, poll_interval: float | None = None) -> RunState:
-        """Poll until the job run ends (fast first, then every 30 s, or at most every
-        ``poll_interval`` seconds); Ctrl-C cancels it."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        polls = 0
-        try:
-            while True:
-                state = self.status()
-                if state.is_terminal:
-                    return state
-                delay = self.poll_schedule[min(polls, len(self.poll_schedule) - 1)]
-                if poll_interval is not None:
-                    delay = min(delay, poll_interval)
-                polls += 1
-                if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return state
-                    delay = min(delay, left)
-                time.sleep(delay)
-        except KeyboardInterrupt:
-            logger.warning("=== Run (ID '%s') interrupted, cancelling run ===", self.run_id)
-            self.cancel()
+            self.job_run_id = submit_run(self.client, body)
+        except KeyboardInterrupt as exc:
+            self.job_run_id = getattr(exc, "job_run_id", None)
             raise
+        logger.info("=== Launched MLflow run as Databricks job run with ID %s. Getting run "
+                    "status page URL... ===", self.job_run_id)
 
-    def cancel(self, timeout: float = 120.0) -> RunState:
-        """Cancel the job run, wait for it to end, and mark the MLflow run KILLED."""
+    def link(self, host: str) -> None:
+        """Tag the MLflow run with its job run, as MLflow does (retried: the job is alive)."""
         from mlrun_magic.databricks.jobs import JOBS_API
 
-        self.client.post(f"{JOBS_API}/runs/cancel", {"run_id": self.job_run_id}, idempotent=True)
-        deadline = time.monotonic() + timeout
-        state = self.status()
-        delay = 0.5
-        while not state.is_terminal and time.monotonic() < deadline:
-            time.sleep(delay)
-            delay = min(delay * 2, 5)
-            state = self.status()
-        return state
+        run = self._persist("reading the job run", lambda: self.client.get(
+            f"{JOBS_API}/runs/get", run_id=self.job_run_id))
+        self.page = run.get("run_page_url")
+        logger.info("=== Check the run's status at %s ===", self.page)
+        tags = {"mlflow.databricks.runURL": self.page or "",
+                "mlflow.databricks.shellJobRunID": str(self.job_run_id),
+                "mlflow.databricks.webappURL": host}
+        if run.get("job_id") is not None:
+            tags["mlflow.databricks.shellJobID"] = str(run["job_id"])
+        self._persist("tagging the MLflow run with its job run",
+                      lambda: self.tracking.log_batch(self.run_id, tags=tags))
 
-    def logs(self, tail: int = 100) -> str:
-        """The tail of the task's driver output, plus the error and its trace if it failed."""
-        from mlrun_magic.databricks.errors import BadRequest
-        from mlrun_magic.databricks.jobs import JOBS_API, task_run_id
-
-        run = self.last_run or self._fetch()
-        task_id = task_run_id(run) or task_run_id(self._fetch())
-        if task_id is None:
-            return ""
-        try:
-            out = self.client.get(f"{JOBS_API}/runs/get-output", run_id=task_id)
-        except BadRequest as exc:
-            return f"(no output yet: {exc.api_message})"
-        text = "\n".join((out.get("logs") or "").splitlines()[-tail:])
-        if out.get("logs_truncated"):
-            text = "(earlier output truncated by Databricks)\n" + text
-        for key in ("error", "error_trace"):
-            if out.get(key):
-                text += f"\n--- {key} ---\n{out[key]}"
-        return text
-
-
-def _mlflow_run_id_from_job(run: dict) -> str | None:
-    """The MLflow run id a job run was submitted for (it is the bootstrap's --spec run_id)."""
-    for task in run.get("tasks") or []:
-        params = (task.get("spark_python_task") or {}).get("parameters") or []
-        if "--spec" in params:
+    def _persist(self, what: str, step):
+        """``step()``, tried again after any error: failing now would cost the job run."""
+        for attempt in range(1, AFTER_SUBMIT_ATTEMPTS + 1):
             try:
-                return json.loads(params[params.index("--spec") + 1]).get("run_id")
-            except (ValueError, IndexError):
-                return None
-    return None
+                return step()
+            except MlrunMagicError as exc:
+                if attempt == AFTER_SUBMIT_ATTEMPTS:
+                    raise BackendError(f"the run did not start: {what} failed after job run "
+                                       f"{self.job_run_id} was submitted ({exc.message})"
+                                       ) from None
+                logger.info("%s failed (%s); trying again", what, exc.message)
+                self.client.sleep(self.client.retry_delay(attempt))
+
+    def fail(self, exc: BaseException):
+        """Undo what exists (job run cancelled, MLflow run FAILED/KILLED), then raise."""
+        from mlrun_magic.tracking import abandon_run, deferred_interrupts, reason_of
+
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        status = "KILLED" if interrupted else "FAILED"
+        reason = reason_of(exc)
+        with deferred_interrupts():
+            marked = abandon_run(self.tracking, self.run_id, status, reason, STATE_MESSAGE_TAG)
+            cancelled = self._cancel_job() if self.job_run_id is not None else None
+        done = [f"job run {self.job_run_id} was cancelled" if self.job_run_id is not None
+                and cancelled is None else None,
+                f"MLflow run {self.run_id} was marked {status}" if marked is None else None]
+        done = [part for part in done if part]
+        problems = [p for p in (cancelled, marked) if p]
+        if interrupted or not isinstance(exc, MlrunMagicError):
+            for line in problems:
+                logger.warning("=== %s ===", line)
+            logger.warning("=== Submission stopped: %s ===", " and ".join(done) or "nothing undone")
+            raise exc
+        if self.job_run_id is None and not problems:
+            raise exc
+        message = "; ".join([reason, " and ".join(done)] + problems) if done else \
+            "; ".join([reason] + problems)
+        raise BackendError(message, hint=exc.hint) from None
+
+    def _cancel_job(self) -> str | None:
+        """``None`` once the cancel was accepted, else a sentence saying what to do."""
+        from mlrun_magic.databricks.jobs import cancel_run
+
+        try:
+            cancel_run(self.client, self.job_run_id)
+            return None
+        except MlrunMagicError as exc:
+            where = self.page or "the workspace's Jobs UI"
+            return (f"cancelling job run {self.job_run_id} failed too ({exc.message}): cancel "
+                    f"it yourself at {where}")
 
 
 _SECRET_KEY = ("token", "secret", "password", "passwd", "credential", "api_key", "apikey")

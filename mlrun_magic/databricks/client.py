@@ -6,10 +6,10 @@ deadline. What is retried, with exponential backoff and jitter:
 * connection failures before the request was sent (always safe);
 * 429 / ``REQUEST_LIMIT_EXCEEDED`` (the request was refused, not done), honouring
   ``Retry-After``;
-* 503 / ``TEMPORARILY_UNAVAILABLE``, read timeouts and dropped connections, **only** for
-  requests that are safe to repeat: reads, PUTs, and POSTs the caller marks idempotent
-  (``runs/submit`` always carries an ``idempotency_token``, so a retry after a lost response
-  returns the same run instead of starting a second one).
+* 5xx answers (500, 502, 503 / ``TEMPORARILY_UNAVAILABLE``, 504), read timeouts and dropped
+  connections, **only** for requests that are safe to repeat: reads, PUTs, and POSTs the
+  caller marks idempotent (``runs/submit`` always carries an ``idempotency_token``, so a
+  retry after a lost response returns the same run instead of starting a second one).
 
 Errors come back as :mod:`mlrun_magic.databricks.errors` exceptions carrying the HTTP
 status, the ``error_code`` and the message. Authentication headers are fetched per request
@@ -24,8 +24,8 @@ import time
 from typing import Any
 
 from mlrun_magic.databricks.auth import Workspace
-from mlrun_magic.databricks.errors import (DatabricksAPIError, TooManyRequests, TransportError,
-                                           Unavailable, error_class)
+from mlrun_magic.databricks.errors import (DatabricksAPIError, InternalError, TooManyRequests,
+                                           TransportError, Unavailable, error_class)
 
 logger = logging.getLogger("mlrun_magic.databricks")
 
@@ -36,6 +36,8 @@ TRANSIENT_MESSAGES = ("ClusterNotReadyException", "UnknownWorkerEnvironmentExcep
                       "There is no worker environment with id", "Unknown worker environment",
                       "Please try again later or try a faster operation.",
                       "RPC token bucket limit has been exceeded")
+#: Server errors after which repeating an idempotent request is safe and often works.
+TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
 
 
 class DatabricksClient:
@@ -91,12 +93,13 @@ class DatabricksClient:
                                             timeout=(min(10.0, timeout or self.timeout),
                                                      timeout or self.timeout))
             except requests.ConnectionError as exc:
-                never_sent = _connect_failed(exc)
+                never_sent = connect_failed(exc)
                 error = TransportError(
                     f"cannot reach {self.host}: {_short(exc)}" if never_sent else
                     f"the connection broke before an answer came: {_short(exc)}",
                     method=method, path=path,
                     hint="Check the workspace host and your network." if never_sent else None)
+                error.never_sent = never_sent
                 retryable = never_sent or (idempotent and (data is None or rewind is not None))
             except requests.Timeout as exc:
                 error = TransportError(f"no answer within {timeout or self.timeout:.0f} s "
@@ -108,15 +111,16 @@ class DatabricksClient:
                 error = self.error_from(resp, method, path)
                 if isinstance(error, TooManyRequests):
                     retryable = True
-                    retry_after = _retry_after(resp.headers.get("Retry-After"))
+                    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
                 else:
-                    transient = isinstance(error, Unavailable) or any(
-                        m in error.api_message for m in TRANSIENT_MESSAGES)
+                    transient = isinstance(error, Unavailable) or (
+                        isinstance(error, InternalError) and resp.status_code in TRANSIENT_STATUSES
+                    ) or any(m in error.api_message for m in TRANSIENT_MESSAGES)
                     retryable = transient and idempotent and (data is None or rewind is not None)
-                    retry_after = _retry_after(resp.headers.get("Retry-After"))
+                    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             if not retryable:
                 raise error
-            delay = retry_after if retry_after is not None else self._backoff(attempt)
+            delay = retry_after if retry_after is not None else self.retry_delay(attempt)
             if time.monotonic() + delay > deadline_at:
                 error.message += f" (gave up after {attempt} attempts)"
                 raise error
@@ -124,7 +128,8 @@ class DatabricksClient:
                         error.api_message, delay, attempt + 1)
             self.sleep(delay)
 
-    def _backoff(self, attempt: int) -> float:
+    def retry_delay(self, attempt: int) -> float:
+        """Exponential backoff with jitter before retry number ``attempt``."""
         ceiling = min(self.max_backoff, self.backoff * (2 ** (attempt - 1)))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
@@ -188,7 +193,7 @@ def _query(params: dict | None) -> dict | None:
             if v is not None}
 
 
-def _connect_failed(exc) -> bool:
+def connect_failed(exc) -> bool:
     """True when the connection was never established (so nothing was sent)."""
     from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
@@ -203,7 +208,8 @@ def _connect_failed(exc) -> bool:
     return "Connection refused" in str(exc) or "Failed to establish a new connection" in str(exc)
 
 
-def _retry_after(value: str | None) -> float | None:
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` in seconds (``None`` when absent; 1 s when not a number)."""
     if not value:
         return None
     try:

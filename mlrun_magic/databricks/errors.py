@@ -21,6 +21,8 @@ class DatabricksAPIError(MlrunMagicError):
         self.api_message = message
         self.method = method
         self.path = path
+        #: True when the request never reached the workspace (so it was surely not done).
+        self.never_sent = False
 
 
 class BadRequest(DatabricksAPIError):

@@ -1,10 +1,16 @@
-"""Jobs API 2.2: the one-task ``runs/submit`` body, and a job run's state in our terms."""
+"""Jobs API 2.2: the one-task ``runs/submit`` body, submitting it exactly once, cancelling,
+and a job run's state in our terms."""
 
 from __future__ import annotations
 
 import json
+import logging
 
 from mlrun_magic.backends.base import RunState
+from mlrun_magic.databricks.errors import DatabricksAPIError
+from mlrun_magic.errors import BackendError
+
+logger = logging.getLogger("mlrun_magic.databricks.jobs")
 
 JOBS_API = "/api/2.2/jobs"
 TASK_KEY = "mlflow_project"
@@ -58,3 +64,62 @@ def task_run_id(run: dict) -> int | None:
         if task.get("task_key") == TASK_KEY:
             return task.get("run_id")
     return tasks[0].get("run_id") if tasks else None
+
+
+class SubmitInterrupted(KeyboardInterrupt):
+    """Ctrl-C came while ``runs/submit`` was under way; ``job_run_id`` is the run it made
+    (found again by its idempotency token), to be cancelled by the caller."""
+
+    def __init__(self, job_run_id: int):
+        super().__init__()
+        self.job_run_id = job_run_id
+
+
+def submit_run(client, body: dict) -> int:
+    """``POST runs/submit`` and the job run id, whatever became of the first answer.
+
+    ``body`` carries an ``idempotency_token``, so after a failure or Ctrl-C the request is
+    sent once more (Ctrl-C deferred): Databricks answers with the run the first request made,
+    or makes it now. Raises the first error when Databricks refused the body twice (no run
+    exists), :class:`SubmitInterrupted` (with the run to cancel) after Ctrl-C, and a
+    :class:`BackendError` naming the token when the outcome cannot be learned.
+    """
+    from mlrun_magic.tracking import deferred_interrupts
+
+    path = f"{JOBS_API}/runs/submit"
+    try:
+        return int(client.post(path, body, idempotent=True)["run_id"])
+    except (DatabricksAPIError, KeyboardInterrupt) as first:
+        if getattr(first, "never_sent", False):
+            raise  # it never reached the workspace
+        try:
+            with deferred_interrupts():
+                run_id = int(client.post(path, body, idempotent=True)["run_id"])
+        except DatabricksAPIError as second:
+            # A 4xx (429 included) says the request was not carried out: no run has the token.
+            refused = second.status_code is not None and 400 <= second.status_code < 500
+            if isinstance(first, KeyboardInterrupt) and not refused:
+                logger.warning("=== Interrupted while submitting; the workspace did not say "
+                               "whether a job run was made: %s ===", second.message)
+            if refused or isinstance(first, KeyboardInterrupt):
+                raise first from None
+            token = body.get("idempotency_token")
+            raise BackendError(
+                f"runs/submit failed ({_message(first)}), and asking again with its idempotency "
+                f"token {token} failed too ({second.message}): a job run may exist for it",
+                hint=f"Look for the job run named {body.get('run_name')!r} in the workspace's "
+                     "Jobs UI and cancel it.") from None
+        if isinstance(first, KeyboardInterrupt):
+            raise SubmitInterrupted(run_id) from None
+        logger.info("runs/submit failed (%s) but job run %s exists for its idempotency token",
+                    _message(first), run_id)
+        return run_id
+
+
+def cancel_run(client, run_id: int) -> None:
+    """Ask Databricks to cancel job run ``run_id`` (safe to repeat)."""
+    client.post(f"{JOBS_API}/runs/cancel", {"run_id": run_id}, idempotent=True)
+
+
+def _message(exc: BaseException) -> str:
+    return getattr(exc, "message", None) or type(exc).__name__

@@ -243,6 +243,11 @@ class _Dbfs:
             if progress:
                 progress(done, size)
         self.client.call("POST", "/api/2.0/dbfs/close", json={"handle": handle}, idempotent=False)
+        # A block whose answer was lost (and retried after a 429) would be in the file twice.
+        stored = self.client.call("GET", "/api/2.0/dbfs/get-status", params={"path": path})
+        if stored.get("file_size") != size:
+            raise CodeLocationError(f"{path} has {stored.get('file_size')} bytes after the "
+                                    f"upload instead of {size}")
 
 
 class _Progress(io.RawIOBase):

@@ -25,15 +25,17 @@ class _SdkAuth:
 class DatabricksTracking(RestTracking):
     """MLflow's REST API on a Databricks workspace."""
 
-    def __init__(self, uri: str, workspace, workspace_id: str | None = None):
+    def __init__(self, uri: str, workspace, workspace_id: str | None = None, *,
+                 user_name: str | None = None, **http):
         from mlrun_magic.tracking import retrying_session
 
         session = retrying_session()
         session.auth = _SdkAuth(workspace)
         # uri stays "databricks"/"databricks://profile": what the cluster and child use.
         super().__init__(uri, base_url=workspace.host, session=session,
-                         workspace_id=workspace_id)
+                         workspace_id=workspace_id, **http)
         self.workspace = workspace
+        self.user_name = user_name
 
     def _suffix(self) -> str:
         return f"?o={self.workspace_id}" if self.workspace_id and self.workspace_id != "0" else ""
@@ -46,11 +48,17 @@ class DatabricksTracking(RestTracking):
 
     def default_experiment_name(self, project_name: str) -> str:
         """``/Users/<you>/<project>``: Databricks has no default experiment for jobs."""
-        body = self.session.get(f"{self.base_url}/api/2.0/preview/scim/v2/Me", timeout=self.timeout)
-        user = body.json().get("userName") if body.status_code == 200 else None
+        user, why = self.user_name, ""
         if not user:
-            raise TrackingError("cannot find your user name to name the default experiment",
-                                hint="Pass --experiment-name /Users/<you>/<name> or /Shared/<name>.")
+            try:
+                user = self.request("GET", f"{self.base_url}/api/2.0/preview/scim/v2/Me",
+                                    what="scim/v2/Me").get("userName")
+            except TrackingError as exc:
+                why = f" ({exc.message})"
+        if not user:
+            raise TrackingError(
+                f"cannot find your user name to name the default experiment{why}",
+                hint="Pass --experiment-name /Users/<you>/<name> or /Shared/<name>.")
         return f"/Users/{user}/{project_name}"
 
     def create_experiment(self, name: str):
@@ -71,9 +79,9 @@ def check_experiment_name(name: str) -> None:
                  f"--experiment-name /Shared/{name.rsplit('/', 1)[-1]}")
 
 
-def databricks_tracking(uri: str, workspace=None, workspace_id: str | None = None):
+def databricks_tracking(uri: str, workspace=None, workspace_id: str | None = None, **http):
     """A :class:`DatabricksTracking` for ``uri``, resolving the workspace if not given."""
     from mlrun_magic.databricks.auth import resolve_workspace
 
     workspace = workspace or resolve_workspace(tracking_uri=uri)
-    return DatabricksTracking(uri, workspace, workspace_id)
+    return DatabricksTracking(uri, workspace, workspace_id, **http)
