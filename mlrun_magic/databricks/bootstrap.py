@@ -18,7 +18,9 @@ the end, however the run ends (even SIGTERM), the extraction folder is removed, 
 is marked FINISHED, FAILED or KILLED, and a failure fails the task.
 
 This file must not import mlrun_magic (the cluster does not have it) and must run on the
-Pythons of current runtimes, 3.10 to 3.12, with or without ``tarfile.data_filter``.
+Pythons of current runtimes, 3.10 to 3.12, with or without ``tarfile.data_filter``. It is
+one file on purpose, longer than our other modules: it is uploaded alone and runs before
+anything of ours is installed.
 """
 
 import argparse

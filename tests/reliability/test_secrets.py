@@ -26,16 +26,12 @@ from __future__ import annotations
 
 import base64
 import gzip
-import http.client
 import json
-import os
 import secrets
 import shutil
 import subprocess
 import sys
-import threading
 import warnings
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
 
@@ -43,6 +39,7 @@ import nbformat
 import pytest
 import requests
 from nbclient import NotebookClient
+from secret_scan import GitHandler, ProxyHandler, expand, occurrences, serve
 
 from mlrun_magic.testing import Workspace, free_port
 
@@ -57,59 +54,6 @@ SECRETS = {"workspace token": TOKEN, "git password": GIT_PW, "tracking password"
 PLANTED = {".env": f"DATABRICKS_TOKEN={TOKEN}\n", ".kube/config": f"password: {GIT_PW}\n",
            "Secrets.JSON": json.dumps({"password": TRACK_PW})}
 CLUSTER = '{"spark_version": "15.4.x-cpu-ml-scala2.12", "node_type_id": "n", "num_workers": 1}'
-
-
-def forms(secret: str) -> set[bytes]:
-    """What ``secret`` looks like as is, URL-encoded, and inside any base64 (std or url-safe)."""
-    raw = secret.encode()
-    found = {raw, quote(secret, safe="").encode()}
-    for pad in range(3):
-        encoded = base64.b64encode(b"\0" * pad + raw)
-        core = encoded[-(-8 * pad // 6):(8 * (pad + len(raw))) // 6]
-        found |= {core, core.replace(b"+", b"-").replace(b"/", b"_")}
-    return found
-
-
-def expand(blob: bytes, depth: int = 0):
-    """``blob``, and what gzip or base64 strings in JSON hide in it (tar streams are plain)."""
-    yield blob
-    if depth > 3:
-        return
-    if blob[:2] == b"\x1f\x8b":
-        try:
-            yield from expand(gzip.decompress(blob), depth + 1)
-        except (OSError, EOFError):
-            pass
-    elif blob[:1] in (b"{", b"["):
-        try:
-            stack = [json.loads(blob)]
-        except ValueError:
-            return
-        while stack:
-            value = stack.pop()
-            if isinstance(value, dict):
-                stack.extend(value.values())
-            elif isinstance(value, list):
-                stack.extend(value)
-            elif isinstance(value, str) and len(value) > 64:
-                try:
-                    yield from expand(base64.b64decode(value, validate=True), depth + 1)
-                except ValueError:
-                    pass
-
-
-def occurrences(blobs: list[tuple[str, bytes]]) -> dict[str, list[str]]:
-    """For each secret, one ``where: ...context...`` line per occurrence found."""
-    hits: dict[str, list[str]] = {name: [] for name in SECRETS}
-    for where, blob in blobs:
-        for part in expand(blob):
-            for name, secret in SECRETS.items():
-                for form in forms(secret):
-                    at = part.find(form)
-                    while at >= 0:
-                        hits[name].append(f"{where}: {part[max(0, at - 60):at + 60]!r}")
-                        at = part.find(form, at + 1)
-    return hits
 
 
 _planted: set[Path] = set()
@@ -128,100 +72,6 @@ def files_under(root: Path, skip=()) -> list[tuple[str, bytes]]:
     return [(str(p), p.read_bytes()) for p in sorted(root.rglob("*"))
             if p.is_file() and not p.is_symlink() and p not in _planted
             and not any(s in p.relative_to(root).parts for s in skip)]
-
-
-# -- servers --------------------------------------------------------------------------------
-
-class _GitHandler(BaseHTTPRequestHandler):
-    """``git http-backend`` as CGI, behind HTTP basic auth (user ``gituser``, GIT_PW)."""
-
-    def do_GET(self):
-        expected = "Basic " + base64.b64encode(f"gituser:{GIT_PW}".encode()).decode()
-        if self.headers.get("Authorization") != expected:
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="git"')
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        self.server.authenticated += 1
-        path, _, query = self.path.partition("?")
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        env = {**os.environ, "GIT_PROJECT_ROOT": str(self.server.root), "GIT_HTTP_EXPORT_ALL": "1",
-               "PATH_INFO": path, "QUERY_STRING": query, "REQUEST_METHOD": self.command,
-               "CONTENT_TYPE": self.headers.get("Content-Type", ""),
-               "CONTENT_LENGTH": str(len(body)), "REMOTE_USER": "gituser",
-               "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", "")}
-        out = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True,
-                             timeout=60).stdout
-        head, _, payload = out.partition(b"\r\n\r\n")
-        lines = head.decode().split("\r\n")
-        status = next((int(x.split()[1]) for x in lines if x.startswith("Status:")), 200)
-        self.send_response(status)
-        for line in lines:
-            if ":" in line and not line.startswith("Status:"):
-                self.send_header(*[x.strip() for x in line.split(":", 1)])
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_POST = do_GET
-
-    def log_message(self, *args):
-        pass
-
-
-class _ProxyHandler(BaseHTTPRequestHandler):
-    """Forwards to the workspace and keeps every request (method, path, headers, full body)."""
-
-    protocol_version = "HTTP/1.1"
-
-    def _body(self) -> bytes:
-        if "chunked" not in self.headers.get("Transfer-Encoding", "").lower():
-            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        chunks = []
-        for _ in range(1_000_000):
-            size = int(self.rfile.readline().split(b";")[0], 16)
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline()
-            if not size:
-                break
-        return b"".join(chunks)
-
-    def do_GET(self):
-        body = self._body()
-        headers = {k: v for k, v in self.headers.items()
-                   if k.lower() not in ("host", "transfer-encoding")}
-        shown = {k: v for k, v in headers.items() if k.lower() != "authorization"}
-        self.server.seen += [(f"{self.command} {self.path} headers", json.dumps(shown).encode()),
-                             (f"{self.command} {self.path} body", body)]
-        conn = http.client.HTTPConnection("127.0.0.1", self.server.target, timeout=120)
-        conn.request(self.command, self.path, body=body or None, headers=headers)
-        answer = conn.getresponse()
-        payload = answer.read()
-        self.send_response(answer.status)
-        for name, value in answer.getheaders():
-            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
-        conn.close()
-
-    do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_GET
-
-    def log_message(self, *args):
-        pass
-
-
-def serve(handler, **attributes) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    for name, value in attributes.items():
-        setattr(server, name, value)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                     daemon=True).start()
-    return server
 
 
 def git_repository(root: Path) -> Path:
@@ -247,10 +97,11 @@ class Stage:
     def __init__(self, root: Path, mlflow_url: str):
         self.root = root
         self.mlflow_url = mlflow_url
-        self.git = serve(_GitHandler, root=git_repository(root / "git"), authenticated=0)
+        self.git = serve(GitHandler, root=git_repository(root / "git"), authenticated=0,
+                         password=GIT_PW)
         self.ws = Workspace(root / "workspace", mlflow_url=mlflow_url, token=TOKEN,
                             pending_seconds=0.2, terminating_seconds=0.05).start()
-        self.proxy = serve(_ProxyHandler, target=self.ws.port, seen=[])
+        self.proxy = serve(ProxyHandler, target=self.ws.port, seen=[])
         port = mlflow_url.rsplit(":", 1)[1]
         self.tracking = f"http://mlflowuser:{TRACK_PW}@127.0.0.1:{port}"
         self.unreachable = f"http://mlflowuser:{TRACK_PW}@127.0.0.1:{free_port()}"
@@ -478,10 +329,10 @@ def test_the_scanner_finds_every_form_of_a_secret():
         planted.append(gzip.compress(json.dumps({"content": base64.b64encode(
             gzip.compress(b"..." + secret.encode())).decode()}).encode()))
         for blob in planted:
-            assert occurrences([("planted", blob)])[next(
+            assert occurrences([("planted", blob)], SECRETS)[next(
                 n for n, s in SECRETS.items() if s == secret)], blob
     clean = b"http://127.0.0.1:5000/#/experiments/1 Bearer ****" + TOKEN[-4:].encode()
-    assert occurrences([("clean", clean)]) == {name: [] for name in SECRETS}
+    assert occurrences([("clean", clean)], SECRETS) == {name: [] for name in SECRETS}
 
 
 # -- the promises behind the scan, one at a time (fast) -------------------------------------
@@ -576,7 +427,7 @@ def test_every_front_end_really_used_the_secrets(stage):
 def test_no_secret_anywhere(stage):
     counts, found, kinds = {}, [], everything(stage)
     for kind, blobs in kinds.items():
-        hits = occurrences(blobs)
+        hits = occurrences(blobs, SECRETS)
         counts[kind] = ({name: len(where) for name, where in hits.items()}, len(blobs))
         found += [f"{name} in {w}" for name, where in hits.items() for w in where[:3]]
     width = max(map(len, counts)) + 2
