@@ -82,6 +82,18 @@ def parse_param_list(items: list[str]) -> dict[str, str]:
     return params
 
 
+def tail_count(text: str) -> int:
+    """``--tail N``: how many lines, a whole number of at least 1."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"needs a whole number of lines, at least 1, "
+                                         f"not {text!r}")
+    return count
+
+
 def request_from_args(args, **overrides):
     """A :class:`~mlrun_magic.plan.RunRequest` from parsed :data:`RUN_ARGUMENTS`."""
     from mlrun_magic.plan import RunRequest
@@ -97,10 +109,18 @@ def request_from_args(args, **overrides):
     return RunRequest(**fields)
 
 
+class UsageError(ArgumentsError):
+    """argparse's own complaint about the command line (unknown flag, missing value...)."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str):
+        super().__init__(f"{parser.prog}: {message}",
+                         hint=f"See `{parser.prog} --help` for the flags.")
+        self.parser = parser
+
+
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse's own usage errors: exit 2 with the usage line
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
+    def error(self, message):  # reported by main(): usage text, or a JSON error with --json
+        raise UsageError(self, message)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--tracking-uri", default=None, metavar="URI",
                        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or databricks).")
         if name == "logs":
-            p.add_argument("--tail", type=int, default=100, help="How many lines (default 100).")
+            p.add_argument("--tail", type=tail_count, default=100,
+                           help="How many lines (default 100).")
         p.add_argument("--json", action="store_true", help="Print one JSON object.")
     p = sub.add_parser("package", help="build the project archive a Databricks run uploads",
                        description="Build the reproducible project archive (the same code path "
@@ -219,7 +240,7 @@ def _attach(args):
     from mlrun_magic.errors import BackendError
     from mlrun_magic.tracking import open_tracking
 
-    if not args.run.isdigit():
+    if not (args.run.isascii() and args.run.isdigit()):
         uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
         if uri and not uri.startswith("databricks"):
             tags = open_tracking(uri).get_run(args.run)["tags"]
@@ -263,13 +284,22 @@ def cmd_logs(args) -> int:
 def cmd_package(args) -> int:
     import shutil
 
+    from mlrun_magic.errors import PackagingError
     from mlrun_magic.packaging import build_archive
-    from mlrun_magic.plan import RunRequest, resolve_project_location
+    from mlrun_magic.plan import RunRequest, check_request, resolve_project_location
 
-    source = resolve_project_location(RunRequest(uri=args.uri, version=args.version))
+    request = RunRequest(uri=args.uri, version=args.version)
+    check_request(request)
+    source = resolve_project_location(request)
     archive = build_archive(source.directory, progress=_terminal_progress())
     if args.out:
-        shutil.copyfile(archive.path, args.out)
+        try:
+            shutil.copyfile(archive.path, args.out)
+        except OSError as exc:
+            raise PackagingError(f"cannot write the archive to {args.out}: "
+                                 f"{exc.strerror or exc}",
+                                 hint="Give a file path in a folder that exists and that you "
+                                      "can write to.") from None
     print(json.dumps(archive.to_dict(), indent=2) if args.json else archive.summary())
     return 0
 
@@ -280,12 +310,36 @@ def _terminal_progress():
     return TerminalProgress() if sys.stderr.isatty() else None
 
 
+def wants_json(argv: list[str]) -> bool:
+    """Whether ``--json`` (or an abbreviation argparse accepts) is on the command line, so
+    that even a usage error is printed as JSON."""
+    return any(a.startswith("--j") and "--json".startswith(a) for a in argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; 0 on success, 1 for a run that did not finish, 2 for a user error
+    (``--json``: one JSON object on stdout, ``{"error": {"type", "message", "hint"}}``)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        if wants_json(argv):
+            return _fail(exc, True)
+        exc.parser.print_usage(sys.stderr)
+        print(f"{exc.parser.prog}: error: {exc.message.removeprefix(exc.parser.prog + ': ')}",
+              file=sys.stderr)
+        return 2
     _configure_logging()
     handler = {"plan": cmd_plan, "run": cmd_run, "status": cmd_status, "cancel": cmd_cancel,
                "logs": cmd_logs, "package": cmd_package}[args.command]
     try:
         return handler(args)
     except MlrunMagicError as exc:
-        return _fail(exc, getattr(args, "json", False))
+        return _fail(exc, args.json)
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlrun_magic.errors import MlrunMagicError, MLprojectError, ProjectURIError
+from mlrun_magic.errors import ArgumentsError, MlrunMagicError, MLprojectError, ProjectURIError
 
 BACKENDS = ("local", "databricks")
 ENV_MANAGERS = ("local", "virtualenv", "uv", "conda")
@@ -22,6 +22,10 @@ ENV_MANAGERS = ("local", "virtualenv", "uv", "conda")
 #: projects), which needs pyenv and builds an env per run; in a notebook the kernel's own
 #: environment is what users expect. Pass --env-manager for an isolated environment.
 DEFAULT_ENV_MANAGER = "local"
+#: The request fields that hold one piece of text (or nothing).
+TEXT_FIELDS = ("uri", "entry_point", "version", "backend", "experiment_name", "experiment_id",
+               "env_manager", "run_name", "tracking_uri", "profile", "code_location", "notebook",
+               "cwd")
 
 
 @dataclass
@@ -131,6 +135,39 @@ def resolve_project_location(request: RunRequest):
     return source
 
 
+def check_request(request: RunRequest) -> None:
+    """Refuse request fields of the wrong type, or text no command line or file name can carry.
+
+    The front ends check their own input with better locations (the cell body names the line);
+    this is the net under every caller, the Python API included.
+    """
+    from mlrun_magic.project.command import text_problem
+
+    request.entry_point = "main" if request.entry_point is None else request.entry_point
+    request.backend = "local" if request.backend is None else request.backend
+    for name in TEXT_FIELDS:
+        value = getattr(request, name)
+        if isinstance(value, os.PathLike) and name in ("uri", "notebook", "cwd"):
+            value = os.fspath(value)
+            setattr(request, name, value)
+        if name == "experiment_id" and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+            setattr(request, name, value)
+        if value is not None and not isinstance(value, str):
+            raise ArgumentsError(f"{name} must be a string, not {type(value).__name__} "
+                                 f"{str(value)[:40]!r}")
+        problem = None if value is None else text_problem(value)
+        if problem:
+            raise ArgumentsError(f"{name} {problem}, which no command line or file name can "
+                                 "carry", hint="Remove that character.")
+    if request.parameters is not None and not isinstance(request.parameters, dict):
+        raise ArgumentsError(f"parameters must be a mapping of names to values, not "
+                             f"{type(request.parameters).__name__}")
+    if request.backend_config is not None and not isinstance(request.backend_config, (str, dict)):
+        raise ArgumentsError(f"backend_config must be a file path, inline JSON or a mapping, "
+                             f"not {type(request.backend_config).__name__}")
+
+
 def check_choice(kind: str, value: str, allowed) -> None:
     if value not in allowed:
         raise MlrunMagicError(f"Invalid value for `{kind}`: {value}. Must be one of {list(allowed)}")
@@ -146,11 +183,22 @@ def resolve_env_manager(request: RunRequest, project) -> str:
     return manager
 
 
+def _check_script_inside(project, name: str, mlproject: str | None) -> None:
+    # The archive a Databricks run unpacks holds the project folder only, and a local run
+    # should run the same code: a script entry point is a file of the project.
+    script = (project.directory / name).resolve()
+    if not script.is_relative_to(project.directory.resolve()):
+        raise MLprojectError(f"entry point '{name}' is a file outside the project folder "
+                             f"{project.directory}", file=mlproject, key="entry_points",
+                             hint="Name a .py or .sh file inside the project, e.g. -e train.py.")
+
+
 def make_plan(request: RunRequest) -> Plan:
     """Resolve ``request`` into a :class:`Plan`; raise an MlrunMagicError if anything is wrong."""
-    from mlrun_magic.project.command import render_command, resolve_parameters
+    from mlrun_magic.project.command import check_template, render_command, resolve_parameters
     from mlrun_magic.project.spec import load_project
 
+    check_request(request)
     if request.backend not in BACKENDS:
         raise MlrunMagicError(f"Got unsupported execution mode {request.backend}. "
                               f"Supported values: {list(BACKENDS)}")
@@ -183,9 +231,14 @@ def make_plan(request: RunRequest) -> Plan:
                     parameters=None, command="python " + " ".join(quote(a) for a in args),
                     env_manager=env_manager, warnings=warnings)
     entry_point = project.entry_point(request.entry_point)
+    mlproject = str(project.mlproject_path) if project.mlproject_path else None
+    if entry_point.implicit:
+        _check_script_inside(project, entry_point.name, mlproject)
+    else:
+        check_template(entry_point, file=mlproject)
     params = resolve_parameters(project, entry_point, request.parameters,
                                 resolve_paths=request.backend == "local",
                                 cwd=Path(request.cwd or os.getcwd()))
-    command = render_command(entry_point, params)
+    command = render_command(entry_point, params, file=mlproject)
     return Plan(request=request, source=source, project=project, entry_point=entry_point,
                 parameters=params, command=command, env_manager=env_manager, warnings=warnings)

@@ -20,7 +20,10 @@ Keys: ``parameters`` (a mapping), ``cluster`` (a new-cluster spec, or a mapping 
 ``runs/submit`` keys (``timeout_seconds``, ``tags``, ``access_control_list``, ``queue``,
 ``run_as``...), and the launch options of the magic line (``entry_point``, ``backend``,
 ``experiment_name``, ``run_name``, ``env_manager``, ``profile``, ``code_location``, ...).
-Values given on the magic line win over the body.
+Launch options are text (quote a version such as ``'1.10'``, or YAML reads a number),
+``experiment_id`` may be a whole number, and ``wait`` is a yes/no: ``true``/``false`` (YAML's
+booleans) or the strings true, false, yes, no in any case. A key set to nothing (``uri:``)
+counts as not given. Values given on the magic line win over the body.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from mlrun_magic.errors import MlrunMagicError
 
 LAUNCH_KEYS = ("uri", "entry_point", "version", "backend", "experiment_name", "experiment_id",
                "env_manager", "run_name", "profile", "code_location", "tracking_uri", "wait")
+BOOLEAN_WORDS = {"true": True, "yes": True, "false": False, "no": False}
 COMPUTE_KEYS = ("existing_cluster_id", "new_cluster", "environment_key", "environments",
                 "serverless", "dependencies")
 
@@ -90,7 +94,8 @@ def parse_cell_body(text: str | None) -> CellBody:
             raise CellBodyError(f"line {doc.line('parameters', name)}: parameter '{name}' must "
                                 f"be a single value")
         body.parameters[str(name)] = "" if value is None else value
-    body.options = {k: data[k] for k in LAUNCH_KEYS if k in data}
+    body.options = {k: _launch_option(doc, k, data[k]) for k in LAUNCH_KEYS
+                    if data.get(k) is not None}
     config: dict = {}
     cluster = data.get("cluster")
     if cluster is not None:
@@ -106,3 +111,31 @@ def parse_cell_body(text: str | None) -> CellBody:
             config[key] = data[key]
     body.backend_config = config or None
     return body
+
+
+def _launch_option(doc, key: str, value):
+    """A launch option of the body, checked against its type (text, a yes/no, an id)."""
+    where = f"line {doc.line(key)}: {key}"
+    if key == "wait":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in BOOLEAN_WORDS:
+            return BOOLEAN_WORDS[value.lower()]
+        raise CellBodyError(f"{where} must be true or false, not {_shown(value)}",
+                            hint="Write `wait: true` or `wait: false` (yes/no also work).")
+    if key == "experiment_id" and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    hint = None if isinstance(value, (list, dict)) else \
+        f"Put it in quotes (`{key}: '...'`) to make it text."
+    raise CellBodyError(f"{where} must be text, not {_shown(value)}", hint=hint)
+
+
+def _shown(value) -> str:
+    kinds = {bool: "a boolean", int: "a number", float: "a number", str: "the text",
+             list: "a list", dict: "a mapping"}
+    kind = kinds.get(type(value)) or ("a date" if hasattr(value, "isoformat")
+                                      else f"a {type(value).__name__}")
+    text = repr(value)
+    return f"{kind} {text[:40] + '...' if len(text) > 40 else text}"

@@ -13,12 +13,40 @@ import shlex
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
-from mlrun_magic.cli import RUN_ARGUMENTS, parse_param_list
+from mlrun_magic.cli import RUN_ARGUMENTS, parse_param_list, tail_count
 from mlrun_magic.errors import ArgumentsError, MlrunMagicError, RunFailedError
 
 SUBCOMMANDS = ("status", "cancel", "logs", "list", "open", "panel")
+
+
+class ProjectRunUsageError(UsageError, ArgumentsError):
+    """A malformed ``%project_run`` line.
+
+    A ``UsageError`` (so ``pytest.raises(UsageError)`` and IPython users see what they
+    expect), but not *the* ``UsageError`` class, which IPython only prints to stderr: this one
+    goes through ``_render_traceback_``, so the kernel sends an ``error`` and the cell fails.
+    """
+
+
+def split_line(line: str) -> list[str]:
+    """The magic line as words, split the way a POSIX shell splits them.
+
+    Quotes group and are removed (``-P 'label=a b'`` is one word, ``label=a b``), a backslash
+    escapes the next character, and ``#`` is an ordinary character. IPython has already
+    replaced ``{name}`` and ``$name`` with the notebook variables when the magic sees the line.
+    """
+    try:
+        return shlex.split(line, posix=True)
+    except ValueError as exc:
+        problem = ("has an unclosed quote" if "quotation" in str(exc)
+                   else "ends with a lone backslash" if "escaped" in str(exc) else str(exc))
+        raise ProjectRunUsageError(
+            f"the %project_run line {problem}: {line.strip()[:120]}",
+            hint="The line is split like a shell command line: close each ' or \" (a value "
+                 "with an apostrophe goes in double quotes, \"it's\"), or put the values in "
+                 "the cell body under parameters:.") from None
 
 
 def _run_arguments(func):
@@ -30,7 +58,7 @@ def _run_arguments(func):
 
 class _SubParser(argparse.ArgumentParser):
     def error(self, message):
-        raise UsageError(f"{self.prog}: {message}")
+        raise ProjectRunUsageError(f"{self.prog}: {message}")
 
 
 def _subparser(name: str, help_text: str, run_arg: bool = True) -> _SubParser:
@@ -62,16 +90,22 @@ class ProjectRunMagics(Magics):
         Databricks job-run URL, the MLflow run link and a status that keeps updating while
         you work on; the cell's value is the SubmittedRun (``run = _``; ``run.wait()``).
 
-        Flags are those of ``mlflow run``. ``{name}`` in the line is replaced by the notebook
-        variable ``name`` (IPython's expansion), so ``-P alpha={alpha}`` works; put JSON in
-        the cell body rather than on the line. Settings (``%config ProjectRun.backend =
-        "databricks"``, ``ProjectRun.profile``, ``cluster_spec``, ``code_location``,
+        Flags are those of ``mlflow run``. The line is split into words the way a POSIX shell
+        splits a command line: quotes group and are removed (``-P 'label=two words'``,
+        ``-P "note=it's"``), a backslash escapes the next character, an unclosed quote is an
+        error. ``{name}`` in the line is first replaced by the notebook variable ``name``
+        (IPython's expansion), so ``-P alpha={alpha}`` works; quote it when the value may
+        hold spaces (``-P "label={label}"``), and put values with quotes of both kinds, or
+        JSON, in the cell body rather than on the line. Settings (``%config ProjectRun.backend
+        = "databricks"``, ``ProjectRun.profile``, ``cluster_spec``, ``code_location``,
         ``experiment_name``, ``poll_interval``) give the defaults; the line wins over the cell
         body, which wins over the settings. Credentials are never arguments: they come from
         ~/.databrickscfg profiles or DATABRICKS_* variables.
 
         Cell form: the body is YAML (never Python) with ``parameters:``, ``cluster:``,
-        ``libraries:`` and other runs/submit keys; ``#`` lines are comments.
+        ``libraries:`` and other runs/submit keys; ``#`` lines are comments. Launch keys
+        (``entry_point``, ``run_name``, ``version``, ...) are text (quote ``version: '1.10'``);
+        ``wait`` is true/false (or yes/no).
 
         Subcommands (RUN defaults to the last run)::
 
@@ -96,16 +130,19 @@ class ProjectRunMagics(Magics):
               node_type_id: Standard_D4ds_v5
               num_workers: 1
         """
-        words = line.split(None, 1)
+        words = split_line(line)
         if words and words[0] in SUBCOMMANDS:
             if cell is not None:
-                raise UsageError(f"%%project_run {words[0]} takes no cell body")
-            return getattr(self, f"_cmd_{words[0]}")(words[1] if len(words) > 1 else "")
-        args = parse_argstring(self.project_run, line)
+                raise ProjectRunUsageError(f"%%project_run {words[0]} takes no cell body")
+            return getattr(self, f"_cmd_{words[0]}")(words[1:])
         try:
+            args = self.project_run.parser.parse_args(words)
             request = self.build_request(args, cell)
         except ArgumentsError as exc:
-            raise UsageError(exc.message) from None
+            raise ProjectRunUsageError(exc.message, hint=exc.hint) from None
+        except UsageError as exc:  # argparse's own complaints, from magic_arguments' parser
+            raise ProjectRunUsageError(f"%project_run: {exc}",
+                                       hint="See %project_run? for the flags.") from None
         return self.launch(request, dry_run=args.dry_run,
                            wait=self.settings.wait if args.wait is None else args.wait)
 
@@ -126,7 +163,7 @@ class ProjectRunMagics(Magics):
             entry_point=args.entry_point if args.entry_point != "main"
             else opts.get("entry_point", "main"),
             parameters={**body.parameters, **line_params},
-            version=args.version or opts.get("version"),
+            version=opts.get("version") if args.version is None else args.version,
             backend=args.backend or opts.get("backend") or s.backend,
             backend_config=args.backend_config or body.backend_config or s.cluster_spec,
             experiment_name=args.experiment_name or opts.get("experiment_name") or (
@@ -236,16 +273,15 @@ class ProjectRunMagics(Magics):
                 return entry
         return None
 
-    def _cmd_status(self, rest):
-        args = _subparser("status", "Refresh and show a run's status.").parse_args(
-            shlex.split(rest))
+    def _cmd_status(self, words):
+        args = _subparser("status", "Refresh and show a run's status.").parse_args(words)
         tracked = self._tracked(args.run)
         self.live.refresh(tracked)
         self.live.show(tracked)
         return tracked.run
 
-    def _cmd_cancel(self, rest):
-        args = _subparser("cancel", "Cancel a run.").parse_args(shlex.split(rest))
+    def _cmd_cancel(self, words):
+        args = _subparser("cancel", "Cancel a run.").parse_args(words)
         tracked = self._tracked(args.run)
         tracked.state = tracked.run.cancel()
         self.live.refresh(tracked)
@@ -253,15 +289,15 @@ class ProjectRunMagics(Magics):
         self.live.show(tracked, poll=False)
         return tracked.run
 
-    def _cmd_logs(self, rest):
+    def _cmd_logs(self, words):
         parser = _subparser("logs", "Print the end of a run's output.")
-        parser.add_argument("--tail", type=int, default=100)
-        args = parser.parse_args(shlex.split(rest))
+        parser.add_argument("--tail", type=tail_count, default=100)
+        args = parser.parse_args(words)
         tracked = self._tracked(args.run)
         print(tracked.run.logs(tail=args.tail))
 
-    def _cmd_open(self, rest):
-        args = _subparser("open", "Show a run's links again.").parse_args(shlex.split(rest))
+    def _cmd_open(self, words):
+        args = _subparser("open", "Show a run's links again.").parse_args(words)
         tracked = self._tracked(args.run)
         from IPython.display import display
 
@@ -269,9 +305,9 @@ class ProjectRunMagics(Magics):
 
         display(RunView(self.live.snapshot(tracked)))
 
-    def _cmd_list(self, rest):
-        if rest.strip():
-            raise UsageError("%project_run list takes no arguments")
+    def _cmd_list(self, words):
+        if words:
+            raise ProjectRunUsageError("%project_run list takes no arguments")
         from IPython.display import display
 
         from mlrun_magic.history import read_history
@@ -286,9 +322,11 @@ class ProjectRunMagics(Magics):
                          links=tracked.run.links.to_dict())
         display(RunListView(list(runs.values())))
 
-    def _cmd_panel(self, rest):
+    def _cmd_panel(self, words):
         from IPython.display import display
 
         from mlrun_magic.notebook.panel import LaunchPanel
 
-        display(LaunchPanel(self, uri=rest.strip() or None))
+        if len(words) > 1:
+            raise ProjectRunUsageError("%project_run panel takes at most one URI")
+        display(LaunchPanel(self, uri=words[0] if words else None))

@@ -3,8 +3,10 @@
 ``resolve_source(uri, version)`` turns what the user typed into a folder holding the project
 and its git provenance (commit, repo URL without credentials, branch, dirty flag). A git
 project is cloned into a temporary folder: the user's own working tree is never touched,
-even with ``--version`` (MLflow checks the version out in place). With no URI, the project is
-the one that holds the notebook: see :func:`locate_notebook_dir`.
+even with ``--version`` (MLflow checks the version out in place). A ``#subdirectory`` must
+stay inside the repository or folder once links are resolved, and a version is never taken
+for a git option. With no URI, the project is the one that holds the notebook: see
+:func:`locate_notebook_dir`.
 """
 
 from __future__ import annotations
@@ -104,13 +106,37 @@ def _is_bare_repo(path: Path) -> bool:
     return (path / "HEAD").is_file() and (path / "objects").is_dir() and (path / "refs").is_dir()
 
 
+def check_version(version: str | None) -> None:
+    """Refuse a version git could take for an option (``--upload-pack=...``) or that no branch,
+    tag or commit can be called (empty, spaces, control characters)."""
+    if version is None:
+        return
+    if version.startswith("-") or not version.strip() or any(
+            c.isspace() or ord(c) < 32 or ord(c) == 127 for c in version):
+        raise ProjectURIError(f"version {version[:80]!r} is not a git branch, tag or commit "
+                              "name",
+                              hint="Give a branch, a tag or a commit SHA, e.g. -v main or "
+                                   "-v v1.2; a version never starts with '-'.")
+
+
+def _inside(directory: Path, root: Path, sub: str, shown: str) -> Path:
+    """``directory``, once it is known to lie inside ``root`` after resolving links."""
+    if sub and not directory.is_relative_to(root.resolve()):
+        raise ProjectURIError(
+            f"subdirectory '#{sub}' of {shown} leads outside it (a symbolic link resolves to "
+            f"{directory})", hint="Give a folder that lies inside the repository itself; a "
+                                  "#subdirectory never follows a link out of it.")
+    return directory
+
+
 def resolve_source(uri: str, version: str | None = None) -> ProjectSource:
     """Resolve ``uri`` (and ``version`` for git) to a :class:`ProjectSource`."""
+    check_version(version)
     base, sub = split_uri(uri)
     local = _local_path(base)
     shown_uri = redact_url(uri.strip("'\""))
     if local is not None and local.exists() and not _is_bare_repo(local) and version is None:
-        directory = (local / sub).resolve()
+        directory = _inside((local / sub).resolve(), local, sub, redact_url(base))
         if not directory.is_dir():
             raise ProjectURIError(f"{directory} is not a folder",
                                   hint="Give the folder that holds the MLproject file.")
@@ -131,7 +157,7 @@ def resolve_source(uri: str, version: str | None = None) -> ProjectSource:
     else:
         clone_from = base
     workdir = _clone(clone_from, version, shown_base=redact_url(base))
-    directory = (workdir / sub).resolve()
+    directory = _inside((workdir / sub).resolve(), workdir, sub, redact_url(base))
     if not directory.is_dir():
         raise ProjectURIError(f"Could not find subdirectory {sub} of {redact_url(base)}",
                               hint="Check the part after '#': it is a folder path in the repository.")
@@ -203,10 +229,10 @@ def _clone(url: str, version: str | None, *, shown_base: str) -> Path:
     _temp_clones.append(dst)
     env = {"GIT_TERMINAL_PROMPT": "0"}
     repo = git.Repo.init(dst)
-    origin = repo.create_remote("origin", url)
     try:
+        origin = repo.create_remote("origin", url)
         refs = _remote_refs(repo, env)
-    except git.GitCommandError as exc:
+    except (git.GitCommandError, git.UnsafeProtocolError) as exc:
         raise ProjectURIError(f"cannot read git repository {shown_base}: "
                               f"{_git_error(exc)}",
                               hint="Check the URL and that your git credentials (SSH key or "
@@ -233,7 +259,9 @@ def _clone(url: str, version: str | None, *, shown_base: str) -> Path:
                 except git.GitCommandError:
                     # A short SHA cannot be fetched by name: fetch everything and resolve it.
                     origin.fetch(tags=True)
-                    repo.git.checkout(version)
+                    sha = repo.git.rev_parse("--verify", "--end-of-options",
+                                             f"{version}^{{commit}}")
+                    repo.git.checkout("--detach", sha)
             repo.git.submodule("update", "--init", "--recursive")
     except git.GitCommandError as exc:
         names = sorted(r.rsplit("/", 1)[-1] for r in refs if r.startswith(("refs/heads/",
