@@ -211,7 +211,9 @@ def cmd_run(args) -> int:
     except KeyboardInterrupt:
         if run is not None and wait:
             run.cancel()  # a no-op when wait() already cancelled it
-        print("Interrupted: the run was cancelled and marked KILLED.", file=sys.stderr)
+        # The backend has logged what it undid when the run was not started yet.
+        print("Interrupted: the run was cancelled and marked KILLED." if run is not None
+              else "Interrupted.", file=sys.stderr)
         return 130
     if args.json:
         print(json.dumps(run.to_dict()))

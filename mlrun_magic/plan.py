@@ -142,6 +142,7 @@ def check_request(request: RunRequest) -> None:
     this is the net under every caller, the Python API included.
     """
     from mlrun_magic.project.command import text_problem
+    from mlrun_magic.project.yamlfile import brief
 
     request.entry_point = "main" if request.entry_point is None else request.entry_point
     request.backend = "local" if request.backend is None else request.backend
@@ -155,7 +156,7 @@ def check_request(request: RunRequest) -> None:
             setattr(request, name, value)
         if value is not None and not isinstance(value, str):
             raise ArgumentsError(f"{name} must be a string, not {type(value).__name__} "
-                                 f"{str(value)[:40]!r}")
+                                 f"{brief(value)}")
         problem = None if value is None else text_problem(value)
         if problem:
             raise ArgumentsError(f"{name} {problem}, which no command line or file name can "
@@ -163,6 +164,10 @@ def check_request(request: RunRequest) -> None:
     if request.parameters is not None and not isinstance(request.parameters, dict):
         raise ArgumentsError(f"parameters must be a mapping of names to values, not "
                              f"{type(request.parameters).__name__}")
+    for key, value in (request.parameters or {}).items():
+        if isinstance(value, (dict, list, tuple, set)):
+            raise ArgumentsError(f"parameter '{brief(key)}' must be a single value, not "
+                                 f"{brief(value)}", hint="Pass text or a number.")
     if request.backend_config is not None and not isinstance(request.backend_config, (str, dict)):
         raise ArgumentsError(f"backend_config must be a file path, inline JSON or a mapping, "
                              f"not {type(request.backend_config).__name__}")

@@ -66,8 +66,9 @@ def parse_cell_body(text: str | None) -> CellBody:
     try:
         doc = load_yaml(Path("%%project_run cell"), text)
     except MLprojectError as exc:
-        raise CellBodyError(exc.message, hint="The cell body is YAML: `key: value` lines, "
-                                              "`parameters:` with indented entries.") from None
+        raise CellBodyError(exc.message, hint=exc.hint or "The cell body is YAML: `key: value` "
+                                              "lines, `parameters:` with indented entries."
+                            ) from None
     data = doc.data
     if data is None:
         return CellBody()

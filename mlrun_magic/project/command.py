@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 
 from mlrun_magic.errors import MLprojectError
 from mlrun_magic.project.spec import EntryPoint, Parameter, Project
+from mlrun_magic.project.yamlfile import brief
 
 #: An extra parameter becomes `--key value` on a shell line, so its key must be a plain name.
 SAFE_EXTRA_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
@@ -55,7 +56,7 @@ class ResolvedParameters:
 def check_value(parameter: Parameter, value) -> str | None:
     """Why ``value`` is not valid for ``parameter``'s type, or ``None`` when it is."""
     if isinstance(value, (dict, list, tuple, set)):
-        return f"must be a single value, not {value!r}"
+        return f"must be a single value, not {brief(value)}"
     text = str(value)
     if parameter.type == "float":
         if isinstance(value, bool) or not _parses(float, text):
@@ -130,7 +131,7 @@ def resolve_parameters(project: Project, entry_point: EntryPoint, user: dict[str
                 hint="Use letters, digits, '_', '-' and '.', or declare the parameter in the "
                      "MLproject file.")
         if isinstance(value, (dict, list, tuple, set)):
-            raise MLprojectError(f"extra parameter '{key}' must be a single value, not {value!r}",
+            raise MLprojectError(f"extra parameter '{key}' must be a single value, not {brief(value)}",
                                  key=f"entry_points.{entry_point.name}.parameters", **where)
         out.values[key] = value
         out.raw[key] = str(value)

@@ -77,7 +77,8 @@ def redact_url(url: str) -> str:
 
 def redact_text(text: str) -> str:
     """Every ``scheme://user:secret@host`` in free text (git's error output) made safe."""
-    return re.sub(r"([a-zA-Z][\w+.-]*://)[^/@\s]+@", r"\1", text)
+    # Up to the last "@" before the path: a password may itself hold an "@".
+    return re.sub(r"([a-zA-Z][\w+.-]*://)[^/?#\s]*@", r"\1", text)
 
 
 def split_uri(uri: str) -> tuple[str, str]:

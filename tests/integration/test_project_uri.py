@@ -141,6 +141,10 @@ def test_redact_url(url, expected):
 
 def test_redact_text():
     assert "s3cret" not in redact_text("fatal: unable to access 'https://u:s3cret@h/x/': boom")
+    # A password holding "@" is removed whole; an "@" after the host part is left alone.
+    assert redact_text("see http://u:p@ss@host/x now") == "see http://host/x now"
+    assert redact_text("http://host/x?mail=a@b") == "http://host/x?mail=a@b"
+    assert redact_text("http://host?e=a@b") == "http://host?e=a@b"
 
 
 def test_notebook_discovery_order(tmp_path):

@@ -177,3 +177,18 @@ def test_hostile_values_never_escape_their_quoting(tmp_path, value):
                          text=True, check=True).stdout
     assert out == f"{value}|--extra|{value}|"
     assert not (tmp_path / "file").exists()
+
+
+def test_a_deeply_nested_parameter_value_is_a_sentence(tmp_path):
+    """The Python API takes any object as a value: a 20,000-deep list is refused, shortened."""
+    (tmp_path / "MLproject").write_text(EP + "    parameters:\n      a: string\n"
+                                        "    command: echo {a}\n")
+    deep: list = []
+    tip = deep
+    for _ in range(20_000):
+        tip.append([])
+        tip = tip[0]
+    for params in ({"a": deep}, {"extra": deep}):
+        with pytest.raises(MlrunMagicError) as info:
+            make_plan(RunRequest(uri=str(tmp_path), parameters=params))
+        assert "single value" in str(info.value) and len(str(info.value)) < 600
