@@ -76,7 +76,38 @@ def _entry(raw: bytes) -> dict | None:
     if not isinstance(entry, dict) or not isinstance(entry.get("run_id"), str) \
             or not entry["run_id"]:
         return None
-    return entry
+    return _typed(entry)
+
+
+_TEXT_FIELDS = ("status", "message", "backend", "project", "entry_point", "run_name")
+_NUMBER_FIELDS = ("submitted", "updated")
+
+
+def _typed(entry: dict) -> dict:
+    """``entry`` without the known fields whose type is not ours (a history file can come
+    with a cloned repository, and the views trust these types); other fields are kept."""
+    out = dict(entry)
+    for key in _TEXT_FIELDS:
+        if key in out and not isinstance(out[key], str):
+            del out[key]
+    for key in _NUMBER_FIELDS:
+        if key in out and (not isinstance(out[key], (int, float)) or isinstance(out[key], bool)):
+            del out[key]
+    if "links" in out:
+        links = out.pop("links")
+        if isinstance(links, dict):
+            out["links"] = {k: v for k, v in links.items()
+                            if isinstance(k, str) and isinstance(v, str)}
+    if "parameters" in out:
+        params = out.pop("parameters")
+        if isinstance(params, dict):
+            out["parameters"] = {str(k): v for k, v in params.items()
+                                 if isinstance(v, (str, int, float, bool)) or v is None}
+    job_run_id = out.pop("job_run_id", None)
+    if isinstance(job_run_id, int) and not isinstance(job_run_id, bool) or \
+            isinstance(job_run_id, str) and job_run_id.isascii() and job_run_id.isdigit():
+        out["job_run_id"] = job_run_id
+    return out
 
 
 def _submitted(run: dict) -> float:

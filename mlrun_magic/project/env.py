@@ -64,6 +64,11 @@ def resolve_env(doc: YamlDoc, directory: Path) -> EnvSpec:
             raise doc.error("must be a file name relative to the project folder, not "
                             f"{brief(value)}", key)
         path = directory / value
+        if not _inside(path, directory):
+            raise doc.error(f"{value} is outside the project folder: the cluster only gets the "
+                            "project's own files", key,
+                            hint="Put the environment file in the project and name it "
+                                 "relative to the MLproject.")
         if not path.is_file():
             what = "python_env" if kind == "python" else "conda environment"
             raise doc.error(f"Project specified {what} file {path}, but no such file was found.",
@@ -74,6 +79,15 @@ def resolve_env(doc: YamlDoc, directory: Path) -> EnvSpec:
     if (directory / CONDA_FILE).is_file():
         return _from_file("conda", directory / CONDA_FILE, CONDA_FILE)
     return EnvSpec(type="python", origin="default")
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    """Whether ``path`` is in ``directory`` once links are resolved."""
+    try:
+        path.resolve().relative_to(directory.resolve())
+    except (ValueError, OSError, RuntimeError):
+        return False
+    return True
 
 
 def _from_file(kind: str, path: Path, origin: str) -> EnvSpec:

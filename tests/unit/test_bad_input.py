@@ -192,3 +192,17 @@ def test_a_deeply_nested_parameter_value_is_a_sentence(tmp_path):
         with pytest.raises(MlrunMagicError) as info:
             make_plan(RunRequest(uri=str(tmp_path), parameters=params))
         assert "single value" in str(info.value) and len(str(info.value)) < 600
+
+
+@pytest.mark.parametrize("value", ["/etc/hostname", "../outside.yaml", "link/python_env.yaml"])
+def test_an_env_file_outside_the_project_is_refused(tmp_path, value):
+    """The cluster only gets the project's files: an env file from elsewhere cannot be used."""
+    project, outside = tmp_path / "p", tmp_path / "o"
+    project.mkdir()
+    outside.mkdir()
+    (tmp_path / "outside.yaml").write_text("python: '3.11'\n")
+    (outside / "python_env.yaml").write_text("python: '3.11'\n")
+    (project / "link").symlink_to(outside)
+    (project / "MLproject").write_text(f"python_env: {value}\n" + EP + "    command: echo\n")
+    with pytest.raises(MLprojectError, match="outside the project folder"):
+        make_plan(RunRequest(uri=str(project)))

@@ -393,3 +393,26 @@ def test_sigint_ends_a_load_promptly(tmp_path, reader):
     assert proc.returncode != 0
     assert "KeyboardInterrupt" in err, err
     assert "yamlfile.py" in err, err  # it landed inside the loader, which let it through
+
+
+def test_history_fields_of_the_wrong_type_are_dropped(tmp_path):
+    """A history file can come with a cloned repository: the views trust its field types."""
+    from mlrun_magic.history import read_history
+    from mlrun_magic.notebook.render import RunListView
+
+    lines = [{"run_id": "a1", "links": "http://x", "submitted": "soon"},
+             {"run_id": "a2", "status": 5, "parameters": {"p": [1]}},
+             {"run_id": "a3", "links": {"job_run": 7, "mlflow_run": "http://m"}},
+             {"run_id": "a4", "links": [1], "job_run_id": "12; rm"},
+             {"run_id": "a5", "job_run_id": 42, "status": "FINISHED"}]
+    (tmp_path / ".mlrun_magic").mkdir()
+    (tmp_path / ".mlrun_magic" / "history.jsonl").write_text(
+        "".join(json.dumps(line) + "\n" for line in lines))
+    runs = {r["run_id"]: r for r in read_history(tmp_path)}
+    assert runs["a1"] == {"run_id": "a1"}
+    assert runs["a2"] == {"run_id": "a2", "parameters": {}}
+    assert runs["a3"]["links"] == {"mlflow_run": "http://m"}
+    assert "links" not in runs["a4"] and "job_run_id" not in runs["a4"]
+    assert runs["a5"] == {"run_id": "a5", "job_run_id": 42, "status": "FINISHED"}
+    view = RunListView(list(runs.values()))
+    assert "a5" in view.text() and "a5" in view.html()
