@@ -14,9 +14,11 @@ The rules, in the order they are applied to each path (first decisive rule wins)
    ``.pgpass``, ``.databrickscfg``, ``.kube/config``, ``*.pem``, ``*.key``, ``id_rsa*``,
    ``secrets.json``, ``*-key.json``...: the list and the reason for each entry are in
    :mod:`mlrun_magic.packaging.secrets`), matched case-insensitively, are excluded unless the
-   ignore file re-includes them *explicitly*: a ``!`` pattern that names something
-   (``!.env.example``, ``!certs/*.pem``), not a catch-all such as ``!*`` or ``!*.*``. Their
-   reason reads ``secret '<pattern>'``, and :func:`secret_kind` says what such a file is.
+   ignore file re-includes them *explicitly*: a ``!`` pattern that names the path itself
+   (``!.env.example``, ``!certs/*.pem``), not a catch-all such as ``!*`` or ``!*.*``, nor one
+   that re-includes a folder above it (``!data/configs/`` brings back that folder, but not
+   ``data/configs/.env``). Their reason reads ``secret '<pattern>'``, and :func:`secret_kind`
+   says what such a file is.
 
 As in git, an excluded folder is not entered, so nothing below it can be re-included.
 """
@@ -45,7 +47,7 @@ DEFAULT_EXCLUDES = (
 #: against the lower-cased path).
 SECRET_PATTERNS = tuple(pattern for pattern, _ in SECRET_RULES)
 #: Bumped whenever the rules above change, so cached manifests are not reused across versions.
-RULES_VERSION = "2"
+RULES_VERSION = "3"
 SECRET_PREFIX = "secret '"
 
 _LITERAL = re.compile(r"[A-Za-z0-9_\-]")
@@ -78,6 +80,14 @@ class Rule:
 
     def matches(self, path: str) -> bool:
         return self.pattern.match_file(path) is not None  # type: ignore[attr-defined]
+
+    def names(self, path: str) -> bool:
+        """True when this explicit rule matches ``path`` itself, not only a folder above it
+        (a pattern matching a folder matches everything below it too)."""
+        if not (self.explicit and self.matches(path)):
+            return False
+        steps = path.rstrip("/").split("/")[:-1]
+        return not any(self.matches("/".join(steps[:i]) + "/") for i in range(1, len(steps) + 1))
 
     def describe(self) -> str:
         if self.source in ("default", "secret"):
@@ -163,6 +173,10 @@ class Layer:
                 return rule
         return None
 
+    def names(self, rule: Rule, rel: str) -> bool:
+        """True when ``rule`` of this file names ``rel`` itself (see :meth:`Rule.names`)."""
+        return rule.names(rel[len(self.base):])
+
 
 class IgnoreRules:
     """The exclusion rules of one project folder.
@@ -228,7 +242,7 @@ class IgnoreRules:
                 return "default exclude: virtualenv (holds pyvenv.cfg)"
             if os.path.isdir(os.path.join(abs_path, "conda-meta")):
                 return "default exclude: conda environment (holds conda-meta/)"
-        user = None
+        user = layer = None
         for layer in reversed(self.layers):  # deeper .gitignore files take precedence
             user = layer.decide(rel)
             if user is not None:
@@ -236,7 +250,7 @@ class IgnoreRules:
         if user is not None and not user.negated:
             return user.describe()
         secret = secret_rule(rel)
-        if secret is not None and not (user is not None and user.explicit):
+        if secret is not None and not (user is not None and layer.names(user, rel)):
             return secret.describe()
         return None
 

@@ -48,11 +48,23 @@ SECRET_RULES: tuple[tuple[str, str], ...] = (
     (".vault-token", "HashiCorp Vault token"),
     (".terraformrc", "Terraform CLI config with API tokens"),
     ("terraform.rc", "Terraform CLI config with API tokens"),
+    ("credentials.tfrc.json", "Terraform Cloud API tokens"),
+    (".yarnrc.yml", "Yarn config with registry tokens"),
+    ("**/.config/gh/hosts.yml", "GitHub CLI OAuth token"),
+    ("pip.conf", "pip config with index credentials"),
+    ("pip.ini", "pip config with index credentials"),
+    ("**/.m2/settings.xml", "Maven settings with repository passwords"),
+    ("**/.m2/settings-security.xml", "Maven master password"),
+    ("*.ovpn", "OpenVPN profile with keys"),
+    # Shell and REPL histories: commands typed with tokens in them (.bash_history,
+    # .zsh_history, .python_history, .psql_history...).
+    (".*_history", "shell or REPL history"),
     # Folders that hold nothing but credentials.
     (".ssh/", "SSH keys and config"),
     (".aws/", "AWS credentials and config"),
     (".azure/", "Azure CLI token cache"),
     (".gnupg/", "GnuPG keyring"),
+    ("**/.config/gcloud/", "gcloud credential and token databases"),
     # Generic credential and secret files, wherever a framework puts them.
     ("credentials", "credentials file"),
     ("credentials.yaml", "credentials file"),
@@ -83,6 +95,11 @@ SECRET_RULES: tuple[tuple[str, str], ...] = (
     ("*.keystore", "keystore"),
     ("*.keytab", "Kerberos keytab"),
     ("*.kdbx", "KeePass password database"),
+    # Exported PGP keys. An armored .asc may also be a public key or a signature: left out all
+    # the same (a private key is the common case, and '!name.asc' packs a signature).
+    ("*.asc", "PGP key or signature (ASCII-armored)"),
+    ("*.gpg", "PGP key, keyring or encrypted file"),
+    ("wallet.dat", "cryptocurrency wallet"),
     ("id_rsa*", "SSH private key"),
     ("id_dsa*", "SSH private key"),
     ("id_ecdsa*", "SSH private key"),

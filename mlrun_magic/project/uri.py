@@ -66,25 +66,50 @@ class ProjectSource:
                 "git": self.git.to_dict() if self.git else None}
 
 
+# What follows the "@" that ends a URL's userinfo: a host then "/"; or, before anything else
+# (a query, a quote, ": ", the end), something that plainly is a host (a dot, a port, brackets
+# or localhost), so "http://h/x?mail=a@b" stays whole.
+_HOST = r"(?:\[[0-9A-Fa-f:.]*\]|[\w.~-]+)(?::\d*)?"
+_PLAIN_HOST = r"(?:\[[0-9A-Fa-f:.]*\](?::\d*)?|[\w~-]*\.[\w.~-]*(?::\d*)?|[\w.~-]+:\d*|localhost)"
+_HOST_END = r"(?![\w.~-])"
+# Greedy: a password may hold an unencoded "/", "?", "#" or "@" (urlsplit's netloc stops at the
+# first "/?#"), so the userinfo runs to the *last* such "@"; failing that, to an "@" before the
+# first "/?#" as usual. Over-redacting is harmless; showing part of a secret is not. A file://
+# URL has no userinfo ("file:///data/a@b/c" is a path).
+_USERINFO = re.compile(
+    r"(?<![\w+.-])(?P<scheme>[a-zA-Z][\w+.-]*://)"
+    rf"(?P<userinfo>(?<![fF][iI][lL][eE]://)\S+(?=@(?:{_HOST}/|{_PLAIN_HOST}{_HOST_END}))"
+    r"|[^/?#\s]*(?=@))@")
+
+
+def split_authority(url: str) -> tuple[str, str, str] | None:
+    """``(scheme + "://", userinfo, the rest)`` when ``url`` starts with ``scheme://userinfo@``,
+    else None. ``http://a:pa/ss@h:1/x`` gives ``("http://", "a:pa/ss", "h:1/x")``."""
+    match = _USERINFO.match(url)
+    if match is None:
+        return None
+    return match["scheme"], match["userinfo"], url[match.end():]
+
+
 def redact_url(url: str) -> str:
     """``url`` without user names and passwords (``https://tok@host/x`` -> ``https://host/x``)."""
-    parts = urlsplit(url)
-    if not parts.scheme or "@" not in parts.netloc:
-        return url
-    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query,
-                       parts.fragment))
+    parts = split_authority(url)
+    return url if parts is None else parts[0] + parts[2]
 
 
 def redact_text(text: str) -> str:
     """Every ``scheme://user:secret@host`` in free text (git's error output) made safe."""
-    # Up to the last "@" before the path: a password may itself hold an "@".
-    return re.sub(r"([a-zA-Z][\w+.-]*://)[^/?#\s]*@", r"\1", text)
+    return _USERINFO.sub(lambda m: m["scheme"], text)
 
 
 def split_uri(uri: str) -> tuple[str, str]:
     """``(base, subdirectory)`` of a project URI; quotes around it are stripped like MLflow."""
     uri = uri.strip("'\"")
-    base, _, sub = uri.partition("#")
+    # A "#" inside a password is not the subdirectory's: look for it after the userinfo.
+    authority = split_authority(uri)
+    head, tail = (authority[0] + authority[1] + "@", authority[2]) if authority else ("", uri)
+    base, _, sub = tail.partition("#")
+    base = head + base
     sub = sub.strip("/")
     if sub:
         parts = Path(sub).parts

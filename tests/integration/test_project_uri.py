@@ -175,3 +175,14 @@ def test_notebook_discovery_order(tmp_path):
 def test_no_project_above_the_notebook(tmp_path):
     with pytest.raises(ProjectURIError, match="no MLproject file in"):
         make_plan(RunRequest(cwd=str(tmp_path)))
+
+
+@pytest.mark.parametrize("password", ["SeKr/1tA", "SeKr?1tA", "SeKr@1/tA", "SeKr#1tA"])
+def test_a_git_password_with_unencoded_delimiters_is_never_shown(password):
+    # urlsplit stops the netloc at the first "/?#": the error once showed the password whole.
+    # ("#" is left out: in a git project URI it starts the #subdirectory, as in MLflow.)
+    with pytest.raises(ProjectURIError) as caught:
+        resolve_source(f"https://alice:{password}@127.0.0.1:9/org/repo.git")
+    shown = str(caught.value) + " " + (caught.value.hint or "")
+    assert "cannot read git repository https://127.0.0.1:9/org/repo.git" in shown
+    assert "SeKr" not in shown and "1tA" not in shown

@@ -195,6 +195,22 @@ SECRET_FILES = [
     ("infra/terraform.tfstate", "infra/terraform.tfstate", "*.tfstate"),
     ("infra/terraform.tfstate.backup", "infra/terraform.tfstate.backup", "*.tfstate.*"),
     (".terraformrc", ".terraformrc", ".terraformrc"),
+    (".config/gh/hosts.yml", ".config/gh/hosts.yml", "**/.config/gh/hosts.yml"),
+    (".config/gcloud/credentials.db", ".config/gcloud/", "**/.config/gcloud/"),
+    (".config/gcloud/access_tokens.db", ".config/gcloud/", "**/.config/gcloud/"),
+    (".terraform.d/credentials.tfrc.json", ".terraform.d/credentials.tfrc.json",
+     "credentials.tfrc.json"),
+    (".yarnrc.yml", ".yarnrc.yml", ".yarnrc.yml"),
+    ("private.asc", "private.asc", "*.asc"), ("key.gpg", "key.gpg", "*.gpg"),
+    (".pip/pip.conf", ".pip/pip.conf", "pip.conf"), ("pip.conf", "pip.conf", "pip.conf"),
+    ("pip.ini", "pip.ini", "pip.ini"),
+    (".m2/settings.xml", ".m2/settings.xml", "**/.m2/settings.xml"),
+    (".m2/settings-security.xml", ".m2/settings-security.xml", "**/.m2/settings-security.xml"),
+    ("client.ovpn", "client.ovpn", "*.ovpn"),
+    (".bash_history", ".bash_history", ".*_history"),
+    (".python_history", ".python_history", ".*_history"),
+    (".zsh_history", ".zsh_history", ".*_history"),
+    ("wallet.dat", "wallet.dat", "wallet.dat"),
 ]
 
 
@@ -330,3 +346,43 @@ def test_the_one_pass_secret_check_agrees_with_every_rule():
     agree()
     for name, shown, _ in SECRET_FILES:
         assert _ANY_SECRET.search(name.lower()) and _ANY_SECRET.search(shown.lower())
+
+
+@pytest.mark.parametrize("ignore_file", [".gitignore", ".mlflowignore"])
+def test_reincluding_a_folder_does_not_bring_back_the_secrets_in_it(tmp_path, ignore_file):
+    secrets = {"data/configs/.env": "A=1", "data/configs/id_ed25519": "k",
+               "data/configs/deep/.npmrc": "t"}
+    tree(tmp_path, {**BASE, **secrets, "data/raw.csv": "", "data/configs/params.yaml": "",
+                    ignore_file: "data/*\n!data/configs/\n"})
+    assert included(tmp_path) == set(BASE) | {ignore_file, "data/configs/params.yaml"}
+    assert [s["path"] for s in list_files(tmp_path).secrets] == sorted(secrets)
+    # A catch-all below the folder names nothing either; a pattern naming the file does.
+    (tmp_path / ignore_file).write_text("data/*\n!data/configs/\n!data/configs/**\n"
+                                        "!data/configs/.env\n")
+    assert included(tmp_path) == set(BASE) | {ignore_file, "data/configs/params.yaml",
+                                              "data/configs/.env"}
+
+
+def test_a_secret_folder_reincluded_by_name_still_keeps_the_keys_in_it(tmp_path):
+    tree(tmp_path, {**BASE, ".ssh/known_hosts": "h", ".ssh/id_rsa": "k",
+                    ".mlflowignore": "!.ssh/\n!.ssh/known_hosts\n"})
+    assert included(tmp_path) == set(BASE) | {".mlflowignore", ".ssh/known_hosts"}
+    assert [s["path"] for s in list_files(tmp_path).secrets] == [".ssh/id_rsa"]
+
+
+def test_new_secret_rules_leave_look_alikes_packed(tmp_path):
+    files = {**BASE, "pip.conf.md": "", "settings.xml": "<x/>", "history.py": "",
+             "notes_history.txt": "", "wallet.py": "", "config/hosts.yml": "",
+             ".config/app.toml": ""}
+    tree(tmp_path, files)
+    assert included(tmp_path) == set(files)
+
+
+def test_the_rules_version_is_part_of_the_manifest_fingerprint(tmp_path):
+    from mlrun_magic.packaging.ignore import RULES_VERSION, IgnoreRules
+
+    assert RULES_VERSION == "3"
+    import hashlib
+
+    expected = hashlib.sha256(f"rules-v{RULES_VERSION}\n".encode()).hexdigest()
+    assert IgnoreRules.for_project(tmp_path).fingerprint() == expected
