@@ -85,21 +85,22 @@ def split_userinfo(uri: str) -> tuple[str, dict[str, str]]:
     URIs are split: MLflow reads those variables for them alone (a database URI keeps its
     password, which its driver needs). Without credentials the environment is empty.
     """
-    from urllib.parse import unquote, urlsplit, urlunsplit
+    from urllib.parse import unquote
 
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
+    from mlrun_magic.project.uri import split_authority
+
+    # The userinfo redact_url removes, so a password with an unencoded "/", "?", "#" or "@"
+    # becomes basic auth whole instead of half of it landing in the path.
+    parts = split_authority(uri)
+    if parts is None or parts[0].lower() not in ("http://", "https://"):
         return uri, {}
-    if parts.scheme.lower() not in ("http", "https") or "@" not in parts.netloc:
-        return uri, {}
-    userinfo, _, hostport = parts.netloc.rpartition("@")
+    scheme, userinfo, rest = parts
     user, has_password, password = userinfo.partition(":")
     env = {}
     if user or has_password:
         env["MLFLOW_TRACKING_USERNAME"] = unquote(user)
         env["MLFLOW_TRACKING_PASSWORD"] = unquote(password)
-    return urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment)), env
+    return scheme + rest, env
 
 
 def open_tracking(uri: str | None = None):

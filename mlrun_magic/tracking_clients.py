@@ -199,7 +199,14 @@ class RestTracking:
                                    "tags": [{"key": k, "value": v} for k, v in tags.items()]}
         if run_name:
             payload["run_name"] = run_name
-        return self.call("POST", "runs/create", json=payload, retry=False)["run"]["info"]["run_id"]
+        body = self.call("POST", "runs/create", json=payload, retry=False)
+        run = body.get("run")
+        info = run.get("info") if isinstance(run, dict) else None
+        run_id = info.get("run_id") if isinstance(info, dict) else None
+        if not isinstance(run_id, str) or not run_id:
+            # Outcome unknown: create_run() looks for the run by its client token.
+            raise tracking_error("runs/create answered without a run id", no_answer=True)
+        return run_id
 
     def find_runs(self, experiment_id: str, tag: str, value: str) -> list[str]:
         """Ids of the runs of an experiment whose ``tag`` is ``value`` (deleted ones too)."""

@@ -188,12 +188,14 @@ class _Submission:
         for attempt in range(1, AFTER_SUBMIT_ATTEMPTS + 1):
             try:
                 return step()
-            except MlrunMagicError as exc:
+            except Exception as exc:  # noqa: B902 (any failure costs the job run)
+                from mlrun_magic.tracking import reason_of
+
                 if attempt == AFTER_SUBMIT_ATTEMPTS:
                     raise BackendError(f"the run did not start: {what} failed after job run "
-                                       f"{self.job_run_id} was submitted ({exc.message})"
+                                       f"{self.job_run_id} was submitted ({reason_of(exc)})"
                                        ) from None
-                logger.info("%s failed (%s); trying again", what, exc.message)
+                logger.info("%s failed (%s); trying again", what, reason_of(exc))
                 self.client.sleep(self.client.retry_delay(attempt))
 
     def fail(self, exc: BaseException):

@@ -40,6 +40,20 @@ TRANSIENT_MESSAGES = ("ClusterNotReadyException", "UnknownWorkerEnvironmentExcep
 TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
 
 
+def _config_errors():
+    """``requests`` errors that mean the host is unusable as written (never retried)."""
+    import requests
+
+    return (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema, requests.exceptions.InvalidHeader)
+
+
+def _shown(url: str) -> str:
+    from mlrun_magic.project.uri import redact_url
+
+    return redact_url(url)
+
+
 class DatabricksClient:
     """REST calls to one workspace. ``call()`` returns parsed JSON (or the response)."""
 
@@ -95,7 +109,7 @@ class DatabricksClient:
             except requests.ConnectionError as exc:
                 never_sent = connect_failed(exc)
                 error = TransportError(
-                    f"cannot reach {self.host}: {_short(exc)}" if never_sent else
+                    f"cannot reach {_shown(self.host)}: {_short(exc)}" if never_sent else
                     f"the connection broke before an answer came: {_short(exc)}",
                     method=method, path=path,
                     hint="Check the workspace host and your network." if never_sent else None)
@@ -103,6 +117,18 @@ class DatabricksClient:
                 retryable = never_sent or (idempotent and (data is None or rewind is not None))
             except requests.Timeout as exc:
                 error = TransportError(f"no answer within {timeout or self.timeout:.0f} s "
+                                       f"({type(exc).__name__})", method=method, path=path)
+                retryable = idempotent and (data is None or rewind is not None)
+            except _config_errors() as exc:
+                raise TransportError(
+                    f"the workspace address {_shown(self.host)} cannot be used "
+                    f"({type(exc).__name__})", method=method, path=path,
+                    hint="Check DATABRICKS_HOST or the profile's host: it must look like "
+                         "https://<workspace>.cloud.databricks.com") from None
+            except requests.RequestException as exc:
+                # The answer was cut while its body was read (ChunkedEncodingError...):
+                # the request was sent, so it may have been done.
+                error = TransportError(f"the connection broke while the answer was read "
                                        f"({type(exc).__name__})", method=method, path=path)
                 retryable = idempotent and (data is None or rewind is not None)
             else:

@@ -88,25 +88,27 @@ def submit_run(client, body: dict) -> int:
 
     path = f"{JOBS_API}/runs/submit"
     try:
-        return int(client.post(path, body, idempotent=True)["run_id"])
-    except (DatabricksAPIError, KeyboardInterrupt) as first:
+        return _run_id(client.post(path, body, idempotent=True), path)
+    except (Exception, KeyboardInterrupt) as first:  # noqa: B902 (any failure: resolve it)
         if getattr(first, "never_sent", False):
             raise  # it never reached the workspace
         try:
             with deferred_interrupts():
-                run_id = int(client.post(path, body, idempotent=True)["run_id"])
-        except DatabricksAPIError as second:
+                run_id = _run_id(client.post(path, body, idempotent=True), path)
+        except Exception as second:
             # A 4xx (429 included) says the request was not carried out: no run has the token.
-            refused = second.status_code is not None and 400 <= second.status_code < 500
+            status = getattr(second, "status_code", None)
+            refused = status is not None and 400 <= status < 500
             if isinstance(first, KeyboardInterrupt) and not refused:
                 logger.warning("=== Interrupted while submitting; the workspace did not say "
-                               "whether a job run was made: %s ===", second.message)
-            if refused or isinstance(first, KeyboardInterrupt):
+                               "whether a job run was made: %s ===", _message(second))
+            if refused and isinstance(first, DatabricksAPIError) \
+                    or isinstance(first, KeyboardInterrupt):
                 raise first from None
             token = body.get("idempotency_token")
             raise BackendError(
                 f"runs/submit failed ({_message(first)}), and asking again with its idempotency "
-                f"token {token} failed too ({second.message}): a job run may exist for it",
+                f"token {token} failed too ({_message(second)}): a job run may exist for it",
                 hint=f"Look for the job run named {body.get('run_name')!r} in the workspace's "
                      "Jobs UI and cancel it.") from None
         if isinstance(first, KeyboardInterrupt):
@@ -119,6 +121,17 @@ def submit_run(client, body: dict) -> int:
 def cancel_run(client, run_id: int) -> None:
     """Ask Databricks to cancel job run ``run_id`` (safe to repeat)."""
     client.post(f"{JOBS_API}/runs/cancel", {"run_id": run_id}, idempotent=True)
+
+
+def _run_id(answer, path: str) -> int:
+    """The ``run_id`` of a ``runs/submit`` answer; an answer without one leaves the outcome
+    unknown (an error, so that the idempotency token resolves it)."""
+    run_id = answer.get("run_id") if isinstance(answer, dict) else None
+    if isinstance(run_id, bool) or not isinstance(run_id, (int, str)) \
+            or not str(run_id).isdigit():
+        raise DatabricksAPIError(f"the answer has no job run id (run_id={run_id!r})",
+                                 status_code=200, method="POST", path=path)
+    return int(run_id)
 
 
 def _message(exc: BaseException) -> str:

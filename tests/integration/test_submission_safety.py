@@ -372,3 +372,29 @@ def test_deferred_interrupts_wait_for_a_second_press(caplog):
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.05)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+# -- answers without what they should hold (issue 10 review) -------------------------------
+
+@pytest.mark.parametrize("body", ["", {"ok": True}, {"run_id": "abc"}])
+def test_submit_answer_without_a_run_id_is_resolved_by_the_token(db, mlflow_server, body):
+    db.add_fault("/api/2.2/jobs/runs/submit", "respond-then-fail", method="POST", status=200,
+                 body=body)
+    experiment, run = submit(db)
+    assert_started(db, mlflow_server.url, experiment, run)
+    assert len(db.requests("POST", "/api/2.2/jobs/runs/submit")) == 2
+
+
+def test_a_host_requests_cannot_use_fails_at_once_without_its_password(db, monkeypatch):
+    monkeypatch.setenv("DATABRICKS_HOST", "htp://user:Hunter2pw@127.0.0.1:1")
+    _, error = submit(db)
+    assert isinstance(error, MlrunMagicError), error
+    assert "Hunter2pw" not in str(error) and "cannot be used" in str(error), error
+
+
+def test_runs_create_answer_without_a_run_is_resolved_by_the_client_token(db, mlflow_server):
+    db.add_fault(f"{MLFLOW}/runs/create", "respond-then-fail", method="POST", status=200,
+                 body={})
+    experiment, run = submit(db)
+    assert_started(db, mlflow_server.url, experiment, run)
+    assert len(db.requests("POST", f"{MLFLOW}/runs/create")) == 1
