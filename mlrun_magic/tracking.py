@@ -235,6 +235,15 @@ def create_run(tracking, experiment_id: str, tags: dict[str, str],
             return tracking.create_run(experiment_id, tags, run_name)
         except (TrackingError, KeyboardInterrupt) as exc:
             found = _find_created(tracking, experiment_id, token, exc)
+            late = isinstance(exc, KeyboardInterrupt) or getattr(exc, "timed_out", False)
+            if late and not found:
+                # The request may still land: never make a second run, end it when it shows.
+                status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+                sweep_late_run(tracking, experiment_id, token, status)
+                if isinstance(exc, TrackingError):
+                    exc.message += (" (no second MLflow run is created: the first may still be "
+                                    "under way, and is ended FAILED if it appears)")
+                raise
             if isinstance(exc, KeyboardInterrupt):
                 for run_id in found or []:
                     abandon_run(tracking, run_id, "KILLED", "interrupted while the MLflow run "
@@ -257,6 +266,41 @@ def create_run(tracking, experiment_id: str, tags: dict[str, str],
             logger.info("creating the MLflow run failed (%s); retrying in %.1f s", exc, delay)
             getattr(tracking, "sleep", time.sleep)(delay)
     raise AssertionError("unreachable")
+
+
+def sweep_late_run(tracking, experiment_id: str, token: str, status: str,
+                   seconds: float | None = None, every: float = 2.0):
+    """Watch, in a daemon thread, for a run a lost ``runs/create`` makes late, and end it.
+
+    The server may still be processing the request when the client has given up (Ctrl-C, a
+    timeout). For ``seconds`` (default: the client's request timeout plus 30 s) the run's
+    client token is searched every ``every`` seconds; a run that appears is ended ``status``
+    with the reason. What is left: a request the server holds for longer than that, or a
+    process that exits first (the CLI after Ctrl-C) - then the run stays until cancelled.
+    """
+    import threading
+    import time
+
+    window = seconds if seconds is not None else getattr(tracking, "timeout", 30.0) + 30.0
+
+    def sweep():
+        deadline = time.monotonic() + window
+        while time.monotonic() < deadline:
+            time.sleep(every)
+            try:
+                found = tracking.find_runs(experiment_id, CLIENT_TOKEN_TAG, token)
+            except TrackingError:
+                continue
+            for run_id in found:
+                abandon_run(tracking, run_id, status, "its creation was abandoned by the "
+                            "client (interrupted or timed out) before the server answered",
+                            STATE_MESSAGE_TAG)
+            if found:
+                return
+
+    thread = threading.Thread(target=sweep, name="mlrun-magic-late-run", daemon=True)
+    thread.start()
+    return thread
 
 
 def _find_created(tracking, experiment_id: str, token: str,

@@ -238,17 +238,25 @@ class _Submission:
 
 
 _SECRET_KEY = ("token", "secret", "password", "passwd", "credential", "api_key", "apikey")
+#: Inside Spark settings and environment variables names are freer: ``fs.azure.account.key.*``,
+#: ``DATABRICKS_PAT``, ``MY_PASS``, ``AUTH``.
+_SETTING_SECRET_KEY = _SECRET_KEY + ("key", "pass", "pat", "auth", "sas", "private")
+_SETTINGS = ("spark_conf", "spark_env_vars", "environment_variables")
+_SECRET_VALUE = ("Basic ", "Bearer ", "dapi", "dkea", "-----BEGIN")
 
 
-def redact_secrets(value, key: str = ""):
-    """A copy of ``value`` with the values of secret-looking keys masked (``{{secrets/..}}``
-    references are kept: they are pointers, not secrets)."""
+def redact_secrets(value, key: str = "", words=_SECRET_KEY):
+    """A copy of ``value`` with the values of secret-looking keys (or that look like credentials
+    themselves) masked; ``{{secrets/..}}`` references are kept: they are pointers, not secrets."""
     if isinstance(value, dict):
-        return {k: redact_secrets(v, str(k)) for k, v in value.items()}
+        inner = _SETTING_SECRET_KEY if key in _SETTINGS else words
+        return {k: redact_secrets(v, str(k), inner) for k, v in value.items()}
     if isinstance(value, list):
-        return [redact_secrets(v, key) for v in value]
-    if isinstance(value, str) and any(s in key.lower() for s in _SECRET_KEY) \
-            and key != "idempotency_token" and not value.startswith("{{secrets/"):
+        return [redact_secrets(v, key, words) for v in value]
+    if not isinstance(value, str) or value.startswith("{{secrets/") \
+            or key == "idempotency_token":
+        return value
+    if any(s in key.lower() for s in words) or value.startswith(_SECRET_VALUE):
         return "***"
     return value
 

@@ -398,3 +398,60 @@ def test_runs_create_answer_without_a_run_is_resolved_by_the_client_token(db, ml
     experiment, run = submit(db)
     assert_started(db, mlflow_server.url, experiment, run)
     assert len(db.requests("POST", f"{MLFLOW}/runs/create")) == 1
+
+
+def wait_for_status(mlflow_url, experiment, status, seconds=30.0):
+    """The experiment's runs once one of them is ``status`` (or after ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    runs = mlflow_runs(mlflow_url, experiment)
+    while time.monotonic() < deadline and not any(r["status"] == status for r in runs):
+        time.sleep(0.5)
+        runs = mlflow_runs(mlflow_url, experiment)
+    return runs
+
+
+def test_ctrl_c_before_a_slow_runs_create_lands_ends_the_late_run(db, mlflow_server):
+    """The server answers after the client stopped looking: the run is still found and ended."""
+    db.add_fault(f"{MLFLOW}/runs/create", "delay", method="POST", seconds=6)
+    watcher = interrupt_when(db, "POST", f"{MLFLOW}/runs/create")
+    experiment = f"/Shared/safety-{uuid.uuid4().hex[:10]}"
+    with pytest.raises(KeyboardInterrupt):
+        submit(db, experiment=experiment)
+    watcher.join(timeout=5)
+    runs = wait_for_status(mlflow_server.url, experiment, "KILLED")
+    assert [r["status"] for r in runs] == ["KILLED"], runs
+    assert "abandoned" in runs[0]["tags"][STATE_MESSAGE_TAG]
+    assert db.runs() == []
+
+
+def test_a_timed_out_runs_create_makes_no_second_run(db, mlflow_server, monkeypatch):
+    """A timeout is no answer, not 'not created': no second run; the late one ends FAILED."""
+    from mlrun_magic import tracking
+
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", db.token)
+    client = RestTracking(db.host, timeout=1.0)
+    experiment = f"/Shared/safety-{uuid.uuid4().hex[:10]}"
+    experiment_id = client.create_experiment(experiment).experiment_id
+    db.add_fault(f"{MLFLOW}/runs/create", "delay", method="POST", seconds=6)
+    with pytest.raises(TrackingError, match="no second MLflow run"):
+        tracking.create_run(client, experiment_id, {}, None)
+    runs = wait_for_status(mlflow_server.url, experiment, "FAILED")
+    assert [r["status"] for r in runs] == ["FAILED"], runs
+    assert runs[0]["tags"][CLIENT_TOKEN_TAG]
+
+
+def test_the_dry_run_masks_spark_and_environment_secrets():
+    from mlrun_magic.backends.databricks import redact_secrets
+
+    body = {"new_cluster": {
+        "spark_version": "15.4.x", "spark_conf": {
+            "fs.azure.account.key.acct.dfs.core.windows.net": "AZKEY123",
+            "spark.sql.shuffle.partitions": "8", "spark.hadoop.x": "{{secrets/scope/k}}"},
+        "spark_env_vars": {"DATABRICKS_PAT": "dapiLEAK", "MY_PASS": "mypw", "AUTH": "Basic abc",
+                           "MODE": "fast"}},
+        "environment_key": "default", "idempotency_token": "abc", "extra": "Bearer xyz"}
+    shown = json.dumps(redact_secrets(body))
+    for secret in ("AZKEY123", "dapiLEAK", "mypw", "Basic abc", "Bearer xyz"):
+        assert secret not in shown
+    for kept in ('"8"', "{{secrets/scope/k}}", '"fast"', '"default"', '"abc"'):
+        assert kept in shown
