@@ -1,9 +1,34 @@
+import shutil
 import signal
+from pathlib import Path
+
+import pytest
 
 pytest_plugins = ["mlrun_magic.testing.pytest_plugin"]
+
+QUICKSTART = Path(__file__).resolve().parents[1] / "example_notebooks" / "quickstart"
 
 # A shell without job control starts background commands with SIGINT ignored, and children
 # inherit that: Ctrl-C tests would then see no KeyboardInterrupt at all. Python's own handler
 # here is also reset to the default in every child at exec, so theirs work too.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture
+def workspace_client(workspace, monkeypatch, tmp_path):
+    """The loopback workspace as a client sees it: its PAT in the environment and nothing
+    else (an isolated HOME, no profile, no MLflow settings), and a copy of the quickstart as
+    ``workspace.project``."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "home" / ".databrickscfg"))
+    for name in ("MLFLOW_TRACKING_URI", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET",
+                 "DATABRICKS_CONFIG_PROFILE", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in workspace.env().items():
+        monkeypatch.setenv(name, value)
+    project = tmp_path / "quickstart"
+    shutil.copytree(QUICKSTART, project, ignore=shutil.ignore_patterns(".mlrun_magic"))
+    workspace.project = project
+    return workspace

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -25,21 +24,10 @@ CLUSTER = {"spark_version": "15.4.x-cpu-ml-scala2.12", "node_type_id": "Standard
 
 
 @pytest.fixture
-def db(workspace, monkeypatch, tmp_path):
+def db(workspace_client):
     """Environment for the workspace (PAT), an isolated HOME and a copy of the quickstart."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "home" / ".databrickscfg"))
-    for name in ("MLFLOW_TRACKING_URI", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET",
-                 "DATABRICKS_CONFIG_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in workspace.env().items():
-        monkeypatch.setenv(name, value)
-    project = tmp_path / "quickstart"
-    shutil.copytree(QUICKSTART, project, ignore=shutil.ignore_patterns(".mlrun_magic"))
-    workspace.project = project
-    workspace.experiment = f"/Shared/tests-{uuid.uuid4().hex[:8]}"
-    return workspace
+    workspace_client.experiment = f"/Shared/tests-{uuid.uuid4().hex[:8]}"
+    return workspace_client
 
 
 def launch(ws, **kwargs):

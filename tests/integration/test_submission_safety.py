@@ -29,22 +29,10 @@ MLFLOW = "/api/2.0/mlflow"
 
 
 @pytest.fixture
-def db(workspace, monkeypatch, tmp_path):
+def db(workspace_client):
     """The workspace (jobs held PENDING), its credentials, a copy of the quickstart."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "home" / ".databrickscfg"))
-    for name in ("MLFLOW_TRACKING_URI", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET",
-                 "DATABRICKS_CONFIG_PROFILE", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in workspace.env().items():
-        monkeypatch.setenv(name, value)
-    workspace.configure(pending_seconds=600)
-    project = tmp_path / "quickstart"
-    shutil.copytree(REPO / "example_notebooks" / "quickstart", project,
-                    ignore=shutil.ignore_patterns(".mlrun_magic"))
-    workspace.project = project
-    return workspace
+    workspace_client.configure(pending_seconds=600)
+    return workspace_client
 
 
 def submit(ws, *, parameters=None, experiment=None, **request):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import os
 import random
-import shutil
 import threading
 import time
 import uuid
@@ -36,23 +35,11 @@ FAST = {"backoff": 0.01, "max_backoff": 0.05, "deadline": 20, "timeout": 10}
 
 
 @pytest.fixture
-def faulty(workspace, monkeypatch, tmp_path):
+def faulty(workspace_client):
     """The session workspace with jobs held PENDING, its credentials, one project."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "home" / ".databrickscfg"))
-    for name in ("MLFLOW_TRACKING_URI", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET",
-                 "DATABRICKS_CONFIG_PROFILE", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in workspace.env().items():
-        monkeypatch.setenv(name, value)
-    workspace.configure(pending_seconds=3600)
-    project = tmp_path / "quickstart"
-    shutil.copytree(REPO / "example_notebooks" / "quickstart", project,
-                    ignore=shutil.ignore_patterns(".mlrun_magic"))
-    workspace.project = project
-    workspace.prefix = f"/Shared/faults-{uuid.uuid4().hex[:8]}"
-    return workspace
+    workspace_client.configure(pending_seconds=3600)
+    workspace_client.prefix = f"/Shared/faults-{uuid.uuid4().hex[:8]}"
+    return workspace_client
 
 
 def plan_for(ws, name: str, content: str | None = None):
