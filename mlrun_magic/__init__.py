@@ -11,7 +11,7 @@ From Python::
     mlrun_magic.plan("path/to/project", entry_point="train", parameters={"alpha": 0.5})
     run = mlrun_magic.run("path/to/project", parameters={"alpha": 0.5})
 
-From a terminal: ``python -m mlrun_magic plan|run|status|cancel|logs``.
+From a terminal: ``python -m mlrun_magic plan|run|status|cancel|logs|package``.
 
 Importing this package is cheap on purpose: everything heavy (requests, git, yaml,
 ipywidgets) is imported on first use, so ``%load_ext mlrun_magic`` costs almost nothing.
@@ -19,7 +19,7 @@ ipywidgets) is imported on first use, so ``%load_ext mlrun_magic`` costs almost 
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from mlrun_magic.version import __version__
 
 __all__ = ["__version__", "load_ipython_extension", "panel", "plan", "run",
            "unload_ipython_extension"]
@@ -40,72 +40,82 @@ def panel(uri=None):
     from mlrun_magic.notebook.panel import LaunchPanel
 
     shell = get_ipython()
-    if _loaded.get("shell") is None or (shell is not None and _loaded["shell"] is not shell):
-        if shell is None:
-            raise RuntimeError("mlrun_magic.panel() needs IPython or Jupyter")
+    if shell is None:
+        raise RuntimeError("mlrun_magic.panel() needs IPython or Jupyter")
+    if _loaded.get("shell") is not shell:
         shell.extension_manager.load_extension("mlrun_magic")
         if _loaded.get("shell") is not shell:  # loaded under another name in sys.modules
             load_ipython_extension(shell)
-    magics = _loaded["shell"].magics_manager.registry["ProjectRunMagics"]
-    return LaunchPanel(magics, uri=uri)
+    return LaunchPanel(_loaded["service"], _loaded["views"], _loaded["settings"], uri=uri)
 
 
 def load_ipython_extension(ipython) -> None:
     """``%load_ext mlrun_magic``: register ``%project_run``. Touches no network, reads no
     credentials, and is safe to call again (``%reload_ext``)."""
     from mlrun_magic.backends.base import SubmittedRun
-    from mlrun_magic.notebook.live import LiveRuns
+    from mlrun_magic.notebook.live import LiveViews
     from mlrun_magic.notebook.magics import ProjectRunMagics
+    from mlrun_magic.service import RunService, set_default_service
     from mlrun_magic.settings import ProjectRun
 
     if _loaded.get("shell") is ipython:
         return
     settings = ProjectRun(parent=ipython)
     ipython.configurables.append(settings)
-    live = LiveRuns(settings, ipython)
-    ipython.register_magics(ProjectRunMagics(ipython, settings, live))
-    SubmittedRun.display_hook = live.display_again
-    _loaded.update(shell=ipython, settings=settings, live=live)
+    service = RunService(settings)
+    views = LiveViews(service, ipython)
+    ipython.register_magics(ProjectRunMagics(ipython, settings, service, views))
+    SubmittedRun.display_hook = views.display_again
+    set_default_service(service)  # mlrun_magic.run() in this kernel: the same runs and views
+    _loaded.update(shell=ipython, settings=settings, service=service, views=views)
 
 
 def unload_ipython_extension(ipython) -> None:
-    """``%unload_ext mlrun_magic``: stop the pollers and remove the magic and its settings."""
+    """``%unload_ext mlrun_magic``: stop updating the views; remove the magic and its settings."""
     from mlrun_magic.backends.base import SubmittedRun
+    from mlrun_magic.service import set_default_service
 
     if _loaded.get("shell") is not ipython:
         return
-    _loaded["live"].stop_all()
+    _loaded["views"].stop_all()
     for kind in ("line", "cell"):
         ipython.magics_manager.magics[kind].pop("project_run", None)
     if _loaded["settings"] in ipython.configurables:
         ipython.configurables.remove(_loaded["settings"])
     SubmittedRun.display_hook = None
+    set_default_service(None)
     _loaded.clear()
 
 
 def plan(uri=None, **kwargs):
-    """Resolve a project run without side effects and return the :class:`~mlrun_magic.plan.Plan`.
+    """Resolve a project run without side effects and return the
+    :class:`~mlrun_magic.planning.Plan`.
 
-    Takes the same arguments as :class:`mlrun_magic.plan.RunRequest`: ``uri`` (a folder, a
+    Takes the same arguments as :class:`mlrun_magic.planning.RunRequest`: ``uri`` (a folder, a
     ``file://`` path or a git URI with optional ``#subdirectory``; default: the project that
     holds the notebook or the current folder), ``entry_point``, ``parameters``, ``version``,
     ``env_manager``, ...
     """
-    from mlrun_magic.plan import RunRequest, make_plan
+    from mlrun_magic.planning import RunRequest
+    from mlrun_magic.service import default_service
 
-    return make_plan(RunRequest(uri=uri, **kwargs))
+    return default_service().plan(RunRequest(uri=uri, **kwargs))
 
 
 def run(uri=None, *, wait=False, echo=False, **kwargs):
     """Launch a project run and return its :class:`~mlrun_magic.backends.base.SubmittedRun`.
 
     Arguments are those of :func:`plan` plus ``backend`` ("local" by default),
-    ``experiment_name``/``experiment_id``, ``run_name`` and ``tracking_uri``. With
-    ``wait=True`` it returns once the run has ended and raises
-    :class:`~mlrun_magic.errors.RunFailedError` if it failed; ``echo=True`` copies a local
-    run's output to stdout.
+    ``experiment_name``/``experiment_id``, ``run_name`` and ``tracking_uri``. The run is
+    recorded in the project's history (``%project_run list`` shows it). With ``wait=True`` it
+    returns once the run has ended and raises :class:`~mlrun_magic.errors.RunFailedError` if
+    it failed; ``echo=True`` copies a local run's output to stdout.
     """
-    from mlrun_magic.launcher import launch
-    from mlrun_magic.plan import RunRequest
+    from mlrun_magic.planning import RunRequest
+    from mlrun_magic.service import default_service
 
-    return launch(RunRequest(uri=uri, **kwargs), wait=wait, echo=echo)
+    service = default_service()
+    watched = service.launch(RunRequest(uri=uri, **kwargs), echo=echo)
+    if wait:
+        service.wait_for_success(watched)
+    return watched.run

@@ -96,7 +96,7 @@ def tail_count(text: str) -> int:
 
 def request_from_args(args, **overrides):
     """A :class:`~mlrun_magic.plan.RunRequest` from parsed :data:`RUN_ARGUMENTS`."""
-    from mlrun_magic.plan import RunRequest
+    from mlrun_magic.planning import RunRequest
 
     fields = dict(uri=args.uri, entry_point=args.entry_point,
                   parameters=parse_param_list(args.param_list), version=args.version,
@@ -176,25 +176,23 @@ def _fail(exc: MlrunMagicError, as_json: bool) -> int:
     return 2
 
 
-def cmd_plan(args) -> int:
-    from mlrun_magic.plan import make_plan
+def _service():
+    from mlrun_magic.service import default_service
 
-    plan = make_plan(request_from_args(args))
+    return default_service()
+
+
+def cmd_plan(args) -> int:
+    plan = _service().plan(request_from_args(args))
     print(json.dumps(plan.to_dict(), indent=2) if args.json else plan.describe())
     return 0
 
 
 def cmd_run(args) -> int:
-    from mlrun_magic.launcher import launch
-    from mlrun_magic.plan import make_plan
-
-    plan = make_plan(request_from_args(args))
+    service = _service()
+    plan = service.plan(request_from_args(args))
     if args.dry_run:
-        out = plan.to_dict()
-        if plan.backend == "databricks":
-            from mlrun_magic.backends.databricks import dry_run
-
-            out["databricks"] = dry_run(plan)
+        out = service.dry_run(plan).to_dict()
         print(json.dumps(out, indent=2) if args.json else
               plan.describe() + ("\n" + json.dumps(out.get("databricks"), indent=2)
                                  if "databricks" in out else ""))
@@ -203,20 +201,21 @@ def cmd_run(args) -> int:
         logging.getLogger("mlrun_magic").warning(warning)
     # A local run is a child of this process: it is always waited for, as `mlflow run` does.
     wait = True if plan.backend == "local" else bool(args.wait)
-    run = None
+    watched = None
     try:
-        run = launch(plan, echo=not args.json, progress=_terminal_progress())
-        _print_links(run)
-        state = run.wait() if wait else run.status()
+        watched = service.launch(plan, echo=not args.json, progress=_terminal_progress())
+        _print_links(watched.run)
+        state = service.wait(watched) if wait else watched.state
     except KeyboardInterrupt:
-        if run is not None and wait:
-            run.cancel()  # a no-op when wait() already cancelled it
+        if watched is not None and wait:
+            service.cancel(watched)  # a no-op when wait() already cancelled it
         # The backend has logged what it undid when the run was not started yet.
-        print("Interrupted: the run was cancelled and marked KILLED." if run is not None
+        print("Interrupted: the run was cancelled and marked KILLED." if watched is not None
               else "Interrupted.", file=sys.stderr)
         return 130
+    run = watched.run
     if args.json:
-        print(json.dumps(run.to_dict()))
+        print(json.dumps(run.to_dict(state)))
     else:
         print(f"Run {run.run_id} {state.status}"
               f"{': ' + state.message if state.message else ''}.")
@@ -224,7 +223,7 @@ def cmd_run(args) -> int:
             print(f"Databricks job run: {run.links.job_run}")
         print(f"MLflow run: {run.links.mlflow_run or run.run_id}")
         if wait and plan.backend == "databricks" and state.status != "FINISHED":
-            print(run.logs(tail=30), file=sys.stderr)
+            print(service.logs(watched, tail=30), file=sys.stderr)
     if not wait:
         return 0 if state.status not in ("FAILED", "KILLED") else 1
     return 0 if state.status == "FINISHED" else 1
@@ -238,27 +237,21 @@ def _print_links(run) -> None:
 
 
 def _attach(args):
-    from mlrun_magic.backends.databricks import DatabricksSubmittedRun
-    from mlrun_magic.errors import BackendError
-    from mlrun_magic.tracking import open_tracking
+    """The run ``args.run``: from the history of the project holding the current folder,
+    else looked up on the workspace."""
+    from mlrun_magic.project.uri import find_project_dir
 
-    if not (args.run.isascii() and args.run.isdigit()):
-        uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-        if uri and not uri.startswith("databricks"):
-            tags = open_tracking(uri).get_run(args.run)["tags"]
-            if "mlflow.databricks.shellJobRunID" not in tags:
-                raise BackendError(f"run {args.run} is a local run: only Databricks runs can be "
-                                   "re-attached from here",
-                                   hint="Its output is in <project>/.mlrun_magic/logs/.")
-    return DatabricksSubmittedRun.attach(args.run, profile=args.profile,
-                                         tracking_uri=args.tracking_uri)
+    return _service().attach(args.run, project_dir=find_project_dir(os.getcwd()),
+                             profile=args.profile, tracking_uri=args.tracking_uri,
+                             ask_backend=True)
 
 
 def cmd_status(args) -> int:
-    run = _attach(args)
-    state = run.status()
+    watched = _attach(args)
+    state = _service().refresh(watched)
+    run = watched.run
     if args.json:
-        print(json.dumps(run.to_dict()))
+        print(json.dumps(run.to_dict(state)))
     else:
         print(f"{state.status}{': ' + state.message if state.message else ''}")
         for label, url in (("Databricks job run", run.links.job_run),
@@ -270,16 +263,17 @@ def cmd_status(args) -> int:
 
 
 def cmd_cancel(args) -> int:
-    run = _attach(args)
-    state = run.cancel()
-    print(json.dumps(run.to_dict()) if args.json else f"{state.status}: {state.message}")
+    watched = _attach(args)
+    state = _service().cancel(watched)
+    print(json.dumps(watched.run.to_dict(state)) if args.json else
+          f"{state.status}: {state.message}")
     return 0 if state.is_terminal else 1
 
 
 def cmd_logs(args) -> int:
-    run = _attach(args)
-    text = run.logs(tail=args.tail)
-    print(json.dumps({"run_id": run.run_id, "logs": text}) if args.json else text)
+    watched = _attach(args)
+    text = _service().logs(watched, tail=args.tail)
+    print(json.dumps({"run_id": watched.run_id, "logs": text}) if args.json else text)
     return 0
 
 
@@ -288,7 +282,7 @@ def cmd_package(args) -> int:
 
     from mlrun_magic.errors import PackagingError
     from mlrun_magic.packaging import build_archive
-    from mlrun_magic.plan import RunRequest, check_request, resolve_project_location
+    from mlrun_magic.planning import RunRequest, check_request, resolve_project_location
 
     request = RunRequest(uri=args.uri, version=args.version)
     check_request(request)

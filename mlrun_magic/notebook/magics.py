@@ -1,8 +1,8 @@
 """``%project_run`` and ``%%project_run``: launch the notebook's MLflow Project from a cell.
 
 A thin front end: it parses the line (the same argument table as ``python -m mlrun_magic``)
-and the YAML cell body, builds a :class:`~mlrun_magic.plan.RunRequest`, calls the launcher,
-and shows the run's live view. Everything else lives in the core.
+and the YAML cell body into a :class:`~mlrun_magic.planning.RunRequest`, calls the run
+service, and shows what it returns (live views through :mod:`mlrun_magic.notebook.live`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from mlrun_magic.cli import RUN_ARGUMENTS, parse_param_list, tail_count
-from mlrun_magic.errors import ArgumentsError, MlrunMagicError, RunFailedError
+from mlrun_magic.arguments import RUN_ARGUMENTS, parse_param_list, tail_count
+from mlrun_magic.errors import ArgumentsError
 
 SUBCOMMANDS = ("status", "cancel", "logs", "list", "open", "panel")
 
@@ -56,13 +56,28 @@ def _run_arguments(func):
     return func
 
 
+class _HelpShown(Exception):
+    """``-h``: the help was printed, nothing else is done."""
+
+
 class _SubParser(argparse.ArgumentParser):
     def error(self, message):
-        raise ProjectRunUsageError(f"{self.prog}: {message}")
+        raise ProjectRunUsageError(f"{self.prog}: {message}",
+                                   hint=f"See `{self.prog} -h` for its arguments.")
+
+    def exit(self, status=0, message=None):  # after -h: back to the magic, not SystemExit
+        raise _HelpShown
+
+    def parse_args(self, args=None, namespace=None):
+        """The parsed words, or ``None`` when ``-h`` printed the help."""
+        try:
+            return super().parse_args(args, namespace)
+        except _HelpShown:
+            return None
 
 
 def _subparser(name: str, help_text: str, run_arg: bool = True) -> _SubParser:
-    parser = _SubParser(prog=f"%project_run {name}", description=help_text, add_help=False)
+    parser = _SubParser(prog=f"%project_run {name}", description=help_text)
     if run_arg:
         parser.add_argument("run", nargs="?", default=None,
                             help="MLflow run id (or a prefix), or Databricks job run id; "
@@ -74,10 +89,11 @@ def _subparser(name: str, help_text: str, run_arg: bool = True) -> _SubParser:
 class ProjectRunMagics(Magics):
     """The ``%project_run`` magic, bound to one settings object and one live-run registry."""
 
-    def __init__(self, shell, settings, live):
+    def __init__(self, shell, settings, service, views):
         super().__init__(shell)
         self.settings = settings
-        self.live = live
+        self.service = service
+        self.views = views
 
     @magic_arguments()
     @_run_arguments
@@ -107,14 +123,19 @@ class ProjectRunMagics(Magics):
         (``entry_point``, ``run_name``, ``version``, ...) are text (quote ``version: '1.10'``);
         ``wait`` is true/false (or yes/no).
 
-        Subcommands (RUN defaults to the last run)::
+        Subcommands (RUN defaults to the last run; each has ``-h``)::
 
             %project_run status [RUN]     refresh the status view (re-attaches after a restart)
             %project_run cancel [RUN]     cancel the run; its MLflow run ends KILLED
             %project_run logs [RUN] [--tail N]
             %project_run list             this kernel's runs and the project's history
             %project_run open [RUN]       the links again
-            %project_run panel            the launch panel (ipywidgets)
+            %project_run panel [URI]      the launch panel (ipywidgets)
+
+        RUN is an MLflow run id (or a prefix) or a Databricks job run id; runs launched from
+        a terminal (``python -m mlrun_magic run``) or ``mlrun_magic.run()`` are in the
+        project's history too. The first word chooses a subcommand: to launch a project folder
+        named like one (``status``, ``list``...), write it as a path, ``%project_run ./status``.
 
         Examples::
 
@@ -150,7 +171,7 @@ class ProjectRunMagics(Magics):
     def build_request(self, args, cell):
         """Line flags over cell body over settings, as a RunRequest."""
         from mlrun_magic.notebook.cellbody import parse_cell_body
-        from mlrun_magic.plan import RunRequest
+        from mlrun_magic.planning import RunRequest
 
         line_params = parse_param_list(args.param_list)
         body = parse_cell_body(cell)
@@ -177,83 +198,26 @@ class ProjectRunMagics(Magics):
             user_ns=self.shell.user_ns, cwd=os.getcwd())
 
     def launch(self, request, *, dry_run: bool = False, wait: bool = False):
-        """Plan, submit and show a run in the cell's output (``--wait``: block until it ends)."""
+        """Launch a run and show its live view in the cell (``--wait``: block until it ends);
+        ``dry_run``: show the plan instead, starting nothing."""
         from IPython.display import display
 
-        if dry_run:
-            display(self.dry_run(request))
-            return None
-        tracked = self.submit(request, progress=self.progress_display())
-        self.live.show(tracked, poll=not wait)
-        if wait:
-            state = self.live.wait(tracked)
-            if state.status != "FINISHED":
-                tracked.run.raise_for_status()
-                raise RunFailedError(f"run {tracked.run.run_id} ended {state.status}")
-        return tracked.run
-
-    def dry_run(self, request):
-        """The :class:`~mlrun_magic.notebook.render.PlanView` of a request; nothing starts."""
-        from mlrun_magic.notebook.render import PlanView
-        from mlrun_magic.plan import make_plan
-
-        plan = make_plan(request)
-        databricks = None
-        if plan.backend == "databricks":
-            from mlrun_magic.backends.databricks import dry_run as databricks_dry_run
-
-            databricks = databricks_dry_run(plan)
-        return PlanView(plan.to_dict(), databricks)
-
-    def submit(self, request, *, progress=None):
-        """Submit a run without displaying anything; return its live-registry entry.
-
-        The shared path of the magic and the launch panel: plan, launch, record in the
-        project's history, register for live updates, first status.
-        """
-        from mlrun_magic.history import record_submission
-        from mlrun_magic.launcher import launch
-        from mlrun_magic.plan import make_plan
-
-        plan = make_plan(request)
-        run = launch(plan, progress=progress)
-        try:
-            record_submission(plan.project_dir, run)
-        except OSError:
-            pass  # a read-only project folder: the run goes on, only the history is missing
-        tracked = self.live.add(run, plan.project_dir)
-        self.live.refresh(tracked)
-        return tracked
-
-    def progress_display(self):
-        """A packaging progress bar in the cell (HTML, updated in place)."""
         from mlrun_magic.notebook.live import HtmlProgress
+        from mlrun_magic.notebook.render import PlanView
 
-        return HtmlProgress()
+        if dry_run:
+            display(PlanView.of(self.service.dry_run(request)))
+            return None
+        watched = self.service.launch(request, progress=HtmlProgress())
+        self.views.show(watched)
+        if wait:
+            self.service.wait_for_success(watched)
+        return watched.run
 
     # -- subcommands -----------------------------------------------------------------------
-    def _tracked(self, ref):
-        tracked = self.live.find(ref)
-        if tracked is not None:
-            return tracked
-        entry = self._history_entry(ref)
-        if entry is None:
-            raise MlrunMagicError(
-                f"no run {ref!r} in this kernel or in the project's history" if ref else
-                "no run yet in this kernel or in the project's history",
-                hint="Launch one with %project_run, or see %project_run list.")
-        if entry.get("backend") != "databricks":
-            raise MlrunMagicError(f"run {entry['run_id']} ran locally in an earlier kernel; its "
-                                  f"last known status is {entry.get('status')}",
-                                  hint="Its output is in .mlrun_magic/logs/ in the project.")
-        from mlrun_magic.backends.databricks import DatabricksSubmittedRun
-
-        run = DatabricksSubmittedRun.attach(str(entry.get("job_run_id") or entry["run_id"]),
-                                            profile=self.settings.profile,
-                                            tracking_uri=self.settings.tracking_uri)
-        run.info.entry_point = entry.get("entry_point", "")
-        run.info.project = entry.get("project", run.info.project)
-        return self.live.add(run, self._project_dir())
+    def _attach(self, ref):
+        """The run ``ref`` (default: the latest) of this kernel or of the project's history."""
+        return self.service.attach(ref, project_dir=self._project_dir())
 
     def _project_dir(self):
         from mlrun_magic.project.uri import find_project_dir, locate_notebook_dir
@@ -261,72 +225,66 @@ class ProjectRunMagics(Magics):
         start, _ = locate_notebook_dir(user_ns=self.shell.user_ns)
         return find_project_dir(start)
 
-    def _history_entry(self, ref):
-        from mlrun_magic.history import read_history
-
-        folder = self._project_dir()
-        entries = read_history(folder) if folder else []
-        if not ref:
-            return entries[-1] if entries else None
-        for entry in reversed(entries):
-            if entry["run_id"].startswith(ref) or str(entry.get("job_run_id")) == ref:
-                return entry
-        return None
-
     def _cmd_status(self, words):
-        args = _subparser("status", "Refresh and show a run's status.").parse_args(words)
-        tracked = self._tracked(args.run)
-        self.live.refresh(tracked)
-        self.live.show(tracked)
-        return tracked.run
+        args = _subparser("status", "Refresh and show a run's status (re-attaches to a run of "
+                                    "the project's history after a restart).").parse_args(words)
+        if args is None:
+            return None
+        watched = self._attach(args.run)
+        self.service.refresh(watched)
+        self.views.show(watched)
+        return watched.run
 
     def _cmd_cancel(self, words):
-        args = _subparser("cancel", "Cancel a run.").parse_args(words)
-        tracked = self._tracked(args.run)
-        tracked.state = tracked.run.cancel()
-        self.live.refresh(tracked)
-        self.live.update_views(tracked)
-        self.live.show(tracked, poll=False)
-        return tracked.run
+        args = _subparser("cancel", "Cancel a run; its MLflow run ends KILLED.").parse_args(words)
+        if args is None:
+            return None
+        watched = self._attach(args.run)
+        self.service.cancel(watched)
+        self.views.show(watched)
+        return watched.run
 
     def _cmd_logs(self, words):
         parser = _subparser("logs", "Print the end of a run's output.")
-        parser.add_argument("--tail", type=tail_count, default=100)
+        parser.add_argument("--tail", type=tail_count, default=100,
+                            help="How many lines (default 100).")
         args = parser.parse_args(words)
-        tracked = self._tracked(args.run)
-        print(tracked.run.logs(tail=args.tail))
+        if args is None:
+            return
+        print(self.service.logs(self._attach(args.run), tail=args.tail))
 
     def _cmd_open(self, words):
         args = _subparser("open", "Show a run's links again.").parse_args(words)
-        tracked = self._tracked(args.run)
+        if args is None:
+            return
         from IPython.display import display
 
+        from mlrun_magic.notebook.live import snapshot
         from mlrun_magic.notebook.render import RunView
 
-        display(RunView(self.live.snapshot(tracked)))
+        display(RunView(snapshot(self._attach(args.run))))
 
     def _cmd_list(self, words):
-        if words:
-            raise ProjectRunUsageError("%project_run list takes no arguments")
+        args = _subparser("list", "This kernel's runs and the project's history.",
+                          run_arg=False).parse_args(words)
+        if args is None:
+            return
         from IPython.display import display
 
-        from mlrun_magic.history import read_history
         from mlrun_magic.notebook.render import RunListView
 
-        folder = self._project_dir()
-        runs = {e["run_id"]: e for e in (read_history(folder) if folder else [])}
-        for tracked in self.live.runs.values():
-            entry = runs.setdefault(tracked.run.run_id, {"run_id": tracked.run.run_id})
-            entry.update(status=tracked.state.status, backend=tracked.run.backend,
-                         entry_point=tracked.run.info.entry_point,
-                         links=tracked.run.links.to_dict())
-        display(RunListView(list(runs.values())))
+        display(RunListView(self.service.runs(self._project_dir())))
 
     def _cmd_panel(self, words):
+        parser = _subparser("panel", "The launch panel (ipywidgets) for the notebook's project "
+                                     "or URI.", run_arg=False)
+        parser.add_argument("uri", nargs="?", default=None, help="The project (default: the "
+                                                                 "notebook's).")
+        args = parser.parse_args(words)
+        if args is None:
+            return
         from IPython.display import display
 
         from mlrun_magic.notebook.panel import LaunchPanel
 
-        if len(words) > 1:
-            raise ProjectRunUsageError("%project_run panel takes at most one URI")
-        display(LaunchPanel(self, uri=words[0] if words else None))
+        display(LaunchPanel(self.service, self.views, self.settings, uri=args.uri))

@@ -13,9 +13,9 @@
   elapsed time, job-run link, MLflow run link) and a table of the project's runs, each with
   refresh and cancel.
 
-It holds no launch logic: the form becomes a :class:`~mlrun_magic.plan.RunRequest` that goes
-through the magic's own ``submit``/``dry_run``, and the run view is kept up to date by the
-same poller. Long actions run in a worker thread that only sets widget traits, so the kernel
+It holds no launch logic: the form becomes a :class:`~mlrun_magic.planning.RunRequest` for
+the kernel's :class:`~mlrun_magic.service.RunService` (the one ``%project_run`` uses), and
+the run view is kept up to date by the service's one poller. Long actions run in a worker thread that only sets widget traits, so the kernel
 stays free. Nothing secret ever enters a widget (widget state is saved into the notebook): a
 ``user:password@`` typed in the Project field is replaced there by the redacted URI, and
 errors, links and views are redacted.
@@ -43,16 +43,18 @@ class LaunchPanel(PanelForm):
     """The launch panel for one project. Display it (it is a cell's value) or call
     :meth:`show`; :attr:`widget` is the ipywidgets box."""
 
-    def __init__(self, magics, uri: str | None = None):
+    def __init__(self, service, views, settings, uri: str | None = None):
         import ipywidgets as w
 
-        self.magics = magics
-        self.settings = magics.settings
+        self.service = service
+        self.views = views
+        self.settings = settings
         #: Every error a handler met, as the sentence shown in the panel.
         self.errors: list[str] = []
         #: The exceptions themselves, same order (:meth:`check` raises the first).
         self.exceptions: list[BaseException] = []
-        self.tracked = None
+        #: The :class:`~mlrun_magic.service.WatchedRun` launched from this panel.
+        self.watched = None
         self.project = None
         self.project_dir = None
         self.fields: dict[str, parts.ParameterField] = {}
@@ -235,9 +237,9 @@ class LaunchPanel(PanelForm):
         request = self.request()
 
         def work():
-            tracked = self.magics.submit(request, progress=parts.WidgetProgress(self._say))
-            self.tracked = tracked
-            self.magics.live.attach(tracked, parts.WidgetRunView(
+            watched = self.service.launch(request, progress=parts.WidgetProgress(self._say))
+            self.watched = watched
+            self.views.attach(watched, parts.WidgetRunView(
                 self.run_html, on_end=self._safe(self._run_ended, clear=False)))
             self._say("")
             self.refresh_history()
@@ -250,25 +252,25 @@ class LaunchPanel(PanelForm):
 
     def dry_run(self) -> None:
         """Show what Launch would do (plan, command, Databricks request); start nothing."""
+        from mlrun_magic.notebook.render import PlanView
+
         request = self.request()
 
         def work():
-            self.run_html.value = self.magics.dry_run(request).html()
+            self.run_html.value = PlanView.of(self.service.dry_run(request)).html()
             self._say("")
 
         self._background("Planning...", work)
 
     def cancel(self) -> None:
         """Cancel the run launched from this panel."""
-        tracked = self.tracked
-        if tracked is None:
+        watched = self.watched
+        if watched is None:
             raise MlrunMagicError("no run was launched from this panel")
-        self._background("Cancelling...", lambda: self._cancel(tracked))
+        self._background("Cancelling...", lambda: self._cancel(watched))
 
-    def _cancel(self, tracked) -> None:
-        tracked.state = tracked.run.cancel()
-        self.magics.live.refresh(tracked)
-        self.magics.live.update_views(tracked)
+    def _cancel(self, watched) -> None:
+        self.service.cancel(watched)
         self._say("")
         self.refresh_history()
 
@@ -277,12 +279,11 @@ class LaunchPanel(PanelForm):
             return
 
         def work():
-            tracked = self.magics._tracked(run_id)
+            watched = self.service.attach(run_id, project_dir=self.project_dir)
             if cancel:
-                self._cancel(tracked)
+                self._cancel(watched)
             else:
-                self.magics.live.refresh(tracked)
-                self.magics.live.update_views(tracked)
+                self.service.refresh(watched)
                 self._say("")
                 self.refresh_history()
 
@@ -290,13 +291,7 @@ class LaunchPanel(PanelForm):
 
     def refresh_history(self) -> None:
         """Re-read the project's history (merged with this kernel's live states)."""
-        from mlrun_magic.history import read_history
-
         with self._history_lock:
-            entries = {e["run_id"]: dict(e) for e in read_history(self.project_dir)} \
-                if self.project_dir else {}
-            for tracked in list(self.magics.live.runs.values()):
-                if tracked.run.run_id in entries:
-                    entries[tracked.run.run_id]["status"] = tracked.state.status
-            self.history.update(list(entries.values())[::-1])
+            entries = self.service.runs(self.project_dir) if self.project_dir else []
+            self.history.update(entries[::-1])
 

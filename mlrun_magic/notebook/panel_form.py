@@ -28,7 +28,7 @@ class PanelForm:
         self.entry.options = []
         self.build_parameters()
         source = resolve_project_location(RunRequest(
-            uri=uri, user_ns=self.magics.shell.user_ns, cwd=os.getcwd()))
+            uri=uri, user_ns=self.views.shell.user_ns, cwd=os.getcwd()))
         project = load_project(source.directory)
         self.project, self.project_dir = project, source.directory
         self.source_html.value = parts.source_line(project.name, source)
@@ -144,11 +144,11 @@ class PanelForm:
         return self._valid
 
     def _set_buttons(self) -> None:
-        tracked = self.tracked
+        watched = self.watched
         self.launch_button.disabled = self.busy or not self._valid
         self.dry_run_button.disabled = self.busy or not self._valid
-        self.cancel_button.disabled = (self.busy or tracked is None
-                                       or tracked.state.status in parts.TERMINAL)
+        self.cancel_button.disabled = (self.busy or watched is None
+                                       or watched.state.is_terminal)
 
     def request(self):
         """The form as a :class:`~mlrun_magic.plan.RunRequest` (parameters left at their
@@ -181,4 +181,4 @@ class PanelForm:
             profile=(self.profile.value or None) if databricks else None,
             code_location=(self.code_location.value.strip() or None) if databricks else None,
             tracking_uri=s.tracking_uri, env_manager=s.env_manager,
-            user_ns=self.magics.shell.user_ns, cwd=os.getcwd())
+            user_ns=self.views.shell.user_ns, cwd=os.getcwd())

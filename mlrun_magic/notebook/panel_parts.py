@@ -1,5 +1,5 @@
 """The launch panel's building blocks: typed parameter fields, the run-history table, and
-the adapters that let the live poller and the packager write into widgets.
+the adapters that let the run service's poller and the packager write into widgets.
 
 Imported only by :mod:`mlrun_magic.notebook.panel` (so only when a panel is shown); every
 ipywidgets import is inside a function or constructor. Everything here is safe to call from a
@@ -15,7 +15,9 @@ import time
 from html import escape
 
 from mlrun_magic.notebook.render import BADGE_COLOURS
+from mlrun_magic.packaging.progress import Progress, human_bytes
 from mlrun_magic.project.uri import redact_url
+from mlrun_magic.runs import TERMINAL
 
 #: Grid columns of the form: labels, fields, notes (type hints and inline problems).
 FORM_COLUMNS = "112px 330px minmax(200px, 1fr)"
@@ -28,7 +30,6 @@ HISTORY_ROWS = 8
 HISTORY_COLUMNS = "100px 84px 112px 90px minmax(170px, 1fr) 34px 34px"
 HISTORY_LINKS = (("job_run", "job run"), ("mlflow_run", "MLflow run"),
                  ("experiment", "experiment"))
-TERMINAL = ("FINISHED", "FAILED", "KILLED")
 
 
 def databricks_profiles() -> list[str]:
@@ -164,26 +165,16 @@ class WidgetRunView:
             on_end()
 
 
-class WidgetProgress:
-    """Packaging progress, ``progress(done_bytes, total_bytes)``, shown through ``say(text)``
-    (the panel's message line) at most five times a second, only for work worth watching."""
-
-    MIN_BYTES = 4 * 1000 * 1000
+class WidgetProgress(Progress):
+    """Packaging progress in the panel's message line, through ``say(text)``."""
 
     def __init__(self, say, label: str = "Packaging"):
+        super().__init__(label=label, interval=0.2)
         self.say = say
-        self.label = label
-        self._last = 0.0
 
-    def __call__(self, done: int, total: int) -> None:
-        from mlrun_magic.packaging.progress import human_bytes
-
-        now = time.monotonic()
-        if total < self.MIN_BYTES or (done < total and now - self._last < 0.2):
-            return
-        self._last = now
-        pct = 100.0 * done / total if total else 100.0
-        self.say(f"{self.label} {human_bytes(done)} / {human_bytes(total)} ({pct:.0f}%)...")
+    def draw(self, done: int, total: int) -> None:
+        self.say(f"{self.label} {human_bytes(done)} / {human_bytes(total)} "
+                 f"({self.percent(done, total):.0f}%)...")
 
 
 class HistoryTable:

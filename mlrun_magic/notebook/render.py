@@ -132,6 +132,11 @@ class RunView(_View):
 class PlanView(_View):
     """A dry run: the resolved plan and, for Databricks, what would be uploaded and sent."""
 
+    @classmethod
+    def of(cls, dry_run) -> "PlanView":
+        """The view of a :class:`~mlrun_magic.service.DryRun`."""
+        return cls(dry_run.plan.to_dict(), dry_run.databricks)
+
     def __init__(self, plan: dict, databricks: dict | None = None):
         self.plan = plan
         self.databricks = databricks

@@ -1,9 +1,12 @@
-"""Progress reporting for packaging: a ``(done_bytes, total_bytes)`` callback.
+"""Progress of packaging and upload: one reporter interface, three faces.
 
-:func:`mlrun_magic.packaging.build_archive` calls ``progress(done, total)`` with the bytes of
-file content read so far and the total to read: once with ``done=0`` before the first byte,
-after every chunk, and with ``done == total`` at the end (also on a cache hit). Any callable
-works; :class:`TerminalProgress` draws a tqdm-style bar on stderr.
+:func:`mlrun_magic.packaging.build_archive` and the uploads call ``progress(done, total)``
+with the bytes done so far and the total: once with ``done=0``, after every chunk, and with
+``done == total`` at the end (also on a cache hit). Any callable works. :class:`Progress` is
+the reporter every front end uses: it draws only work worth watching (at least
+:data:`MIN_BYTES`, the one threshold), at most every ``interval`` seconds, and always the end.
+Its faces: :class:`TerminalProgress` (tqdm, on stderr), the notebook's HTML bar and the
+panel's message line (both in :mod:`mlrun_magic.notebook`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import time
 from typing import TextIO
 
 _UNITS = ("B", "kB", "MB", "GB", "TB")
+#: Below this many bytes packaging takes a blink: no progress is drawn.
+MIN_BYTES = 8 * 1000 * 1000
 
 
 def human_bytes(n: float) -> str:
@@ -24,63 +29,71 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} TB"  # pragma: no cover
 
 
-def _clock(seconds: float) -> str:
-    seconds = int(seconds)
-    minutes, secs = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+class Progress:
+    """A ``progress(done, total)`` callback that decides when to draw; faces implement
+    :meth:`draw` (and :meth:`close` for the end)."""
 
-
-class TerminalProgress:
-    """A tqdm-style progress bar for packaging, drawn on ``stream`` (stderr by default)::
-
-        Packaging  42%|████████▍           | 126.0 MB/300.0 MB [00:02<00:03, 61.2 MB/s]
-
-    It draws only when the stream is a terminal, or when ``force`` is true; redraws at most
-    every ``interval`` seconds; and ends the line when ``done`` reaches ``total``. Pass an
-    instance as ``progress=`` to :func:`mlrun_magic.packaging.build_archive`.
-    """
-
-    def __init__(self, stream: TextIO | None = None, *, label: str = "Packaging",
-                 force: bool = False, interval: float = 0.1, width: int = 20,
-                 min_total: int = 0):
-        self.stream = stream if stream is not None else sys.stderr
+    def __init__(self, *, label: str = "Packaging", min_bytes: int = MIN_BYTES,
+                 interval: float = 0.1):
         self.label = label
+        self.min_bytes = min_bytes
         self.interval = interval
-        self.width = width
-        #: Below this many bytes nothing is drawn (small projects package in a blink).
-        self.min_total = min_total
-        isatty = getattr(self.stream, "isatty", None)
-        self.enabled = force or bool(isatty and isatty())
-        self._start: float | None = None
         self._last = 0.0
-        self._finished = False
+        self._closed = False
 
     def __call__(self, done: int, total: int) -> None:
-        if not self.enabled or self._finished or total < self.min_total:
+        if self._closed or total < self.min_bytes:
             return
         now = time.monotonic()
-        if self._start is None:
-            self._start = now
         final = done >= total
         if not final and now - self._last < self.interval:
             return
         self._last = now
-        self.stream.write("\r" + self.render(done, total, now - self._start))
+        self.draw(done, total)
         if final:
-            self.stream.write("\n")
-            self._finished = True
-        self.stream.flush()
+            self._closed = True
+            self.close()
 
-    def render(self, done: int, total: int, elapsed: float) -> str:
-        """The bar's text for ``done`` of ``total`` bytes after ``elapsed`` seconds."""
-        fraction = 1.0 if total <= 0 else min(done / total, 1.0)
-        eighths = int(fraction * self.width * 8)
-        full, part = divmod(eighths, 8)
-        bar = "█" * full + (" ▏▎▍▌▋▊▉"[part] if full < self.width else "")
-        bar = bar.ljust(self.width)
-        rate = done / elapsed if elapsed > 0 else 0.0
-        left = (total - done) / rate if rate > 0 else 0.0
-        speed = f"{human_bytes(rate)}/s" if rate else "? B/s"
-        return (f"{self.label} {fraction * 100:3.0f}%|{bar}| {human_bytes(done)}/"
-                f"{human_bytes(total)} [{_clock(elapsed)}<{_clock(left)}, {speed}]")
+    def draw(self, done: int, total: int) -> None:
+        """Show ``done`` of ``total`` bytes."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """The work is done (``done == total`` was drawn)."""
+
+    @staticmethod
+    def percent(done: int, total: int) -> float:
+        return 100.0 * min(done, total) / total if total else 100.0
+
+
+class TerminalProgress(Progress):
+    """tqdm's bar on ``stream`` (stderr by default), only when it is a terminal (or
+    ``force``)::
+
+        Packaging:  42%|████▏     | 126M/300M [00:02<00:03, 61.2MB/s]
+    """
+
+    def __init__(self, stream: TextIO | None = None, *, force: bool = False, **options):
+        super().__init__(**options)
+        self.stream = stream if stream is not None else sys.stderr
+        isatty = getattr(self.stream, "isatty", None)
+        self.enabled = force or bool(isatty and isatty())
+        self._bar = None
+        self._drawn = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.enabled:
+            super().__call__(done, total)
+
+    def draw(self, done: int, total: int) -> None:
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=self.label, unit="B", unit_scale=True,
+                             file=self.stream, mininterval=0, leave=True, dynamic_ncols=True)
+        self._bar.update(done - self._drawn)
+        self._drawn = done
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

@@ -263,13 +263,15 @@ def test_summary_to_dict_and_progress(tmp_path):
 def test_terminal_progress_bar(tmp_path):
     stream = io.StringIO()
     bar = TerminalProgress(stream, force=True, interval=0)
-    for done in (0, 500_000, 1_000_000):
-        bar(done, 1_000_000)
+    for done in (0, 5_000_000, 10_000_000):
+        bar(done, 10_000_000)
     out = stream.getvalue()
-    assert out.endswith("\n") and "100%|████████████████████| 1.0 MB/1.0 MB" in out
+    assert out.endswith("\n") and "Packaging: 100%|" in out and "10.0M/10.0M" in out
     quiet = io.StringIO()
-    TerminalProgress(quiet)(1, 2)  # not a terminal, not forced: draws nothing
-    assert quiet.getvalue() == ""
+    TerminalProgress(quiet)(1, 20_000_000)  # not a terminal, not forced: draws nothing
+    small = io.StringIO()
+    TerminalProgress(small, force=True)(1_000, 1_000)  # below the one threshold: nothing
+    assert quiet.getvalue() == "" and small.getvalue() == ""
 
 
 def test_dry_run_listing_writes_nothing(tmp_path):

@@ -1,0 +1,310 @@
+"""The run service: the one life cycle of a run, for every front end.
+
+The ``%project_run`` magic, the launch panel, ``python -m mlrun_magic`` and
+``mlrun_magic.run()/plan()/panel()`` parse their input into a
+:class:`~mlrun_magic.planning.RunRequest`, call a :class:`RunService` and render what it
+returns; nothing else. The service plans, dry-runs, launches, attaches (from the project's
+history, after a kernel restart or from another process), refreshes, waits, cancels and
+reads logs; it is the only writer of the project's history, and it watches every active run
+with the process's one :class:`~mlrun_magic.poller.Poller`, telling each run's views about
+every state it learns. One service per kernel or process (:func:`default_service`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from mlrun_magic.errors import MlrunMagicError, RunFailedError
+from mlrun_magic.planning import Plan, RunRequest, make_plan
+from mlrun_magic.poller import shared_poller
+from mlrun_magic.redact import redact_text
+from mlrun_magic.runs import RunState
+from mlrun_magic.service.preview import DryRun, dry_run
+from mlrun_magic.service.watched import WatchedRun
+
+__all__ = ["DryRun", "RunService", "WatchedRun", "default_service"]
+
+logger = logging.getLogger("mlrun_magic.service")
+#: Lines of output kept for the view of a run that did not finish.
+FAILED_LOG_LINES = 15
+
+
+class _Defaults:
+    """Used when a service is made without settings: nothing set, polls at most 30 s apart."""
+
+    profile = tracking_uri = None
+    poll_interval = 30.0
+
+
+class RunService:
+    """This kernel's or process's runs and their life cycle.
+
+    ``settings`` is anything with ``profile``, ``tracking_uri`` and ``poll_interval``
+    attributes (the notebook's ``%config ProjectRun`` object), read when used, so a changed
+    setting applies to the next action.
+    """
+
+    def __init__(self, settings=None, *, poller=None):
+        self.settings = settings if settings is not None else _Defaults()
+        self.poller = poller or shared_poller()
+        self._runs: dict[str, WatchedRun] = {}
+        self._lock = threading.RLock()
+
+    # -- planning --------------------------------------------------------------------------
+    def plan(self, request: RunRequest | Plan) -> Plan:
+        """Resolve ``request`` without side effects."""
+        return request if isinstance(request, Plan) else make_plan(request)
+
+    def dry_run(self, request: RunRequest | Plan) -> DryRun:
+        """The plan and, for Databricks, the ``runs/submit`` request it would send."""
+        return dry_run(self.plan(request))
+
+    # -- launching -------------------------------------------------------------------------
+    def launch(self, request: RunRequest | Plan, *, progress=None, echo: bool = False,
+               watch: bool = True) -> WatchedRun:
+        """Plan and submit a run, record it in the project's history, and start watching it.
+
+        ``progress(done_bytes, total_bytes)`` hears packaging; ``echo`` copies a local run's
+        output to stdout. Returns the :class:`WatchedRun` (its ``run`` is the handle).
+        """
+        from mlrun_magic.backends import get_backend
+
+        plan = self.plan(request)
+        run = get_backend(plan.backend).submit(plan, echo=echo, progress=progress)
+        watched = self._register(run, plan.project_dir)
+        self._record_submission(watched, plan)
+        if watch:
+            self._watch(watched)
+        return watched
+
+    def launch_many(self, requests, **options) -> list[WatchedRun]:
+        """:meth:`launch` each request in turn; the first failure stops the rest."""
+        return [self.launch(request, **options) for request in requests]
+
+    # -- finding ---------------------------------------------------------------------------
+    def find(self, ref: str | None = None) -> WatchedRun | None:
+        """A run of this process by MLflow run id (or a unique prefix) or Databricks job run
+        id; the latest run without ``ref``."""
+        with self._lock:
+            runs = list(self._runs.values())
+        if not ref:
+            return runs[-1] if runs else None
+        exact = [w for w in runs if w.matches(ref)]
+        if exact:
+            return exact[-1]
+        prefixed = [w for w in runs if w.run_id.startswith(ref)]
+        return prefixed[0] if len(prefixed) == 1 else None
+
+    def attach(self, ref: str | None = None, *, project_dir=None, profile: str | None = None,
+               tracking_uri: str | None = None, ask_backend: bool = False) -> WatchedRun:
+        """The run ``ref`` (default: the latest): from this process, else from the history of
+        ``project_dir``, else (``ask_backend``) looked up on the workspace."""
+        from mlrun_magic.service.attach import attach_run, history_entry
+
+        watched = self.find(ref)
+        if watched is not None:
+            return watched
+        entry = history_entry(project_dir, ref)
+        if entry is None and not ref:
+            raise MlrunMagicError("no run yet in this kernel or in the project's history",
+                                  hint="Launch one with %project_run, or see %project_run list.")
+        run = attach_run(ref, entry, profile=profile or self.settings.profile,
+                         tracking_uri=tracking_uri or self.settings.tracking_uri,
+                         ask_backend=ask_backend)
+        with self._lock:
+            known = self._runs.get(run.run_id)
+        if known is not None:
+            return known
+        watched = self._register(run, project_dir if entry is not None else None)
+        self.refresh(watched)
+        return watched
+
+    # -- life cycle ------------------------------------------------------------------------
+    def refresh(self, target) -> RunState:
+        """Ask for the run's state now; every view of it hears the answer."""
+        watched = self.get(target)
+        self.poller.poll_now(watched.run, self._on_state)
+        return watched.state
+
+    def wait(self, target, timeout: float | None = None,
+             max_interval: float | None = None) -> RunState:
+        """Block until the run ends (or ``timeout`` passes); Ctrl-C cancels the run."""
+        watched = self.get(target)
+        self._watch(watched)
+        try:
+            return self.poller.wait(watched.run, timeout,
+                                    max_interval or self.settings.poll_interval)
+        except KeyboardInterrupt:
+            from mlrun_magic.tracking import deferred_interrupts
+
+            logger.warning("=== Run (ID '%s') interrupted, cancelling run ===", watched.run_id)
+            with deferred_interrupts():
+                self.cancel(watched)
+            raise
+
+    def wait_for_success(self, target, timeout: float | None = None) -> RunState:
+        """:meth:`wait`, then raise :class:`RunFailedError` unless the run FINISHED."""
+        watched = self.get(target)
+        state = self.wait(watched, timeout)
+        if state.is_terminal and state.status != "FINISHED":
+            watched.run.raise_for_status(state)
+            raise RunFailedError(f"run {watched.run_id} ended {state.status}")
+        return state
+
+    def cancel(self, target) -> RunState:
+        """Cancel the run and wait for it to end; its MLflow run ends KILLED."""
+        watched = self.get(target)
+        state = watched.run.cancel()
+        self._on_state(watched.run, state)
+        return watched.state
+
+    def logs(self, target, tail: int = 100) -> str:
+        """The last ``tail`` lines of the run's output."""
+        return self.get(target).run.logs(tail=tail)
+
+    def watch(self, target, view) -> WatchedRun:
+        """Call ``view(watched)`` now and after every change of the run, until it ends."""
+        watched = self.get(target)
+        with watched.lock:
+            if view not in watched.views:
+                watched.views.append(view)
+        self._tell(watched, [view])
+        if not watched.state.is_terminal:
+            self._watch(watched)
+        return watched
+
+    def forget_view(self, view) -> None:
+        """Stop telling ``view`` (a closed output, a removed panel) about any run."""
+        with self._lock:
+            runs = list(self._runs.values())
+        for watched in runs:
+            with watched.lock:
+                if view in watched.views:
+                    watched.views.remove(view)
+
+    def runs(self, project_dir=None) -> list[dict]:
+        """This process's runs merged over the project's history, oldest first, as entries
+        (``run_id``, ``status``, ``backend``, ``entry_point``, ``links``, ...)."""
+        from mlrun_magic.history import read_history
+
+        merged = {e["run_id"]: e for e in (read_history(project_dir) if project_dir else [])}
+        with self._lock:
+            live = list(self._runs.values())
+        for watched in live:
+            if project_dir is not None and watched.project_dir is not None \
+                    and Path(watched.project_dir).resolve() != Path(project_dir).resolve():
+                continue
+            merged.setdefault(watched.run_id, {}).update(watched.to_entry())
+        return sorted(merged.values(), key=lambda e: e.get("submitted") or 0)
+
+    def active(self) -> list[WatchedRun]:
+        """The runs of this process that have not ended (as far as is known)."""
+        with self._lock:
+            return [w for w in self._runs.values() if not w.state.is_terminal]
+
+    def close(self) -> None:
+        """Forget every view (the runs themselves go on)."""
+        with self._lock:
+            runs = list(self._runs.values())
+        for watched in runs:
+            self.poller.unwatch(watched.run, self._on_state)
+            watched.views.clear()
+
+    def get(self, target) -> WatchedRun:
+        """The :class:`WatchedRun` of ``target``: one already, a run id of this process (or
+        ``None`` for the latest), or a backend's run handle (taken under watch if new)."""
+        if isinstance(target, WatchedRun):
+            return target
+        if isinstance(target, str) or target is None:
+            watched = self.find(target)
+            if watched is None:
+                raise MlrunMagicError(f"no run {target!r} in this process" if target else
+                                      "no run yet in this process")
+            return watched
+        return self._register(target, None)  # a backend's SubmittedRun
+
+    # -- inside ----------------------------------------------------------------------------
+    def _register(self, run, project_dir) -> WatchedRun:
+        with self._lock:
+            watched = self._runs.get(run.run_id)
+            if watched is None:
+                watched = WatchedRun(run, Path(project_dir) if project_dir else None)
+                last = getattr(run, "last_state", None)
+                if last is not None:
+                    watched.state = last
+                self._runs[run.run_id] = watched
+            elif project_dir and watched.project_dir is None:
+                watched.project_dir = Path(project_dir)
+            return watched
+
+    def _watch(self, watched: WatchedRun) -> None:
+        self.poller.watch(watched.run, self._on_state, max_interval=self.settings.poll_interval)
+
+    def _on_state(self, run, state: RunState) -> None:
+        """Every poll, wait and cancel ends here: remember, record the end once, tell views."""
+        watched = self._runs.get(run.run_id)
+        if watched is None:
+            return
+        watched.state = state
+        if state.is_terminal and watched.ended_at is None:
+            watched.ended_at = time.time()
+            if state.status != "FINISHED":
+                try:
+                    watched.log_tail = run.logs(tail=FAILED_LOG_LINES)
+                except MlrunMagicError:
+                    pass
+        if state.is_terminal:
+            self._record_end(watched)
+        self._tell(watched, list(watched.views))
+
+    def _tell(self, watched: WatchedRun, views) -> None:
+        for view in views:
+            try:
+                view(watched)
+            except Exception:  # noqa: BLE001 (a broken view is dropped, the run goes on)
+                logger.debug("run view failed", exc_info=True)
+                with watched.lock:
+                    if view in watched.views:
+                        watched.views.remove(view)
+
+    def _record_submission(self, watched: WatchedRun, plan: Plan) -> None:
+        from mlrun_magic.history import record_submission
+
+        try:
+            record_submission(plan.project_dir, watched.run)
+        except OSError:
+            pass  # a read-only project folder: the run goes on, only the history is missing
+
+    def _record_end(self, watched: WatchedRun) -> None:
+        from mlrun_magic.history import record_status
+
+        with watched.lock:
+            if watched.recorded or watched.project_dir is None:
+                return
+            watched.recorded = True
+        try:
+            record_status(watched.project_dir, watched.run_id, watched.state.status,
+                          redact_text(watched.state.message))
+        except OSError:
+            watched.recorded = False
+
+
+_default: RunService | None = None
+
+
+def default_service() -> RunService:
+    """The process's run service (the notebook extension installs its own with
+    :func:`set_default_service`, bound to ``%config ProjectRun``)."""
+    global _default
+    if _default is None:
+        _default = RunService()
+    return _default
+
+
+def set_default_service(service: RunService | None) -> None:
+    """Make ``service`` the one ``mlrun_magic.run()`` and friends use (``None``: a fresh one)."""
+    global _default
+    _default = service

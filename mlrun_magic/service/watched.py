@@ -1,0 +1,58 @@
+"""What the run service knows of one run: its handle, its latest state, who is watching it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlrun_magic.runs import RunState
+
+
+@dataclass
+class WatchedRun:
+    """A run this kernel or process launched or attached, as every view of it sees it.
+
+    ``run`` is the backend's :class:`~mlrun_magic.backends.base.SubmittedRun`; ``state`` is
+    the latest state any poll, wait or cancel learned (one state per run, shared by every
+    view); ``views`` are callables ``view(watched)`` told after each change; ``log_tail``
+    holds the end of the output of a run that did not finish.
+    """
+
+    run: object
+    project_dir: Path | None = None
+    state: RunState = field(default_factory=lambda: RunState("PENDING"))
+    ended_at: float | None = None
+    log_tail: str = ""
+    views: list = field(default_factory=list, repr=False)
+    recorded: bool = False
+    #: The execution count of the cell that last displayed a view of it (notebook only).
+    shown_in: int | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the run was submitted, up to when it was seen to end."""
+        return (self.ended_at or time.time()) - self.run.info.started_at
+
+    def matches(self, ref: str) -> bool:
+        """``ref`` is its MLflow run id or Databricks job run id."""
+        return self.run_id == ref or str(getattr(self.run, "job_run_id", "")) == ref
+
+    def to_entry(self) -> dict:
+        """As a history entry (the shape ``%project_run list`` and the panel table show)."""
+        run = self.run
+        entry = {"run_id": run.run_id, "backend": run.backend, "status": self.state.status,
+                 "message": self.state.message, "project": run.info.project,
+                 "entry_point": run.info.entry_point, "run_name": run.info.run_name,
+                 "parameters": dict(run.info.parameters), "links": run.links.to_dict(),
+                 "submitted": run.info.started_at}
+        job_run_id = getattr(run, "job_run_id", None)
+        if job_run_id is not None:
+            entry["job_run_id"] = job_run_id
+        return entry
