@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
@@ -11,6 +12,7 @@ from mlrun_magic.errors import RunFailedError
 #: Statuses a run goes through, in the order they usually come.
 STATUSES = ("PENDING", "QUEUED", "RUNNING", "TERMINATING", "FINISHED", "FAILED", "KILLED")
 TERMINAL = frozenset({"FINISHED", "FAILED", "KILLED"})
+logger = logging.getLogger("mlrun_magic.backends")
 
 
 @dataclass(frozen=True)
@@ -52,9 +54,11 @@ class RunInfo:
 class SubmittedRun(ABC):
     """A launched project run, local or on Databricks.
 
-    ``run_id`` is the MLflow run id. ``status()`` asks the backend now; ``wait()`` blocks until
-    the run ends (Ctrl-C cancels it); ``cancel()`` stops it and marks the MLflow run KILLED;
-    ``logs()`` returns the tail of its output; ``links`` says where to look.
+    ``run_id`` is the MLflow run id. ``status()`` asks the backend now (and keeps the answer
+    as ``last_state``); ``wait()`` blocks until the run ends (Ctrl-C cancels it);
+    ``cancel()`` stops it and marks the MLflow run KILLED; ``logs()`` returns the tail of its
+    output; ``links`` says where to look. Waiting goes through ``poller`` (the process's one
+    :class:`~mlrun_magic.poller.Poller` unless the run service set its own).
     """
 
     backend = "base"
@@ -66,16 +70,40 @@ class SubmittedRun(ABC):
         self.run_id = run_id
         self.info = info
         self.links = links
+        #: The latest state learned, by any poll, wait or cancel (None: not asked yet).
+        self.last_state: RunState | None = None
+        self.poller = None
 
-    @abstractmethod
     def status(self) -> RunState:
-        """The current :class:`RunState`."""
+        """The current :class:`RunState`, asked of the backend now."""
+        state = self.fetch_state()
+        self.last_state = state
+        return state
 
     @abstractmethod
+    def fetch_state(self) -> RunState:
+        """Ask the backend for the run's state (one request at most)."""
+
+    def watcher(self):
+        """The poller that watches this run."""
+        from mlrun_magic.poller import shared_poller
+
+        return self.poller or shared_poller()
+
     def wait(self, timeout: float | None = None, poll_interval: float | None = None) -> RunState:
         """Block until the run ends (or ``timeout`` seconds pass) and return its state.
 
-        ``poll_interval`` caps the time between two status checks of a remote run."""
+        Polls fast at first, then every 30 s (``poll_interval`` caps the time between two
+        status checks). Ctrl-C cancels the run (a second Ctrl-C stops waiting for that)."""
+        try:
+            return self.watcher().wait(self, timeout, poll_interval)
+        except KeyboardInterrupt:
+            from mlrun_magic.tracking import deferred_interrupts
+
+            logger.warning("=== Run (ID '%s') interrupted, cancelling run ===", self.run_id)
+            with deferred_interrupts():
+                self.cancel()
+            raise
 
     @abstractmethod
     def cancel(self) -> RunState:
@@ -85,9 +113,10 @@ class SubmittedRun(ABC):
     def logs(self, tail: int = 100) -> str:
         """The last ``tail`` lines of the run's output."""
 
-    def raise_for_status(self) -> None:
-        """Raise :class:`RunFailedError` if the run ended FAILED or KILLED."""
-        state = self.status()
+    def raise_for_status(self, state: RunState | None = None) -> None:
+        """Raise :class:`RunFailedError` if the run ended FAILED or KILLED (``state``: the
+        state to judge, default the latest known, else asked now)."""
+        state = state or self.last_state or self.status()
         if state.status in ("FAILED", "KILLED"):
             where = self.links.job_run or self.links.mlflow_run or f"MLflow run {self.run_id}"
             raise RunFailedError(f"run {self.run_id} ended {state.status}"
@@ -96,8 +125,9 @@ class SubmittedRun(ABC):
                                       f"{self.run_id}` (in a terminal: python -m mlrun_magic "
                                       f"logs {self.run_id}).")
 
-    def to_dict(self) -> dict:
-        state = self.status()
+    def to_dict(self, state: RunState | None = None) -> dict:
+        """The run as JSON (``state``: default the latest known, else asked now)."""
+        state = state or self.last_state or self.status()
         return {"run_id": self.run_id, "backend": self.backend, "status": state.status,
                 "message": state.message, "links": self.links.to_dict(),
                 "project": self.info.project, "entry_point": self.info.entry_point}
@@ -109,6 +139,7 @@ class SubmittedRun(ABC):
         else:
             print(repr(self))
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # never a request: the latest known state only
+        status = self.last_state.status if self.last_state else "SUBMITTED"
         return (f"<{type(self).__name__} {self.run_id} {self.info.project}:"
-                f"{self.info.entry_point} {self.status().status}>")
+                f"{self.info.entry_point} {status}>")

@@ -22,8 +22,7 @@ import os
 from pathlib import Path
 
 from mlrun_magic.backends.base import Links, RunInfo
-from mlrun_magic.backends.databricks_run import (POLL_SCHEDULE,  # noqa: F401
-                                                 DatabricksSubmittedRun, open_job_tracking)
+from mlrun_magic.backends.databricks_run import DatabricksSubmittedRun, open_job_tracking
 from mlrun_magic.errors import BackendError, MlrunMagicError
 from mlrun_magic.tracking import STATE_MESSAGE_TAG
 
@@ -261,7 +260,7 @@ def redact_secrets(value, key: str = "", words=_SECRET_KEY):
     return value
 
 
-def dry_run(plan) -> dict:
+def preview_submission(plan) -> dict:
     """What a Databricks submission would do, without calling the workspace.
 
     The archive is built (locally, cached); the code location and the ``runs/submit`` body

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 
 from mlrun_magic.backends.base import Links, RunInfo, RunState, SubmittedRun
 from mlrun_magic.errors import BackendError, TrackingError
@@ -12,8 +11,8 @@ from mlrun_magic.tracking import STATE_MESSAGE_TAG
 
 logger = logging.getLogger("mlrun_magic.backends.databricks")
 
-#: Poll intervals of wait(): quick at first (a run's URL and first states), then every 30 s.
-POLL_SCHEDULE = (1, 2, 3, 5, 8, 13, 20, 30)
+#: Longest pause between two polls while a cancelled run is ending.
+CANCEL_POLL_SECONDS = 5
 
 
 def open_job_tracking(uri: str | None, workspace, client, **http):
@@ -47,12 +46,11 @@ class DatabricksSubmittedRun(SubmittedRun):
     backend = "databricks"
 
     def __init__(self, client, tracking, run_id: str, job_run_id: int, info: RunInfo,
-                 links: Links, poll_schedule=POLL_SCHEDULE):
+                 links: Links):
         super().__init__(run_id, info, links)
         self.client = client
         self.tracking = tracking
         self.job_run_id = job_run_id
-        self.poll_schedule = poll_schedule
         self.last_run: dict | None = None
         self._reconciled = False
 
@@ -101,7 +99,7 @@ class DatabricksSubmittedRun(SubmittedRun):
             self.links.job_run = self.last_run.get("run_page_url")
         return self.last_run
 
-    def status(self) -> RunState:
+    def fetch_state(self) -> RunState:
         from mlrun_magic.databricks.jobs import run_state
 
         state = run_state(self._fetch())
@@ -124,47 +122,15 @@ class DatabricksSubmittedRun(SubmittedRun):
         except TrackingError as exc:
             logger.warning("could not end MLflow run %s: %s", self.run_id, exc)
 
-    def wait(self, timeout: float | None = None, poll_interval: float | None = None) -> RunState:
-        """Poll until the job run ends (fast first, then every 30 s, or at most every
-        ``poll_interval`` seconds); Ctrl-C cancels it."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        polls = 0
-        try:
-            while True:
-                state = self.status()
-                if state.is_terminal:
-                    return state
-                delay = self.poll_schedule[min(polls, len(self.poll_schedule) - 1)]
-                if poll_interval is not None:
-                    delay = min(delay, poll_interval)
-                polls += 1
-                if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return state
-                    delay = min(delay, left)
-                time.sleep(delay)
-        except KeyboardInterrupt:
-            from mlrun_magic.tracking import deferred_interrupts
-
-            logger.warning("=== Run (ID '%s') interrupted, cancelling run ===", self.run_id)
-            with deferred_interrupts():
-                self.cancel()
-            raise
-
     def cancel(self, timeout: float = 120.0) -> RunState:
-        """Cancel the job run, wait for it to end, and mark the MLflow run KILLED."""
+        """Cancel the job run, wait (up to ``timeout`` s) for it to end, and mark the MLflow
+        run KILLED."""
         from mlrun_magic.databricks.jobs import JOBS_API
 
         self.client.post(f"{JOBS_API}/runs/cancel", {"run_id": self.job_run_id}, idempotent=True)
-        deadline = time.monotonic() + timeout
-        state = self.status()
-        delay = 0.5
-        while not state.is_terminal and time.monotonic() < deadline:
-            time.sleep(delay)
-            delay = min(delay * 2, 5)
-            state = self.status()
-        return state
+        poller = self.watcher()
+        poller.poke(self)
+        return poller.wait(self, timeout, max_interval=CANCEL_POLL_SECONDS)
 
     def logs(self, tail: int = 100) -> str:
         """The tail of the task's driver output, plus the error and its trace if it failed."""

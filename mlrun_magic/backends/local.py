@@ -206,24 +206,17 @@ class LocalSubmittedRun(SubmittedRun):
         self._log.write(f"=== Run (ID '{self.run_id}') {state.status} ===\n".encode())
         self._log.close()
         self._final = state
+        self.last_state = state
         self._done.set()
+        self.watcher().poke(self)  # whoever waits hears it now, not at the next poll
 
-    def status(self) -> RunState:
+    def fetch_state(self) -> RunState:
         if self._final is not None:
             return self._final
         return RunState("RUNNING", f"process {self.process.pid}")
 
-    def wait(self, timeout: float | None = None, poll_interval: float | None = None) -> RunState:
-        """Wait for the process; Ctrl-C stops it and marks the run KILLED."""
-        try:
-            self._done.wait(timeout)
-        except KeyboardInterrupt:
-            logger.warning("=== Run (ID '%s') interrupted, cancelling run ===", self.run_id)
-            self.cancel()
-            raise
-        return self.status()
-
     def cancel(self) -> RunState:
+        """Stop the process (SIGTERM to its group, SIGKILL after 10 s); the run ends KILLED."""
         if self._done.is_set():
             return self.status()
         self._cancelled = True
