@@ -19,7 +19,7 @@ ipywidgets) is imported on first use, so ``%load_ext mlrun_magic`` costs almost 
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from mlrun_magic.version import __version__
 
 __all__ = ["__version__", "load_ipython_extension", "panel", "plan", "run",
            "unload_ipython_extension"]

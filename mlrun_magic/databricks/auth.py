@@ -72,7 +72,7 @@ def resolve_workspace(profile: str | None = None, tracking_uri: str | None = Non
     """The :class:`Workspace` to talk to, or one :class:`DatabricksAuthError` saying why not."""
     from databricks.sdk.core import Config
 
-    from mlrun_magic import __version__
+    from mlrun_magic.version import __version__
 
     profile = profile or profile_from_tracking_uri(tracking_uri)
     kwargs = dict(product="mlrun-magic", product_version=__version__,
