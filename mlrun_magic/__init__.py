@@ -84,14 +84,14 @@ def unload_ipython_extension(ipython) -> None:
 
 
 def plan(uri=None, **kwargs):
-    """Resolve a project run without side effects and return the :class:`~mlrun_magic.plan.Plan`.
+    """Resolve a project run without side effects and return the :class:`~mlrun_magic.planning.Plan`.
 
-    Takes the same arguments as :class:`mlrun_magic.plan.RunRequest`: ``uri`` (a folder, a
+    Takes the same arguments as :class:`mlrun_magic.planning.RunRequest`: ``uri`` (a folder, a
     ``file://`` path or a git URI with optional ``#subdirectory``; default: the project that
     holds the notebook or the current folder), ``entry_point``, ``parameters``, ``version``,
     ``env_manager``, ...
     """
-    from mlrun_magic.plan import RunRequest, make_plan
+    from mlrun_magic.planning import RunRequest, make_plan
 
     return make_plan(RunRequest(uri=uri, **kwargs))
 
@@ -106,6 +106,6 @@ def run(uri=None, *, wait=False, echo=False, **kwargs):
     run's output to stdout.
     """
     from mlrun_magic.launcher import launch
-    from mlrun_magic.plan import RunRequest
+    from mlrun_magic.planning import RunRequest
 
     return launch(RunRequest(uri=uri, **kwargs), wait=wait, echo=echo)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlrun_magic.plan import Plan, RunRequest, make_plan
+from mlrun_magic.planning import Plan, RunRequest, make_plan
 
 
 def launch(request: RunRequest | Plan, *, wait: bool | None = False, echo: bool = False,

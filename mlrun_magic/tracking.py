@@ -26,12 +26,12 @@ import uuid
 from dataclasses import dataclass, field
 
 from mlrun_magic.errors import MlrunMagicError, MLprojectError, TrackingError
+from mlrun_magic.runs import TERMINAL as TERMINAL_STATUSES
 from mlrun_magic.tracking_clients import (MAX_PARAMS_PER_BATCH, Experiment,  # noqa: F401
                                           LocalStoreTracking, RestTracking, retrying_session)
 
 logger = logging.getLogger("mlrun_magic.tracking")
 
-TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
 #: Why a run ended before its code started (also set when a Databricks job run fails early).
 STATE_MESSAGE_TAG = "mlrun_magic.databricks.stateMessage"
 #: A random token set when a run is created, to find it again after a lost answer.

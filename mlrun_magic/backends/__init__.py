@@ -1,4 +1,4 @@
-"""Backends turn a :class:`~mlrun_magic.plan.Plan` into a :class:`SubmittedRun`."""
+"""Backends turn a :class:`~mlrun_magic.planning.Plan` into a :class:`SubmittedRun`."""
 
 from mlrun_magic.backends.base import Links, RunState, SubmittedRun
 

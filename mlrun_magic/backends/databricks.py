@@ -21,10 +21,10 @@ import logging
 import os
 from pathlib import Path
 
-from mlrun_magic.backends.base import Links, RunInfo
 from mlrun_magic.backends.databricks_run import (POLL_SCHEDULE,  # noqa: F401
                                                  DatabricksSubmittedRun, open_job_tracking)
 from mlrun_magic.errors import BackendError, MlrunMagicError
+from mlrun_magic.runs import Links, RunInfo
 from mlrun_magic.tracking import STATE_MESSAGE_TAG
 
 logger = logging.getLogger("mlrun_magic.backends.databricks")

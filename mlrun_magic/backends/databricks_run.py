@@ -6,8 +6,9 @@ import json
 import logging
 import time
 
-from mlrun_magic.backends.base import Links, RunInfo, RunState, SubmittedRun
+from mlrun_magic.backends.base import SubmittedRun
 from mlrun_magic.errors import BackendError, TrackingError
+from mlrun_magic.runs import TERMINAL, Links, RunInfo, RunState
 from mlrun_magic.tracking import STATE_MESSAGE_TAG
 
 logger = logging.getLogger("mlrun_magic.backends.databricks")
@@ -116,7 +117,7 @@ class DatabricksSubmittedRun(SubmittedRun):
             return
         try:
             current = self.tracking.get_run(self.run_id)["status"]
-            if current not in ("FINISHED", "FAILED", "KILLED"):
+            if current not in TERMINAL:
                 if state.message:
                     self.tracking.set_tag(self.run_id, STATE_MESSAGE_TAG, state.message[:5000])
                 self.tracking.update_run(self.run_id, state.status)

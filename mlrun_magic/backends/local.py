@@ -21,9 +21,10 @@ import sys
 import threading
 from pathlib import Path
 
-from mlrun_magic.backends.base import Links, RunInfo, RunState, SubmittedRun
+from mlrun_magic.backends.base import SubmittedRun
 from mlrun_magic.errors import BackendError, MlrunMagicError
 from mlrun_magic.project.uri import redact_text, redact_url
+from mlrun_magic.runs import Links, RunInfo, RunState
 
 logger = logging.getLogger("mlrun_magic.backends.local")
 STOP_GRACE_SECONDS = 10.0

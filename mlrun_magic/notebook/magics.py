@@ -1,7 +1,7 @@
 """``%project_run`` and ``%%project_run``: launch the notebook's MLflow Project from a cell.
 
 A thin front end: it parses the line (the same argument table as ``python -m mlrun_magic``)
-and the YAML cell body, builds a :class:`~mlrun_magic.plan.RunRequest`, calls the launcher,
+and the YAML cell body, builds a :class:`~mlrun_magic.planning.RunRequest`, calls the launcher,
 and shows the run's live view. Everything else lives in the core.
 """
 
@@ -15,7 +15,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from mlrun_magic.cli import RUN_ARGUMENTS, parse_param_list, tail_count
+from mlrun_magic.arguments import RUN_ARGUMENTS, parse_param_list, tail_count
 from mlrun_magic.errors import ArgumentsError, MlrunMagicError, RunFailedError
 
 SUBCOMMANDS = ("status", "cancel", "logs", "list", "open", "panel")
@@ -150,7 +150,7 @@ class ProjectRunMagics(Magics):
     def build_request(self, args, cell):
         """Line flags over cell body over settings, as a RunRequest."""
         from mlrun_magic.notebook.cellbody import parse_cell_body
-        from mlrun_magic.plan import RunRequest
+        from mlrun_magic.planning import RunRequest
 
         line_params = parse_param_list(args.param_list)
         body = parse_cell_body(cell)
@@ -195,7 +195,7 @@ class ProjectRunMagics(Magics):
     def dry_run(self, request):
         """The :class:`~mlrun_magic.notebook.render.PlanView` of a request; nothing starts."""
         from mlrun_magic.notebook.render import PlanView
-        from mlrun_magic.plan import make_plan
+        from mlrun_magic.planning import make_plan
 
         plan = make_plan(request)
         databricks = None
@@ -213,7 +213,7 @@ class ProjectRunMagics(Magics):
         """
         from mlrun_magic.history import record_submission
         from mlrun_magic.launcher import launch
-        from mlrun_magic.plan import make_plan
+        from mlrun_magic.planning import make_plan
 
         plan = make_plan(request)
         run = launch(plan, progress=progress)

@@ -13,7 +13,7 @@
   elapsed time, job-run link, MLflow run link) and a table of the project's runs, each with
   refresh and cancel.
 
-It holds no launch logic: the form becomes a :class:`~mlrun_magic.plan.RunRequest` that goes
+It holds no launch logic: the form becomes a :class:`~mlrun_magic.planning.RunRequest` that goes
 through the magic's own ``submit``/``dry_run``, and the run view is kept up to date by the
 same poller. Long actions run in a worker thread that only sets widget traits, so the kernel
 stays free. Nothing secret ever enters a widget (widget state is saved into the notebook): a
@@ -33,6 +33,7 @@ from mlrun_magic.errors import MlrunMagicError
 from mlrun_magic.notebook import panel_parts as parts
 from mlrun_magic.notebook.panel_form import PanelForm
 from mlrun_magic.project.uri import redact_text
+from mlrun_magic.runs import BACKENDS
 
 PANEL_WIDTH = "740px"
 COMPUTE_CHOICES = (("Cluster spec file", "spec"), ("New cluster", "new"),
@@ -81,7 +82,7 @@ class LaunchPanel(PanelForm):
                                     layout=w.Layout(width="64px"))
         self.source_html = w.HTML(layout=w.Layout(grid_area=parts.SPAN_FIELD_AND_NOTE))
         self.entry = w.Dropdown(layout=auto())
-        self.backend = w.ToggleButtons(options=[("Local", "local"), ("Databricks", "databricks")],
+        self.backend = w.ToggleButtons(options=[(name.capitalize(), name) for name in BACKENDS],
                                        value=self.settings.backend,
                                        style={"button_width": "108px"})
         self.backend.add_class("mlrun-magic-backend")

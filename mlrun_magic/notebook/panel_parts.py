@@ -16,6 +16,7 @@ from html import escape
 
 from mlrun_magic.notebook.render import BADGE_COLOURS
 from mlrun_magic.project.uri import redact_url
+from mlrun_magic.runs import TERMINAL
 
 #: Grid columns of the form: labels, fields, notes (type hints and inline problems).
 FORM_COLUMNS = "112px 330px minmax(200px, 1fr)"
@@ -28,7 +29,6 @@ HISTORY_ROWS = 8
 HISTORY_COLUMNS = "100px 84px 112px 90px minmax(170px, 1fr) 34px 34px"
 HISTORY_LINKS = (("job_run", "job run"), ("mlflow_run", "MLflow run"),
                  ("experiment", "experiment"))
-TERMINAL = ("FINISHED", "FAILED", "KILLED")
 
 
 def databricks_profiles() -> list[str]:

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from mlrun_magic.errors import ProjectURIError
-from mlrun_magic.plan import RunRequest, make_plan
+from mlrun_magic.planning import RunRequest, make_plan
 from mlrun_magic.project.uri import (find_project_dir, locate_notebook_dir, redact_text,
                                      redact_url, resolve_source)
 

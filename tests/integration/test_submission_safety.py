@@ -18,7 +18,7 @@ import requests
 
 from mlrun_magic.backends.databricks import DatabricksBackend
 from mlrun_magic.errors import BackendError, MlrunMagicError, MLprojectError, TrackingError
-from mlrun_magic.plan import RunRequest, make_plan
+from mlrun_magic.planning import RunRequest, make_plan
 from mlrun_magic.tracking import (CLIENT_TOKEN_TAG, STATE_MESSAGE_TAG, RestTracking,
                                   deferred_interrupts, split_userinfo, start_project_run)
 
