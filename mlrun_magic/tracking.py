@@ -77,32 +77,6 @@ def default_tracking_uri() -> str:
     return mlflow.get_tracking_uri()
 
 
-def split_userinfo(uri: str) -> tuple[str, dict[str, str]]:
-    """``(uri without "user:password@", the environment MLflow reads for them)``.
-
-    ``http://me:s3cret@host:5000`` gives ``("http://host:5000", {"MLFLOW_TRACKING_USERNAME":
-    "me", "MLFLOW_TRACKING_PASSWORD": "s3cret"})`` (percent-escapes decoded). Only ``http(s)``
-    URIs are split: MLflow reads those variables for them alone (a database URI keeps its
-    password, which its driver needs). Without credentials the environment is empty.
-    """
-    from urllib.parse import unquote
-
-    from mlrun_magic.project.uri import split_authority
-
-    # The userinfo redact_url removes, so a password with an unencoded "/", "?", "#" or "@"
-    # becomes basic auth whole instead of half of it landing in the path.
-    parts = split_authority(uri)
-    if parts is None or parts[0].lower() not in ("http://", "https://"):
-        return uri, {}
-    scheme, userinfo, rest = parts
-    user, has_password, password = userinfo.partition(":")
-    env = {}
-    if user or has_password:
-        env["MLFLOW_TRACKING_USERNAME"] = unquote(user)
-        env["MLFLOW_TRACKING_PASSWORD"] = unquote(password)
-    return scheme + rest, env
-
-
 def open_tracking(uri: str | None = None):
     """A tracking client for ``uri`` (default: :func:`default_tracking_uri`)."""
     uri = uri or default_tracking_uri()
@@ -336,7 +310,7 @@ def reason_of(exc: BaseException) -> str:
         return "interrupted (Ctrl-C) before the run started"
     if isinstance(exc, MlrunMagicError):
         return exc.message
-    from mlrun_magic.project.uri import redact_text
+    from mlrun_magic.redact import redact_text
 
     return redact_text(f"{type(exc).__name__}: {exc}")
 

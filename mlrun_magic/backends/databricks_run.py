@@ -33,7 +33,7 @@ def open_job_tracking(uri: str | None, workspace, client, **http):
         return DatabricksTracking(uri, workspace, workspace_id, user_name=user or None, **http)
     if uri.startswith(("http://", "https://")):
         return RestTracking(uri, **http)
-    from mlrun_magic.project.uri import redact_url
+    from mlrun_magic.redact import redact_url
 
     raise TrackingError(
         "When running on Databricks, the MLflow tracking URI must be of the form 'databricks' or "

@@ -49,7 +49,7 @@ def _config_errors():
 
 
 def _shown(url: str) -> str:
-    from mlrun_magic.project.uri import redact_url
+    from mlrun_magic.redact import redact_url
 
     return redact_url(url)
 

@@ -97,7 +97,7 @@ class LiveRuns:
                     pass
         if state.is_terminal and not tracked.recorded and tracked.project_dir:
             from mlrun_magic.history import record_status
-            from mlrun_magic.project.uri import redact_text
+            from mlrun_magic.redact import redact_text
 
             try:
                 record_status(tracked.project_dir, tracked.run.run_id, state.status,

@@ -32,7 +32,7 @@ from html import escape
 from mlrun_magic.errors import MlrunMagicError
 from mlrun_magic.notebook import panel_parts as parts
 from mlrun_magic.notebook.panel_form import PanelForm
-from mlrun_magic.project.uri import redact_text
+from mlrun_magic.redact import redact_text
 from mlrun_magic.runs import BACKENDS
 
 PANEL_WIDTH = "740px"

@@ -10,7 +10,7 @@ import os
 
 from mlrun_magic.errors import MlrunMagicError
 from mlrun_magic.notebook import panel_parts as parts
-from mlrun_magic.project.uri import redact_url
+from mlrun_magic.redact import redact_url
 
 
 class PanelForm:

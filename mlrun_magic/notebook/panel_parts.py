@@ -15,7 +15,7 @@ import time
 from html import escape
 
 from mlrun_magic.notebook.render import BADGE_COLOURS
-from mlrun_magic.project.uri import redact_url
+from mlrun_magic.redact import redact_url
 from mlrun_magic.runs import TERMINAL
 
 #: Grid columns of the form: labels, fields, notes (type hints and inline problems).

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from html import escape
 
-from mlrun_magic.project.uri import redact_text, redact_url
+from mlrun_magic.redact import redact_text, redact_url
 
 BADGE_COLOURS = {
     "SUBMITTING": "#6b7280", "PENDING": "#6b7280", "QUEUED": "#6b7280", "RUNNING": "#2563eb",
