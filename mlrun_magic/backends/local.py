@@ -23,21 +23,12 @@ from pathlib import Path
 
 from mlrun_magic.backends.base import SubmittedRun
 from mlrun_magic.errors import BackendError, MlrunMagicError
+from mlrun_magic.history import state_dir
 from mlrun_magic.redact import redact_text, redact_url, split_userinfo
 from mlrun_magic.runs import Links, RunInfo, RunState
 
 logger = logging.getLogger("mlrun_magic.backends.local")
 STOP_GRACE_SECONDS = 10.0
-
-
-def state_dir(project_dir: Path) -> Path:
-    """``<project>/.mlrun_magic``, created with a ``.gitignore`` so git never sees it."""
-    folder = Path(project_dir) / ".mlrun_magic"
-    folder.mkdir(exist_ok=True)
-    ignore = folder / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("# mlrun_magic's run history and logs: local state, never committed\n*\n")
-    return folder
 
 
 def tracking_env(tracking_uri: str, credentials: dict[str, str] | None = None) -> dict[str, str]:

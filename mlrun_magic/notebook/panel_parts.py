@@ -77,7 +77,7 @@ class ParameterField:
     ``float`` and ``int`` parameters with a default become number inputs; ``string``,
     ``path`` and ``uri`` become text. A required number (no default) is a text field that
     starts empty, because a number input cannot be empty. Problems are found with the same
-    check as the launcher (:func:`mlrun_magic.project.command.check_value`).
+    check as the launcher (:func:`mlrun_magic.project.parameters.check_value`).
     """
 
     def __init__(self, parameter, on_change):
@@ -129,7 +129,7 @@ class ParameterField:
             return False
 
     def problem(self) -> str | None:
-        from mlrun_magic.project.command import check_value
+        from mlrun_magic.project.parameters import check_value
 
         text = self.text()
         if not text:
