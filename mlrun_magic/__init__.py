@@ -84,7 +84,8 @@ def unload_ipython_extension(ipython) -> None:
 
 
 def plan(uri=None, **kwargs):
-    """Resolve a project run without side effects and return the :class:`~mlrun_magic.planning.Plan`.
+    """Resolve a project run without side effects; return its
+    :class:`~mlrun_magic.planning.Plan`.
 
     Takes the same arguments as :class:`mlrun_magic.planning.RunRequest`: ``uri`` (a folder, a
     ``file://`` path or a git URI with optional ``#subdirectory``; default: the project that

@@ -1,4 +1,4 @@
-"""The product's modules form layers without cycles (docs/architecture.md), and stay so.
+"""The product's modules form layers without cycles, and stay so.
 
 The contracts live in pyproject.toml (``[tool.importlinter]``) and run here through
 import-linter, so ``make test`` enforces them; ``.venv/bin/lint-imports`` runs them alone.
@@ -35,8 +35,8 @@ def where(graph: grimp.ImportGraph, importer: str, imported: str) -> str:
     return f"{importer} -> {imported}" + (f" ({lines})" if lines else "")
 
 
-def import_cycles(graph: grimp.ImportGraph) -> list[list[str]]:
-    """One cycle (``[a, b, ..., a]``) through each group of modules that import each other."""
+def import_cycles(graph: grimp.ImportGraph) -> list[tuple[list[str], set[str]]]:
+    """Each group of modules that import each other, with one cycle (``[a, b, ..., a]``)."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -66,7 +66,7 @@ def import_cycles(graph: grimp.ImportGraph) -> list[list[str]]:
         start = min(group)
         step = min(m for m in graph.find_modules_directly_imported_by(start) if m in group)
         back = graph.find_shortest_chain(importer=step, imported=start) or (step, start)
-        cycles.append([start, *back])
+        cycles.append(([start, *back], group))
     return cycles
 
 
@@ -84,11 +84,13 @@ def test_the_import_linter_contracts_hold(capsys):
 
 def test_no_import_cycle_between_product_modules():
     graph = product_graph()
-    cycles = import_cycles(graph)
-    shown = ["\n    ".join(where(graph, a, b) for a, b in zip(cycle, cycle[1:]))
-             for cycle in cycles]
-    assert not cycles, "import cycles (imports inside functions count):\n  " + \
-        "\n  ".join(f"{' -> '.join(c)}\n    {s}" for c, s in zip(cycles, shown))
+    shown = []
+    for cycle, group in import_cycles(graph):
+        steps = "\n    ".join(where(graph, a, b) for a, b in zip(cycle, cycle[1:]))
+        others = sorted(group - set(cycle))
+        also = f"\n    (in the same tangle: {', '.join(others)})" if others else ""
+        shown.append(" -> ".join(cycle) + f"\n    {steps}" + also)
+    assert not shown, "import cycles (imports inside functions count):\n  " + "\n  ".join(shown)
 
 
 def test_no_product_module_imports_the_root_package():
