@@ -20,9 +20,17 @@ from mlrun_magic.project import bounded
 FILE_NAME = "history.jsonl"
 
 
-def history_path(project_dir: str | Path) -> Path:
-    from mlrun_magic.backends.local import state_dir
+def state_dir(project_dir: Path) -> Path:
+    """``<project>/.mlrun_magic``, created with a ``.gitignore`` so git never sees it."""
+    folder = Path(project_dir) / ".mlrun_magic"
+    folder.mkdir(exist_ok=True)
+    ignore = folder / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# mlrun_magic's run history and logs: local state, never committed\n*\n")
+    return folder
 
+
+def history_path(project_dir: str | Path) -> Path:
     return state_dir(Path(project_dir)) / FILE_NAME
 
 

@@ -19,12 +19,18 @@ import os
 from traitlets import Bool, CaselessStrEnum, Float, Unicode, default, validate
 from traitlets.config import Configurable
 
+from mlrun_magic.runs import BACKENDS, DEFAULT_ENV_MANAGER, ENV_MANAGERS
+
+
+def _one_of(names) -> str:
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
 
 class ProjectRun(Configurable):
     """Defaults for launching MLflow Projects from a notebook."""
 
     backend = CaselessStrEnum(
-        ("local", "databricks"), default_value="local",
+        BACKENDS, default_value="local",
         help="Where runs go when -b is not given: local (this machine) or databricks. "
              "Default: the MLRUN_MAGIC_BACKEND environment variable, else local.",
     ).tag(config=True)
@@ -47,7 +53,8 @@ class ProjectRun(Configurable):
                            help="MLflow tracking URI (default: MLFLOW_TRACKING_URI; for "
                                 "Databricks runs, the workspace).").tag(config=True)
     env_manager = Unicode(None, allow_none=True,
-                          help="local, virtualenv, uv or conda (default: local).").tag(config=True)
+                          help=f"{_one_of(ENV_MANAGERS)} (default: {DEFAULT_ENV_MANAGER})."
+                          ).tag(config=True)
     poll_interval = Float(30.0, help="Longest wait in seconds between two status polls of a "
                                      "live run view (polls start fast and back off to this).",
                           ).tag(config=True)
@@ -68,9 +75,9 @@ class ProjectRun(Configurable):
     @validate("env_manager")
     def _check_env_manager(self, proposal):
         value = proposal["value"]
-        if value is not None and value not in ("local", "virtualenv", "uv", "conda"):
+        if value is not None and value not in ENV_MANAGERS:
             from traitlets import TraitError
 
-            raise TraitError(f"ProjectRun.env_manager must be local, virtualenv, uv or conda, "
+            raise TraitError(f"ProjectRun.env_manager must be {_one_of(ENV_MANAGERS)}, "
                              f"not {value!r}")
         return value

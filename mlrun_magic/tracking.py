@@ -26,12 +26,12 @@ import uuid
 from dataclasses import dataclass, field
 
 from mlrun_magic.errors import MlrunMagicError, MLprojectError, TrackingError
+from mlrun_magic.runs import TERMINAL as TERMINAL_STATUSES
 from mlrun_magic.tracking_clients import (MAX_PARAMS_PER_BATCH, Experiment,  # noqa: F401
                                           LocalStoreTracking, RestTracking, retrying_session)
 
 logger = logging.getLogger("mlrun_magic.tracking")
 
-TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
 #: Why a run ended before its code started (also set when a Databricks job run fails early).
 STATE_MESSAGE_TAG = "mlrun_magic.databricks.stateMessage"
 #: A random token set when a run is created, to find it again after a lost answer.
@@ -75,32 +75,6 @@ def default_tracking_uri() -> str:
             "http://127.0.0.1:5000 or databricks), pass --tracking-uri, or `pip install "
             "mlflow-skinny` to use a local store.") from None
     return mlflow.get_tracking_uri()
-
-
-def split_userinfo(uri: str) -> tuple[str, dict[str, str]]:
-    """``(uri without "user:password@", the environment MLflow reads for them)``.
-
-    ``http://me:s3cret@host:5000`` gives ``("http://host:5000", {"MLFLOW_TRACKING_USERNAME":
-    "me", "MLFLOW_TRACKING_PASSWORD": "s3cret"})`` (percent-escapes decoded). Only ``http(s)``
-    URIs are split: MLflow reads those variables for them alone (a database URI keeps its
-    password, which its driver needs). Without credentials the environment is empty.
-    """
-    from urllib.parse import unquote
-
-    from mlrun_magic.project.uri import split_authority
-
-    # The userinfo redact_url removes, so a password with an unencoded "/", "?", "#" or "@"
-    # becomes basic auth whole instead of half of it landing in the path.
-    parts = split_authority(uri)
-    if parts is None or parts[0].lower() not in ("http://", "https://"):
-        return uri, {}
-    scheme, userinfo, rest = parts
-    user, has_password, password = userinfo.partition(":")
-    env = {}
-    if user or has_password:
-        env["MLFLOW_TRACKING_USERNAME"] = unquote(user)
-        env["MLFLOW_TRACKING_PASSWORD"] = unquote(password)
-    return scheme + rest, env
 
 
 def open_tracking(uri: str | None = None):
@@ -336,7 +310,7 @@ def reason_of(exc: BaseException) -> str:
         return "interrupted (Ctrl-C) before the run started"
     if isinstance(exc, MlrunMagicError):
         return exc.message
-    from mlrun_magic.project.uri import redact_text
+    from mlrun_magic.redact import redact_text
 
     return redact_text(f"{type(exc).__name__}: {exc}")
 

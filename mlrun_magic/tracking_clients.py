@@ -71,7 +71,7 @@ class RestTracking:
                  ui_base: str | None = None, workspace_id: str | None = None,
                  timeout: float = 30.0, deadline: float = 120.0, backoff: float = 0.5,
                  max_backoff: float = 10.0):
-        from mlrun_magic.tracking import split_userinfo
+        from mlrun_magic.redact import split_userinfo
 
         bare, self.child_env = split_userinfo(uri)
         self.uri = bare.rstrip("/")
@@ -256,7 +256,7 @@ class LocalStoreTracking:
     child_env: dict[str, str] = {}
 
     def __init__(self, uri: str):
-        from mlrun_magic.project.uri import redact_url
+        from mlrun_magic.redact import redact_url
 
         self.shown = redact_url(uri)  # a database URI may hold a password
         try:

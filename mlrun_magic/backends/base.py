@@ -3,52 +3,13 @@
 from __future__ import annotations
 
 import logging
-import time
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
 
 from mlrun_magic.errors import RunFailedError
+# The run types live in the core; backends and their callers get them from here too.
+from mlrun_magic.runs import STATUSES, TERMINAL, Links, RunInfo, RunState  # noqa: F401
 
-#: Statuses a run goes through, in the order they usually come.
-STATUSES = ("PENDING", "QUEUED", "RUNNING", "TERMINATING", "FINISHED", "FAILED", "KILLED")
-TERMINAL = frozenset({"FINISHED", "FAILED", "KILLED"})
 logger = logging.getLogger("mlrun_magic.backends")
-
-
-@dataclass(frozen=True)
-class RunState:
-    """A status from :data:`STATUSES` and the backend's message about it."""
-
-    status: str
-    message: str = ""
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in TERMINAL
-
-
-@dataclass
-class Links:
-    """Where to see a run: the Databricks job run, the MLflow run and its experiment."""
-
-    job_run: str | None = None
-    mlflow_run: str | None = None
-    experiment: str | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class RunInfo:
-    """What a run view shows besides the status."""
-
-    project: str
-    entry_point: str
-    backend: str
-    run_name: str | None = None
-    parameters: dict = field(default_factory=dict)
-    started_at: float = field(default_factory=time.time)
 
 
 class SubmittedRun(ABC):

@@ -21,9 +21,10 @@ import logging
 import os
 from pathlib import Path
 
-from mlrun_magic.backends.base import Links, RunInfo
 from mlrun_magic.backends.databricks_run import DatabricksSubmittedRun, open_job_tracking
 from mlrun_magic.errors import BackendError, MlrunMagicError
+from mlrun_magic.redact import redact_secrets, redact_url
+from mlrun_magic.runs import Links, RunInfo
 from mlrun_magic.tracking import STATE_MESSAGE_TAG
 
 logger = logging.getLogger("mlrun_magic.backends.databricks")
@@ -36,8 +37,6 @@ HTTP_OPTIONS = ("timeout", "deadline", "backoff", "max_backoff")
 def cluster_tracking_uri(uri: str) -> str:
     """What the driver uses: ``databricks`` for any Databricks URI (the job has its own
     credentials), else the HTTP URI as is, without credentials."""
-    from mlrun_magic.project.uri import redact_url
-
     return "databricks" if uri.startswith("databricks") else redact_url(uri)
 
 
@@ -234,30 +233,6 @@ class _Submission:
             where = self.page or "the workspace's Jobs UI"
             return (f"cancelling job run {self.job_run_id} failed too ({exc.message}): cancel "
                     f"it yourself at {where}")
-
-
-_SECRET_KEY = ("token", "secret", "password", "passwd", "credential", "api_key", "apikey")
-#: Inside Spark settings and environment variables names are freer: ``fs.azure.account.key.*``,
-#: ``DATABRICKS_PAT``, ``MY_PASS``, ``AUTH``.
-_SETTING_SECRET_KEY = _SECRET_KEY + ("key", "pass", "pat", "auth", "sas", "private")
-_SETTINGS = ("spark_conf", "spark_env_vars", "environment_variables")
-_SECRET_VALUE = ("Basic ", "Bearer ", "dapi", "dkea", "-----BEGIN")
-
-
-def redact_secrets(value, key: str = "", words=_SECRET_KEY):
-    """A copy of ``value`` with the values of secret-looking keys (or that look like credentials
-    themselves) masked; ``{{secrets/..}}`` references are kept: they are pointers, not secrets."""
-    if isinstance(value, dict):
-        inner = _SETTING_SECRET_KEY if key in _SETTINGS else words
-        return {k: redact_secrets(v, str(k), inner) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact_secrets(v, key, words) for v in value]
-    if not isinstance(value, str) or value.startswith("{{secrets/") \
-            or key == "idempotency_token":
-        return value
-    if any(s in key.lower() for s in words) or value.startswith(_SECRET_VALUE):
-        return "***"
-    return value
 
 
 def preview_submission(plan) -> dict:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import logging
 
-from mlrun_magic.backends.base import Links, RunInfo, RunState, SubmittedRun
+from mlrun_magic.backends.base import SubmittedRun
 from mlrun_magic.errors import BackendError, TrackingError
+from mlrun_magic.runs import TERMINAL, Links, RunInfo, RunState
 from mlrun_magic.tracking import STATE_MESSAGE_TAG
 
 logger = logging.getLogger("mlrun_magic.backends.databricks")
@@ -31,7 +32,7 @@ def open_job_tracking(uri: str | None, workspace, client, **http):
         return DatabricksTracking(uri, workspace, workspace_id, user_name=user or None, **http)
     if uri.startswith(("http://", "https://")):
         return RestTracking(uri, **http)
-    from mlrun_magic.project.uri import redact_url
+    from mlrun_magic.redact import redact_url
 
     raise TrackingError(
         "When running on Databricks, the MLflow tracking URI must be of the form 'databricks' or "
@@ -114,7 +115,7 @@ class DatabricksSubmittedRun(SubmittedRun):
             return
         try:
             current = self.tracking.get_run(self.run_id)["status"]
-            if current not in ("FINISHED", "FAILED", "KILLED"):
+            if current not in TERMINAL:
                 if state.message:
                     self.tracking.set_tag(self.run_id, STATE_MESSAGE_TAG, state.message[:5000])
                 self.tracking.update_run(self.run_id, state.status)

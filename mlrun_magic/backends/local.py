@@ -21,22 +21,14 @@ import sys
 import threading
 from pathlib import Path
 
-from mlrun_magic.backends.base import Links, RunInfo, RunState, SubmittedRun
+from mlrun_magic.backends.base import SubmittedRun
 from mlrun_magic.errors import BackendError, MlrunMagicError
-from mlrun_magic.project.uri import redact_text, redact_url
+from mlrun_magic.history import state_dir
+from mlrun_magic.redact import redact_text, redact_url, split_userinfo
+from mlrun_magic.runs import Links, RunInfo, RunState
 
 logger = logging.getLogger("mlrun_magic.backends.local")
 STOP_GRACE_SECONDS = 10.0
-
-
-def state_dir(project_dir: Path) -> Path:
-    """``<project>/.mlrun_magic``, created with a ``.gitignore`` so git never sees it."""
-    folder = Path(project_dir) / ".mlrun_magic"
-    folder.mkdir(exist_ok=True)
-    ignore = folder / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("# mlrun_magic's run history and logs: local state, never committed\n*\n")
-    return folder
 
 
 def tracking_env(tracking_uri: str, credentials: dict[str, str] | None = None) -> dict[str, str]:
@@ -45,8 +37,6 @@ def tracking_env(tracking_uri: str, credentials: dict[str, str] | None = None) -
     (which win). An empty user name or password leaves the variable already in the
     environment alone.
     """
-    from mlrun_magic.tracking import split_userinfo
-
     clean, found = split_userinfo(tracking_uri)
     env = {"MLFLOW_TRACKING_URI": clean}
     env.update({name: value for name, value in {**found, **(credentials or {})}.items()
@@ -55,8 +45,6 @@ def tracking_env(tracking_uri: str, credentials: dict[str, str] | None = None) -
 
 
 def _child_env(plan, tracked, tracking, activated: bool) -> dict[str, str]:
-    from mlrun_magic.tracking import split_userinfo
-
     # The tracking client keeps what it took out of the URI; else read the URI the user gave.
     given = plan.request.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or ""
     credentials = getattr(tracking, "child_env", None) or split_userinfo(given)[1]

@@ -14,10 +14,10 @@ by mlrun_magic, never printed and never part of an error message.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 
 from mlrun_magic.errors import MlrunMagicError
+from mlrun_magic.redact import scrub
 
 #: Config() probes the host and retries for its whole retry budget (300 s by default) when
 #: the host is unreachable; a shorter budget keeps a wrong host a quick, clear error.
@@ -72,7 +72,7 @@ def resolve_workspace(profile: str | None = None, tracking_uri: str | None = Non
     """The :class:`Workspace` to talk to, or one :class:`DatabricksAuthError` saying why not."""
     from databricks.sdk.core import Config
 
-    from mlrun_magic import __version__
+    from mlrun_magic.version import __version__
 
     profile = profile or profile_from_tracking_uri(tracking_uri)
     kwargs = dict(product="mlrun-magic", product_version=__version__,
@@ -107,17 +107,3 @@ def _fix_hint(profile: str | None) -> str:
             f"to {'[' + profile + ']' if profile else 'a profile'} in ~/.databrickscfg), or set "
             "DATABRICKS_HOST and DATABRICKS_TOKEN; then pass --profile NAME if it is not the "
             "default.")
-
-
-_SECRET_PATTERNS = [
-    re.compile(r"(token|secret|password|client_secret|access_token)(\s*[=:]\s*)([^\s,;'\"]+)",
-               re.IGNORECASE),
-    re.compile(r"\b(dapi|dkea|dose)[0-9a-f]{16,}\b"),
-]
-
-
-def scrub(text: str) -> str:
-    """Mask anything that looks like a credential in ``text``."""
-    text = _SECRET_PATTERNS[0].sub(lambda m: f"{m.group(1)}{m.group(2)}***"
-                                   if m.group(3) != "***" else m.group(0), text)
-    return _SECRET_PATTERNS[1].sub("***", text)

@@ -49,7 +49,7 @@ def _config_errors():
 
 
 def _shown(url: str) -> str:
-    from mlrun_magic.project.uri import redact_url
+    from mlrun_magic.redact import redact_url
 
     return redact_url(url)
 
@@ -61,7 +61,7 @@ class DatabricksClient:
                  backoff: float = 1.0, max_backoff: float = 10.0, session=None):
         import requests
 
-        from mlrun_magic import __version__
+        from mlrun_magic.version import __version__
 
         self.workspace = workspace
         self.host = workspace.host

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import logging
 
-from mlrun_magic.backends.base import RunState
 from mlrun_magic.databricks.errors import DatabricksAPIError
 from mlrun_magic.errors import BackendError
+from mlrun_magic.runs import RunState
 
 logger = logging.getLogger("mlrun_magic.databricks.jobs")
 

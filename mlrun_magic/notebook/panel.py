@@ -32,7 +32,8 @@ from html import escape
 from mlrun_magic.errors import MlrunMagicError
 from mlrun_magic.notebook import panel_parts as parts
 from mlrun_magic.notebook.panel_form import PanelForm
-from mlrun_magic.project.uri import redact_text
+from mlrun_magic.redact import redact_text
+from mlrun_magic.runs import BACKENDS
 
 PANEL_WIDTH = "740px"
 COMPUTE_CHOICES = (("Cluster spec file", "spec"), ("New cluster", "new"),
@@ -83,7 +84,7 @@ class LaunchPanel(PanelForm):
                                     layout=w.Layout(width="64px"))
         self.source_html = w.HTML(layout=w.Layout(grid_area=parts.SPAN_FIELD_AND_NOTE))
         self.entry = w.Dropdown(layout=auto())
-        self.backend = w.ToggleButtons(options=[("Local", "local"), ("Databricks", "databricks")],
+        self.backend = w.ToggleButtons(options=[(name.capitalize(), name) for name in BACKENDS],
                                        value=self.settings.backend,
                                        style={"button_width": "108px"})
         self.backend.add_class("mlrun-magic-backend")

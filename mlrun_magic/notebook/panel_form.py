@@ -1,6 +1,6 @@
 """The form half of the launch panel: laying the fields out for the chosen entry point,
 backend and compute, flagging problems inline, and turning the form into a
-:class:`~mlrun_magic.plan.RunRequest`. :class:`~mlrun_magic.notebook.panel.LaunchPanel`
+:class:`~mlrun_magic.planning.RunRequest`. :class:`~mlrun_magic.notebook.panel.LaunchPanel`
 builds the widgets and mixes this in; nothing here launches anything.
 """
 
@@ -10,7 +10,7 @@ import os
 
 from mlrun_magic.errors import MlrunMagicError
 from mlrun_magic.notebook import panel_parts as parts
-from mlrun_magic.project.uri import redact_url
+from mlrun_magic.redact import redact_url
 
 
 class PanelForm:
@@ -19,7 +19,7 @@ class PanelForm:
 
     def load_project(self) -> None:
         """Find the project (the Project field, else the notebook's) and build the form."""
-        from mlrun_magic.plan import RunRequest, resolve_project_location
+        from mlrun_magic.planning import RunRequest, resolve_project_location
         from mlrun_magic.project import load_project
 
         uri = self.project_uri()
@@ -151,9 +151,9 @@ class PanelForm:
                                        or watched.state.is_terminal)
 
     def request(self):
-        """The form as a :class:`~mlrun_magic.plan.RunRequest` (parameters left at their
+        """The form as a :class:`~mlrun_magic.planning.RunRequest` (parameters left at their
         default are not sent, exactly like a ``%project_run`` line without ``-P``)."""
-        from mlrun_magic.plan import RunRequest
+        from mlrun_magic.planning import RunRequest
 
         if not self.validate():
             raise MlrunMagicError("some fields are missing or invalid" if self.project

@@ -16,7 +16,7 @@ from html import escape
 
 from mlrun_magic.notebook.render import BADGE_COLOURS
 from mlrun_magic.packaging.progress import Progress, human_bytes
-from mlrun_magic.project.uri import redact_url
+from mlrun_magic.redact import redact_url
 from mlrun_magic.runs import TERMINAL
 
 #: Grid columns of the form: labels, fields, notes (type hints and inline problems).
@@ -78,7 +78,7 @@ class ParameterField:
     ``float`` and ``int`` parameters with a default become number inputs; ``string``,
     ``path`` and ``uri`` become text. A required number (no default) is a text field that
     starts empty, because a number input cannot be empty. Problems are found with the same
-    check as the launcher (:func:`mlrun_magic.project.command.check_value`).
+    check as planning (:func:`mlrun_magic.project.parameters.check_value`).
     """
 
     def __init__(self, parameter, on_change):
@@ -130,7 +130,7 @@ class ParameterField:
             return False
 
     def problem(self) -> str | None:
-        from mlrun_magic.project.command import check_value
+        from mlrun_magic.project.parameters import check_value
 
         text = self.text()
         if not text:

@@ -5,7 +5,7 @@ gives ``text/plain`` (terminals, logs, nbval) and ``text/html`` (Jupyter) throug
 ``_repr_mimebundle_``. Every value that came from a user (run names, parameters, messages)
 is HTML-escaped, and every link shows its URL as text too, so it survives static renders.
 Every URL shown, in a link or inside a message, has its ``user:password@`` part removed (as
-:func:`mlrun_magic.project.uri.redact_url` does for git URIs): a saved notebook never holds a
+:func:`mlrun_magic.redact.redact_url` does for git URIs): a saved notebook never holds a
 credential, whatever a backend put in a link or an error.
 """
 
@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from html import escape
 
-from mlrun_magic.project.uri import redact_text, redact_url
+from mlrun_magic.redact import redact_text, redact_url
 
 BADGE_COLOURS = {
     "SUBMITTING": "#6b7280", "PENDING": "#6b7280", "QUEUED": "#6b7280", "RUNNING": "#2563eb",

@@ -22,7 +22,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from mlrun_magic.errors import MLprojectError
-from mlrun_magic.project.spec import EntryPoint, Parameter, Project
+from mlrun_magic.project.parameters import Parameter, check_value
+from mlrun_magic.project.spec import EntryPoint, Project
 from mlrun_magic.project.yamlfile import brief
 
 #: An extra parameter becomes `--key value` on a shell line, so its key must be a plain name.
@@ -51,32 +52,6 @@ class ResolvedParameters:
     command_values: dict[str, str] = field(default_factory=dict)
     declared: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
-
-
-def check_value(parameter: Parameter, value) -> str | None:
-    """Why ``value`` is not valid for ``parameter``'s type, or ``None`` when it is."""
-    if isinstance(value, (dict, list, tuple, set)):
-        return f"must be a single value, not {brief(value)}"
-    text = str(value)
-    if parameter.type == "float":
-        if isinstance(value, bool) or not _parses(float, text):
-            return f"'{text}' is not a number (parameter '{parameter.name}' has type float)"
-    elif parameter.type == "int":
-        if isinstance(value, bool) or not _parses(int, text):
-            return f"'{text}' is not a whole number (parameter '{parameter.name}' has type int)"
-    elif parameter.type == "uri":
-        if not urlparse(text).scheme:
-            # MLflow's own wording, then what to do.
-            return f"Expected URI for parameter {parameter.name} but got {text}"
-    return None
-
-
-def _parses(kind, text: str) -> bool:
-    try:
-        kind(text.strip())
-    except ValueError:
-        return False
-    return True
 
 
 def _typed(parameter: Parameter, value):

@@ -18,7 +18,6 @@ from mlrun_magic.project.yamlfile import YamlDoc, brief, load_yaml
 ENV_KEYS = ("docker_env", "python_env", "conda_env")
 PYTHON_ENV_FILE = "python_env.yaml"
 CONDA_FILE = "conda.yaml"
-ENV_MANAGERS = ("local", "virtualenv", "uv", "conda")
 
 
 @dataclass

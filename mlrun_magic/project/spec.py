@@ -13,32 +13,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from mlrun_magic.errors import MLprojectError
 from mlrun_magic.project.env import EnvSpec, resolve_env
+from mlrun_magic.project.parameters import KNOWN_TYPES, Parameter, check_value
 from mlrun_magic.project.yamlfile import YamlDoc, brief, load_yaml
 
 MLPROJECT_FILE_NAME = "mlproject"
 KNOWN_TOP_LEVEL_KEYS = ("name", "entry_points", "python_env", "conda_env", "docker_env",
                         "databricks_spark_job")
-#: Parameter types MLflow documents; any other type name is accepted and treated as string.
-KNOWN_TYPES = ("string", "float", "int", "path", "uri")
-
-
-@dataclass(frozen=True)
-class Parameter:
-    """A declared entry-point parameter: its type and its default (``None``: required)."""
-
-    name: str
-    type: str = "string"
-    default: Any = None
-    line: int | None = None
-
-    @property
-    def required(self) -> bool:
-        # MLflow's rule: only a missing default (None) makes it required; 0, "" and false count.
-        return self.default is None
 
 
 @dataclass(frozen=True)
@@ -216,8 +199,6 @@ def _load_parameter(doc: YamlDoc, path: tuple, name: str, spec, warnings) -> Par
                         f"(known types: {', '.join(KNOWN_TYPES)})")
     parameter = Parameter(name=name, type=ptype, default=default, line=doc.line(*path))
     if default is not None:
-        from mlrun_magic.project.command import check_value
-
         problem = check_value(parameter, default)
         if problem:
             raise doc.error(f"default {problem}", *path, "default")

@@ -18,9 +18,10 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from mlrun_magic.errors import ProjectURIError
+from mlrun_magic.redact import redact_text, redact_url, split_authority
 
 _GIT_URL = re.compile(r"^(https?|ssh|git|git\+ssh|git\+https)://|^[\w.-]+@[\w.-]+:")
 _temp_clones: list[str] = []
@@ -64,42 +65,6 @@ class ProjectSource:
                 "source_name": self.source_name, "found_by": self.found_by,
                 "subdirectory": self.subdirectory, "version": self.version,
                 "git": self.git.to_dict() if self.git else None}
-
-
-# What follows the "@" that ends a URL's userinfo: a host then "/"; or, before anything else
-# (a query, a quote, ": ", the end), something that plainly is a host (a dot, a port, brackets
-# or localhost), so "http://h/x?mail=a@b" stays whole.
-_HOST = r"(?:\[[0-9A-Fa-f:.]*\]|[\w.~-]+)(?::\d*)?"
-_PLAIN_HOST = r"(?:\[[0-9A-Fa-f:.]*\](?::\d*)?|[\w~-]*\.[\w.~-]*(?::\d*)?|[\w.~-]+:\d*|localhost)"
-_HOST_END = r"(?![\w.~-])"
-# Greedy: a password may hold an unencoded "/", "?", "#" or "@" (urlsplit's netloc stops at the
-# first "/?#"), so the userinfo runs to the *last* such "@"; failing that, to an "@" before the
-# first "/?#" as usual. Over-redacting is harmless; showing part of a secret is not. A file://
-# URL has no userinfo ("file:///data/a@b/c" is a path).
-_USERINFO = re.compile(
-    r"(?<![\w+.-])(?P<scheme>[a-zA-Z][\w+.-]*://)"
-    rf"(?P<userinfo>(?<![fF][iI][lL][eE]://)\S+(?=@(?:{_HOST}/|{_PLAIN_HOST}{_HOST_END}))"
-    r"|[^/?#\s]*(?=@))@")
-
-
-def split_authority(url: str) -> tuple[str, str, str] | None:
-    """``(scheme + "://", userinfo, the rest)`` when ``url`` starts with ``scheme://userinfo@``,
-    else None. ``http://a:pa/ss@h:1/x`` gives ``("http://", "a:pa/ss", "h:1/x")``."""
-    match = _USERINFO.match(url)
-    if match is None:
-        return None
-    return match["scheme"], match["userinfo"], url[match.end():]
-
-
-def redact_url(url: str) -> str:
-    """``url`` without user names and passwords (``https://tok@host/x`` -> ``https://host/x``)."""
-    parts = split_authority(url)
-    return url if parts is None else parts[0] + parts[2]
-
-
-def redact_text(text: str) -> str:
-    """Every ``scheme://user:secret@host`` in free text (git's error output) made safe."""
-    return _USERINFO.sub(lambda m: m["scheme"], text)
 
 
 def split_uri(uri: str) -> tuple[str, str]:

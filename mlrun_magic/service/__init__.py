@@ -76,6 +76,7 @@ class RunService:
         run = get_backend(plan.backend).submit(plan, echo=echo, progress=progress)
         watched = self._register(run, plan.project_dir)
         self._record_submission(watched, plan)
+        self.refresh(watched)  # the first view shows the run's real state and links
         if watch:
             self._watch(watched)
         return watched
@@ -134,16 +135,8 @@ class RunService:
         """Block until the run ends (or ``timeout`` passes); Ctrl-C cancels the run."""
         watched = self.get(target)
         self._watch(watched)
-        try:
-            return self.poller.wait(watched.run, timeout,
-                                    max_interval or self.settings.poll_interval)
-        except KeyboardInterrupt:
-            from mlrun_magic.tracking import deferred_interrupts
-
-            logger.warning("=== Run (ID '%s') interrupted, cancelling run ===", watched.run_id)
-            with deferred_interrupts():
-                self.cancel(watched)
-            raise
+        watched.run.wait(timeout, max_interval or self.settings.poll_interval)
+        return watched.state
 
     def wait_for_success(self, target, timeout: float | None = None) -> RunState:
         """:meth:`wait`, then raise :class:`RunFailedError` unless the run FINISHED."""
@@ -231,6 +224,7 @@ class RunService:
         with self._lock:
             watched = self._runs.get(run.run_id)
             if watched is None:
+                run.poller = self.poller
                 watched = WatchedRun(run, Path(project_dir) if project_dir else None)
                 last = getattr(run, "last_state", None)
                 if last is not None:

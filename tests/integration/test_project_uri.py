@@ -6,9 +6,9 @@ import subprocess
 import pytest
 
 from mlrun_magic.errors import ProjectURIError
-from mlrun_magic.plan import RunRequest, make_plan
-from mlrun_magic.project.uri import (find_project_dir, locate_notebook_dir, redact_text,
-                                     redact_url, resolve_source)
+from mlrun_magic.planning import RunRequest, make_plan
+from mlrun_magic.project.uri import find_project_dir, locate_notebook_dir, resolve_source
+from mlrun_magic.redact import redact_text, redact_url
 
 MLPROJECT = "name: {name}\nentry_points:\n  main:\n    command: python train.py\n"
 

@@ -18,9 +18,10 @@ import requests
 
 from mlrun_magic.backends.databricks import DatabricksBackend
 from mlrun_magic.errors import BackendError, MlrunMagicError, MLprojectError, TrackingError
-from mlrun_magic.plan import RunRequest, make_plan
+from mlrun_magic.planning import RunRequest, make_plan
+from mlrun_magic.redact import split_userinfo
 from mlrun_magic.tracking import (CLIENT_TOKEN_TAG, STATE_MESSAGE_TAG, RestTracking,
-                                  deferred_interrupts, split_userinfo, start_project_run)
+                                  deferred_interrupts, start_project_run)
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = {"spark_version": "15.4.x-cpu-ml-scala2.12", "node_type_id": "Standard_D4ds_v5",
@@ -429,7 +430,7 @@ def test_a_timed_out_runs_create_makes_no_second_run(db, mlflow_server, monkeypa
 
 
 def test_the_dry_run_masks_spark_and_environment_secrets():
-    from mlrun_magic.backends.databricks import redact_secrets
+    from mlrun_magic.redact import redact_secrets
 
     body = {"new_cluster": {
         "spark_version": "15.4.x", "spark_conf": {

@@ -1,7 +1,7 @@
 """Command rendering under generated input (issue 10): whatever the parameter values and names,
 the shell receives exactly the values given, as words, or the plan is refused with our error.
 
-Each example writes a real MLproject, plans it with :func:`mlrun_magic.plan.make_plan` and runs
+Each example writes a real MLproject, plans it with :func:`mlrun_magic.planning.make_plan` and runs
 the rendered command with a real ``bash -c``; the command's program prints its argv as JSON.
 """
 
@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlrun_magic.errors import ArgumentsError, MLprojectError
-from mlrun_magic.plan import RunRequest, make_plan
+from mlrun_magic.planning import RunRequest, make_plan
 from mlrun_magic.project.command import SAFE_EXTRA_KEY
 
 ARGV_PY = "import json, sys\nprint(json.dumps(sys.argv[1:]))\n"

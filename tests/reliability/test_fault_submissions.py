@@ -21,7 +21,7 @@ import pytest
 
 from mlrun_magic.backends.databricks import DatabricksBackend
 from mlrun_magic.errors import MlrunMagicError
-from mlrun_magic.plan import RunRequest, make_plan
+from mlrun_magic.planning import RunRequest, make_plan
 from submission_invariant import (CLUSTER, LIVE, check_not_started, check_started,
                                   job_runs_for, mlflow_runs)
 

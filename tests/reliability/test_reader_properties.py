@@ -24,7 +24,7 @@ from mlrun_magic.databricks.compute import load_backend_config
 from mlrun_magic.errors import MlrunMagicError
 from mlrun_magic.history import read_history
 from mlrun_magic.notebook.cellbody import parse_cell_body
-from mlrun_magic.plan import RunRequest, make_plan
+from mlrun_magic.planning import RunRequest, make_plan
 from mlrun_magic.project import bounded
 from mlrun_magic.project.spec import load_project
 from mlrun_magic.project.yamlfile import load_yaml

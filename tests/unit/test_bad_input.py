@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
-from mlrun_magic.cli import parse_param_list
+from mlrun_magic.arguments import parse_param_list
 from mlrun_magic.errors import ArgumentsError, MlrunMagicError, MLprojectError, ProjectURIError
-from mlrun_magic.plan import RunRequest, make_plan
+from mlrun_magic.planning import RunRequest, make_plan
 
 EP = "entry_points:\n  main:\n"
 

@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from mlrun_magic.plan import RunRequest, make_plan
+from mlrun_magic.planning import RunRequest, make_plan
 
 mlflow_spec = pytest.importorskip("mlflow.projects._project_spec")
 

@@ -25,7 +25,7 @@ from mlrun_magic.databricks.compute import ComputeConfigError, resolve_compute
 from mlrun_magic.errors import MLprojectError
 from mlrun_magic.history import read_history
 from mlrun_magic.notebook.cellbody import CellBodyError, parse_cell_body
-from mlrun_magic.plan import RunRequest, make_plan
+from mlrun_magic.planning import RunRequest, make_plan
 from mlrun_magic.project import bounded
 from mlrun_magic.project.spec import load_project
 from mlrun_magic.project.yamlfile import load_yaml

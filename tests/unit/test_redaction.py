@@ -9,8 +9,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from mlrun_magic.project.uri import redact_text, redact_url
-from mlrun_magic.tracking import split_userinfo
+from mlrun_magic.redact import redact_text, redact_url, split_userinfo
 
 URLS = ["http://alice:{pw}@127.0.0.1:9/", "https://alice:{pw}@127.0.0.1:9/r.git",
         "https://alice:{pw}@git.example.com/o/r.git#sub", "http://alice:{pw}@localhost:5000",

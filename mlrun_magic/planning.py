@@ -15,13 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from mlrun_magic.errors import ArgumentsError, MlrunMagicError, MLprojectError, ProjectURIError
+from mlrun_magic.runs import BACKENDS, DEFAULT_ENV_MANAGER, ENV_MANAGERS
 
-BACKENDS = ("local", "databricks")
-ENV_MANAGERS = ("local", "virtualenv", "uv", "conda")
-#: The env manager when none is given. MLflow defaults to virtualenv (or conda for conda
-#: projects), which needs pyenv and builds an env per run; in a notebook the kernel's own
-#: environment is what users expect. Pass --env-manager for an isolated environment.
-DEFAULT_ENV_MANAGER = "local"
 #: The request fields that hold one piece of text (or nothing).
 TEXT_FIELDS = ("uri", "entry_point", "version", "backend", "experiment_name", "experiment_id",
                "env_manager", "run_name", "tracking_uri", "profile", "code_location", "notebook",

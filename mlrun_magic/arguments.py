@@ -1,0 +1,85 @@
+"""The arguments of a launch, shared by ``python -m mlrun_magic run|plan`` and ``%project_run``.
+
+One table (:data:`RUN_ARGUMENTS`) declares the flags of both front ends, so the notebook and
+the terminal agree; the flags mirror ``mlflow run`` so habits and copied commands carry over.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from mlrun_magic.errors import ArgumentsError
+from mlrun_magic.runs import BACKENDS, ENV_MANAGERS
+
+#: The arguments of a launch, shared by ``run``/``plan`` of the CLI and by ``%project_run``.
+#: Each entry is the positional arguments and the keyword arguments of ``add_argument``.
+RUN_ARGUMENTS: list[tuple[tuple, dict]] = [
+    (("uri",), dict(nargs="?", default=None, metavar="URI",
+                    help="The project: a folder, a file:// path or a git URI with an optional "
+                         "#subdirectory. Default: the project that holds the notebook (or the "
+                         "current folder), found by walking up to the nearest MLproject.")),
+    (("-e", "--entry-point"), dict(default="main", metavar="NAME",
+                                   help="Entry point in the MLproject, or a .py/.sh file in the "
+                                        "project (default: main).")),
+    (("-P", "--param-list"), dict(action="append", default=[], metavar="NAME=VALUE",
+                                  dest="param_list",
+                                  help="A parameter of the entry point; repeat for more. "
+                                       "Undeclared ones are passed as --NAME VALUE.")),
+    (("-v", "--version"), dict(default=None, metavar="VERSION",
+                               help="Git branch, tag or commit SHA to run (git projects).")),
+    (("-b", "--backend"), dict(default=None, choices=BACKENDS,
+                               help="Where to run: local (default) or databricks.")),
+    (("-m", "--mode"), dict(dest="backend", default=argparse.SUPPRESS,
+                            choices=BACKENDS,
+                            help="Older spelling of --backend.")),
+    (("-c", "--backend-config"), dict(default=None, metavar="JSON_OR_FILE",
+                                      help="Databricks cluster spec: a .json/.yaml file or "
+                                           "inline JSON.")),
+    (("--cluster-spec",), dict(dest="backend_config", default=argparse.SUPPRESS,
+                               metavar="JSON_OR_FILE", help="Older spelling of --backend-config.")),
+    (("--experiment-name",), dict(default=None, metavar="NAME",
+                                  help="MLflow experiment to log to (created if missing; "
+                                       "env MLFLOW_EXPERIMENT_NAME).")),
+    (("--experiment-id",), dict(default=None, metavar="ID",
+                                help="MLflow experiment id (env MLFLOW_EXPERIMENT_ID).")),
+    (("--env-manager",), dict(default=None, choices=ENV_MANAGERS,
+                              help="How to build the project's environment. Default: local "
+                                   "(this Python environment).")),
+    (("--run-name",), dict(default=None, metavar="NAME", help="Name of the MLflow run.")),
+    (("--tracking-uri",), dict(default=None, metavar="URI",
+                               help="MLflow tracking URI (default: MLFLOW_TRACKING_URI).")),
+    (("--profile",), dict(default=None, metavar="NAME",
+                          help="Databricks config profile (~/.databrickscfg).")),
+    (("--code-location",), dict(default=None, metavar="PATH",
+                                help="Where to upload the code on Databricks: /Volumes/..., "
+                                     "/Workspace/... or dbfs:/...")),
+    (("--wait",), dict(action=argparse.BooleanOptionalAction, default=None,
+                       help="Block until the run ends (local runs from a terminal always do).")),
+    (("--dry-run",), dict(action="store_true",
+                          help="Resolve and show everything; start nothing.")),
+]
+
+
+def parse_param_list(items: list[str]) -> dict[str, str]:
+    """``["a=1", "b=x=y"]`` -> ``{"a": "1", "b": "x=y"}``, with MLflow's error messages."""
+    params: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ArgumentsError(f"Invalid format for -P parameter: '{item}'. Use -P name=value.")
+        if name in params:
+            raise ArgumentsError(f"Repeated parameter: '{name}'")
+        params[name] = value
+    return params
+
+
+def tail_count(text: str) -> int:
+    """``--tail N``: how many lines, a whole number of at least 1."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"needs a whole number of lines, at least 1, "
+                                         f"not {text!r}")
+    return count

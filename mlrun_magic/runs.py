@@ -1,0 +1,61 @@
+"""The run types every layer shares: a run's state, its links and what a view shows of it.
+
+Also the fixed vocabularies: the statuses a run goes through, the ones it ends in, the
+backends and the environment managers. Everything here is plain data (no I/O, no imports of
+ours), so the lowest modules may use it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+#: Statuses a run goes through, in the order they usually come.
+STATUSES = ("PENDING", "QUEUED", "RUNNING", "TERMINATING", "FINISHED", "FAILED", "KILLED")
+#: The statuses a run ends in (MLflow's terminal run statuses).
+TERMINAL = frozenset({"FINISHED", "FAILED", "KILLED"})
+
+#: Where a run can go.
+BACKENDS = ("local", "databricks")
+#: How a run's Python environment is made (MLflow's ``--env-manager``).
+ENV_MANAGERS = ("local", "virtualenv", "uv", "conda")
+#: The env manager when none is given. MLflow defaults to virtualenv (or conda for conda
+#: projects), which needs pyenv and builds an env per run; in a notebook the kernel's own
+#: environment is what users expect. Pass --env-manager for an isolated environment.
+DEFAULT_ENV_MANAGER = "local"
+
+
+@dataclass(frozen=True)
+class RunState:
+    """A status from :data:`STATUSES` and the backend's message about it."""
+
+    status: str
+    message: str = ""
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+@dataclass
+class Links:
+    """Where to see a run: the Databricks job run, the MLflow run and its experiment."""
+
+    job_run: str | None = None
+    mlflow_run: str | None = None
+    experiment: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RunInfo:
+    """What a run view shows besides the status."""
+
+    project: str
+    entry_point: str
+    backend: str
+    run_name: str | None = None
+    parameters: dict = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)
