@@ -29,6 +29,7 @@ logger = logging.getLogger("mlrun_magic.poller")
 
 #: Seconds between two polls of a run: quick at first (its URL, its first states), then 30 s.
 SCHEDULE = (1, 2, 3, 5, 8, 13, 20, 30)
+WAIT_SLICE = 0.25
 
 
 class _Watch:
@@ -125,7 +126,13 @@ class Poller:
         if watch is None:  # known to have ended, or ended between watch() and here
             last = getattr(run, "last_state", None)
             return last if last is not None and last.is_terminal else self.poll_now(run)
-        watch.ended.wait(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        # In slices: a pending Ctrl-C (also one raised by _thread.interrupt_main, which no
+        # blocking wait notices) is handled within a quarter of a second.
+        while not watch.ended.wait(WAIT_SLICE if deadline is None
+                                   else max(0.0, min(WAIT_SLICE, deadline - time.monotonic()))):
+            if deadline is not None and time.monotonic() >= deadline:
+                break
         return watch.state if watch.state is not None else self.poll_now(run)
 
     def active(self) -> list:

@@ -193,9 +193,9 @@ def test_ctrl_c_during_wait_cancels_the_run(ip, cell, mlflow_server):
     assert isinstance(result.error_in_exec, KeyboardInterrupt)
     from mlrun_magic import _loaded
 
-    tracked = list(_loaded["live"].runs.values())[-1]
-    assert tracked.run.status().status == "KILLED"
-    assert mlflow_run(mlflow_server, tracked.run.run_id)["status"] == "KILLED"
+    watched = _loaded["service"].find()  # the kernel's latest run
+    assert watched.state.status == "KILLED" and watched.run.status().status == "KILLED"
+    assert mlflow_run(mlflow_server, watched.run.run_id)["status"] == "KILLED"
 
 
 def test_html_is_escaped(ip, cell, mlflow_server):

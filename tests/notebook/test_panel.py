@@ -164,7 +164,7 @@ def test_local_launch_runs_with_the_form_values(open_panel, mlflow_server):
     assert panel.request().parameters == {"epochs": "7", "label": "from the panel"}
     panel.launch_button.click()
     settle(panel)
-    run = panel.tracked.run
+    run = panel.watched.run
     assert wait_for(lambda: 'data-status="FINISHED"' in panel.run_html.value)
     assert f'href="{run.links.mlflow_run}"' in panel.run_html.value
     params = RestTracking(mlflow_server.url).get_run(run.run_id)["params"]
@@ -181,7 +181,7 @@ def test_history_row_cancel_and_refresh(open_panel):
     panel.fields["pause"].widget.value = 0.2
     panel.launch_button.click()
     settle(panel)
-    run = panel.tracked.run
+    run = panel.watched.run
     assert wait_for(lambda: run.status().status == "RUNNING", 30)
     assert history_rows(panel)[0][0] == run.run_id
     panel.history.rows[0][5].click()  # refresh
@@ -232,7 +232,7 @@ def test_databricks_launch_with_new_cluster_fields_and_cancel(open_panel, dbip):
     panel.fields["epochs"].widget.value = 3
     panel.launch_button.click()
     settle(panel)
-    run = panel.tracked.run
+    run = panel.watched.run
     assert wait_for(lambda: 'data-status="FINISHED"' in panel.run_html.value)
     html = panel.run_html.value
     assert f'href="{run.links.job_run}"' in html and f'href="{run.links.mlflow_run}"' in html
@@ -248,7 +248,7 @@ def test_databricks_launch_with_new_cluster_fields_and_cancel(open_panel, dbip):
     panel.fields["pause"].widget.value = 1
     panel.launch_button.click()
     settle(panel)
-    long_run = panel.tracked.run
+    long_run = panel.watched.run
     assert long_run.run_id != run.run_id
     assert wait_for(lambda: long_run.status().status == "RUNNING", 60)
     assert not panel.cancel_button.disabled

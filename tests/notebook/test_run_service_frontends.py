@@ -3,6 +3,7 @@ notebook too; one poller; the public API stays callable; every subcommand has -h
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -49,7 +50,7 @@ def test_python_runs_are_in_the_notebook_history_and_plan_stays_a_function(ip, c
     assert run.status().status == "FINISHED"
     _, cap = cell("%project_run list")
     assert run.run_id in cap.outputs[0].data["text/plain"]
-    import mlrun_magic.planning  # noqa: F401  (the submodule must not shadow the function)
+    importlib.import_module("mlrun_magic.planning")  # the submodule must not shadow plan()
 
     assert callable(mlrun_magic.plan)
     plan = mlrun_magic.plan(parameters={"alpha": 0.25})

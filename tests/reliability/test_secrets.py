@@ -257,10 +257,9 @@ def run_panel(stage: Stage, mp) -> None:
             for backend in ("local", "databricks"):
                 panel.backend.value = backend
                 panel.launch_button.click()
-                assert panel.wait(240) and panel.tracked.run.backend == backend, panel.errors
-                assert panel.tracked.run.wait(timeout=240).status == "FINISHED", panel.errors
-                panel.magics.live.refresh(panel.tracked)
-                panel.magics.live.update_views(panel.tracked)
+                assert panel.wait(240) and panel.watched.run.backend == backend, panel.errors
+                assert panel.watched.run.wait(timeout=240).status == "FINISHED", panel.errors
+                panel.service.refresh(panel.watched)  # every view of the run redrawn
             panel.dry_run_button.click()
             assert panel.wait(240) and "Dry run" in panel.run_html.value, panel.errors
             panel.refresh_history()
