@@ -168,9 +168,11 @@ def _print_links(run) -> None:
 def _attach(args):
     """The run ``args.run``: from the history of the project holding the current folder,
     else looked up on the workspace."""
+    from pathlib import Path
+
     from mlrun_magic.project.uri import find_project_dir
 
-    return _service().attach(args.run, project_dir=find_project_dir(os.getcwd()),
+    return _service().attach(args.run, project_dir=find_project_dir(Path.cwd()),
                              profile=args.profile, tracking_uri=args.tracking_uri,
                              ask_backend=True)
 

@@ -43,6 +43,7 @@ class _Watch:
         self.due = 0.0
         self.state: RunState | None = None
         self.ended = threading.Event()
+        self.waiters = 0
         self.lock = threading.Lock()  # one status call of this run at a time
 
 
@@ -87,11 +88,14 @@ class Poller:
             self._start()
 
     def unwatch(self, run, listener) -> None:
-        """Stop telling ``listener`` about ``run`` (the run itself stays watched)."""
+        """Stop telling ``listener`` about ``run``; a run nobody listens to or waits for is
+        not polled any more."""
         with self._cond:
             watch = self._watches.get(id(run))
             if watch is not None and listener in watch.listeners:
                 watch.listeners.remove(listener)
+            if watch is not None and not watch.listeners and not watch.waiters:
+                del self._watches[id(run)]
 
     def is_watching(self, run) -> bool:
         with self._cond:
@@ -126,6 +130,20 @@ class Poller:
         if watch is None:  # known to have ended, or ended between watch() and here
             last = getattr(run, "last_state", None)
             return last if last is not None and last.is_terminal else self.poll_now(run)
+        with self._cond:
+            watch.waiters += 1
+        try:
+            self._wait_for_end(watch, timeout)
+        finally:
+            with self._cond:
+                watch.waiters -= 1
+                if not watch.waiters and not watch.listeners \
+                        and self._watches.get(id(run)) is watch:
+                    del self._watches[id(run)]  # a wait that timed out: nobody is watching
+        return watch.state if watch.state is not None else self.poll_now(run)
+
+    @staticmethod
+    def _wait_for_end(watch: _Watch, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         # In slices: a pending Ctrl-C (also one raised by _thread.interrupt_main, which no
         # blocking wait notices) is handled within a quarter of a second.
@@ -133,7 +151,6 @@ class Poller:
                                    else max(0.0, min(WAIT_SLICE, deadline - time.monotonic()))):
             if deadline is not None and time.monotonic() >= deadline:
                 break
-        return watch.state if watch.state is not None else self.poll_now(run)
 
     def active(self) -> list:
         """The runs being watched."""

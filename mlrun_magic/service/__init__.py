@@ -74,11 +74,19 @@ class RunService:
 
         plan = self.plan(request)
         run = get_backend(plan.backend).submit(plan, echo=echo, progress=progress)
-        watched = self._register(run, plan.project_dir)
-        self._record_submission(watched, plan)
-        self.refresh(watched)  # the first view shows the run's real state and links
-        if watch:
-            self._watch(watched)
+        try:
+            watched = self._register(run, plan.project_dir)
+            self._record_submission(watched, plan)
+            self.refresh(watched)  # the first view shows the run's real state and links
+            if watch:
+                self._watch(watched)
+        except BaseException:
+            # Ctrl-C before the caller holds the run: nobody else could stop it.
+            from mlrun_magic.tracking import deferred_interrupts
+
+            with deferred_interrupts():
+                run.cancel()
+            raise
         return watched
 
     def launch_many(self, requests, **options) -> list[WatchedRun]:

@@ -95,7 +95,7 @@ def test_wait_with_a_timeout_returns_the_latest_state():
     start = time.monotonic()
     assert poller.wait(run, timeout=0.2).status == "RUNNING"
     assert time.monotonic() - start < 2
-    assert poller.active() == [run]
+    assert poller.active() == []  # nobody listens or waits any more: not polled
     poller.stop()
 
 
@@ -159,4 +159,20 @@ def test_stop_then_watch_starts_again():
     run = ScriptedRun(["RUNNING", "FINISHED"])
     poller.watch(run)
     assert poller.wait(run, timeout=5).status == "FINISHED"
+    poller.stop()
+
+
+def test_a_run_nobody_listens_to_is_not_polled_any_more():
+    poller = Poller((0.01,), name="test-poller")
+    run = ScriptedRun(["RUNNING"])
+
+    def view(r, s):
+        pass
+
+    poller.watch(run, view)
+    time.sleep(0.1)
+    poller.unwatch(run, view)
+    calls = len(run.calls)
+    time.sleep(0.1)
+    assert poller.active() == [] and len(run.calls) <= calls + 1
     poller.stop()
