@@ -140,7 +140,7 @@ class RestTracking:
     def _send(self, method: str, url: str, what: str, json, params) -> dict:
         import requests
 
-        from mlrun_magic.databricks.client import connect_failed, parse_retry_after
+        from mlrun_magic.transport import connect_failed, parse_retry_after
 
         try:
             resp = self.session.request(method, url, json=json, params=params,
