@@ -240,7 +240,7 @@ def _print_links(run) -> None:
 def _attach(args):
     from mlrun_magic.backends.databricks import DatabricksSubmittedRun
     from mlrun_magic.errors import BackendError
-    from mlrun_magic.tracking import open_tracking
+    from mlrun_magic.backends.tracking_uri import open_tracking
 
     if not (args.run.isascii() and args.run.isdigit()):
         uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
