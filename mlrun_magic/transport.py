@@ -122,10 +122,8 @@ class HttpClient:
 
         self.host = base_url.rstrip("/")
         self.auth_headers = auth_headers
-        self.timeout = timeout
-        self.deadline = deadline
-        self.backoff = backoff
-        self.max_backoff = max_backoff
+        self.timeout, self.deadline = timeout, deadline
+        self.backoff, self.max_backoff = backoff, max_backoff
         self.session = session or requests.Session()
         if user_agent:
             self.session.headers["User-Agent"] = user_agent
@@ -239,10 +237,8 @@ class HttpClient:
         error.retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         return error
 
-    @staticmethod
-    def hint(status: int, code: str | None, message: str) -> str | None:
-        """What to do about an error answer (``None``: nothing to say)."""
-        return None
+    #: What to do about an error answer: ``hint(status, error_code, message)`` or ``None``.
+    hint = staticmethod(lambda status, code, message: None)
 
     def _json(self, resp, method: str, path: str) -> dict:
         if not resp.content:
