@@ -26,7 +26,7 @@ def attach(ref: str, *, profile: str | None = None, tracking_uri: str | None = N
 
     from mlrun_magic.backends.databricks import DatabricksSubmittedRun
     from mlrun_magic.errors import BackendError
-    from mlrun_magic.tracking import open_tracking
+    from mlrun_magic.backends.tracking_uri import open_tracking
 
     if not (ref.isascii() and ref.isdigit()):
         uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")

@@ -21,7 +21,8 @@ import logging
 import os
 from pathlib import Path
 
-from mlrun_magic.backends.databricks_run import DatabricksSubmittedRun, open_job_tracking
+from mlrun_magic.backends.databricks_run import DatabricksSubmittedRun
+from mlrun_magic.backends.tracking_uri import open_job_tracking
 from mlrun_magic.errors import BackendError, MlrunMagicError
 from mlrun_magic.redact import redact_secrets, redact_url
 from mlrun_magic.runs import Links, RunInfo
@@ -61,11 +62,12 @@ class DatabricksBackend:
         self.http = {k: v for k, v in http.items() if v is not None}
 
     def connect(self, plan):
+        """The submission's one client (one session) to the plan's workspace."""
         from mlrun_magic.databricks.auth import resolve_workspace
         from mlrun_magic.databricks.client import DatabricksClient
 
-        workspace = resolve_workspace(plan.request.profile, plan.request.tracking_uri)
-        return workspace, DatabricksClient(workspace, **self.http)
+        return DatabricksClient(resolve_workspace(plan.request.profile, plan.request.tracking_uri),
+                                **self.http)
 
     def prepare(self, plan, progress=None):
         """Everything but side effects on the workspace: compute, archive, run parameters."""
@@ -85,46 +87,45 @@ class DatabricksBackend:
         from mlrun_magic.tracking import start_project_run
 
         compute, archive = self.prepare(plan, progress)
-        workspace, client = self.connect(plan)
-        tracking = tracking or open_job_tracking(plan.request.tracking_uri, workspace, client,
-                                                 **self.http)
-        tracked = start_project_run(tracking, plan, "databricks", reason_tag=STATE_MESSAGE_TAG)
-        txn = _Submission(client, tracking, tracked.run_id)
+        client = self.connect(plan)
+        tracking = tracking or open_job_tracking(plan.request.tracking_uri, client, **self.http)
+        mlflow_run = start_project_run(tracking, plan, "databricks", reason_tag=STATE_MESSAGE_TAG)
+        txn = _Submission(client, tracking, mlflow_run.run_id)
         try:
-            uploaded, body = self._upload(plan, client, tracking, tracked, compute, archive,
+            uploaded, body = self._upload(plan, client, tracking, mlflow_run, compute, archive,
                                           progress)
             txn.submit(body)
-            txn.link(workspace.host)
+            txn.link(client.host)
         except BaseException as exc:
             txn.fail(exc)
         info = RunInfo(project=plan.project.name or plan.project_dir.name,
                        entry_point=plan.entry_point.name if plan.entry_point else "python_file",
                        backend=self.name, run_name=plan.request.run_name,
                        parameters=dict(plan.parameters.values) if plan.parameters else {})
-        links = Links(job_run=txn.page, mlflow_run=tracked.run_url,
-                      experiment=tracked.experiment_url)
-        submitted = DatabricksSubmittedRun(client, tracking, tracked.run_id, txn.job_run_id,
+        links = Links(job_run=txn.page, mlflow_run=mlflow_run.run_url,
+                      experiment=mlflow_run.experiment_url)
+        submitted = DatabricksSubmittedRun(client, tracking, mlflow_run.run_id, txn.job_run_id,
                                            info, links)
         submitted.archive = archive
         submitted.uploaded = uploaded
         submitted.request_body = body
         return submitted
 
-    def _upload(self, plan, client, tracking, tracked, compute, archive, progress):
+    def _upload(self, plan, client, tracking, mlflow_run, compute, archive, progress):
         """Upload the archive and the bootstrap; the ``runs/submit`` body that runs them."""
         from mlrun_magic.databricks.jobs import submit_body
         from mlrun_magic.databricks.storage import default_target, parse_location, upload_project
 
         target = parse_location(plan.request.code_location) if plan.request.code_location \
-            else default_target(client, archive.size, tracked.experiment_id)
+            else default_target(client, archive.size, mlflow_run.experiment_id)
         bootstrap, bootstrap_name = bootstrap_source()
         uploaded = upload_project(client, target, Path(archive.path), archive.sha256,
                                   bootstrap, bootstrap_name, progress=progress)
-        spec = self.task_spec(plan, tracked, tracking, archive)
+        spec = self.task_spec(plan, mlflow_run, tracking, archive)
         uri = plan.source.uri
         body = submit_body(
             run_name=compute.run.get("run_name") or plan.request.run_name
-            or f"MLflow Run for {uri}", idempotency_token=tracked.run_id,
+            or f"MLflow Run for {uri}", idempotency_token=mlflow_run.run_id,
             python_file=uploaded.bootstrap,
             parameters=["--archive", target.posix(uploaded.archive), "--spec",
                         json.dumps(spec, separators=(",", ":"))],
@@ -134,12 +135,12 @@ class DatabricksBackend:
         return uploaded, body
 
     @staticmethod
-    def task_spec(plan, tracked, tracking, archive) -> dict:
+    def task_spec(plan, mlflow_run, tracking, archive) -> dict:
         """What the bootstrap needs on the driver (no secret: the job has its own token)."""
         env = plan.project.env
         return {"command": plan.command,
                 "entry_point": plan.entry_point.name if plan.entry_point else None,
-                "run_id": tracked.run_id, "experiment_id": str(tracked.experiment_id),
+                "run_id": mlflow_run.run_id, "experiment_id": str(mlflow_run.experiment_id),
                 "tracking_uri": cluster_tracking_uri(tracking.uri),
                 "env_manager": plan.env_manager, "python": env.python,
                 "dependencies": env.dependencies, "build_dependencies": env.build_dependencies,

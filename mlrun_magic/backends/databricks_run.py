@@ -16,31 +16,6 @@ logger = logging.getLogger("mlrun_magic.backends.databricks")
 CANCEL_POLL_SECONDS = 5
 
 
-def open_job_tracking(uri: str | None, workspace, client, **http):
-    """The tracking client for a Databricks run (default: the workspace's own MLflow).
-
-    ``http`` (``timeout``, ``deadline``, ``backoff``, ``max_backoff``) tunes its retries."""
-    import os
-
-    from mlrun_magic.databricks.tracking import DatabricksTracking
-    from mlrun_magic.tracking import RestTracking
-
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or (
-        f"databricks://{workspace.profile}" if workspace.profile else "databricks")
-    if uri.startswith("databricks"):
-        user, workspace_id = client.me()
-        return DatabricksTracking(uri, workspace, workspace_id, user_name=user or None, **http)
-    if uri.startswith(("http://", "https://")):
-        return RestTracking(uri, **http)
-    from mlrun_magic.redact import redact_url
-
-    raise TrackingError(
-        "When running on Databricks, the MLflow tracking URI must be of the form 'databricks' or "
-        "'databricks://profile', or a remote HTTP URI accessible to both the current client and "
-        f"code running on Databricks. Got local tracking URI {redact_url(uri)}.",
-        hint="Unset MLFLOW_TRACKING_URI to use the workspace's MLflow, or pass --tracking-uri.")
-
-
 class DatabricksSubmittedRun(SubmittedRun):
     """A project run as a Databricks job run, linked to its MLflow run."""
 
@@ -58,13 +33,13 @@ class DatabricksSubmittedRun(SubmittedRun):
     @classmethod
     def attach(cls, ref: str, *, profile: str | None = None, tracking_uri: str | None = None):
         """Re-attach to a run by MLflow run id or Databricks job run id."""
+        from mlrun_magic.backends.tracking_uri import open_job_tracking
         from mlrun_magic.databricks.auth import resolve_workspace
         from mlrun_magic.databricks.client import DatabricksClient
         from mlrun_magic.databricks.jobs import JOBS_API
 
-        workspace = resolve_workspace(profile, tracking_uri)
-        client = DatabricksClient(workspace)
-        tracking = open_job_tracking(tracking_uri, workspace, client)
+        client = DatabricksClient(resolve_workspace(profile, tracking_uri))
+        tracking = open_job_tracking(tracking_uri, client)
         if str(ref).isdigit():
             job_run_id = int(ref)
             run = client.get(f"{JOBS_API}/runs/get", run_id=job_run_id)

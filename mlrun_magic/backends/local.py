@@ -44,14 +44,16 @@ def tracking_env(tracking_uri: str, credentials: dict[str, str] | None = None) -
     return env
 
 
-def _child_env(plan, tracked, tracking, activated: bool) -> dict[str, str]:
+def _child_env(plan, mlflow_run, tracking, activated: bool) -> dict[str, str]:
+    from mlrun_magic.redact import split_userinfo
+
     # The tracking client keeps what it took out of the URI; else read the URI the user gave.
     given = plan.request.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or ""
     credentials = getattr(tracking, "child_env", None) or split_userinfo(given)[1]
     env = dict(os.environ)
-    env.update({"MLFLOW_RUN_ID": tracked.run_id,
-                "MLFLOW_EXPERIMENT_ID": str(tracked.experiment_id)})
-    env.update(tracking_env(tracked.tracking_uri, credentials))
+    env.update({"MLFLOW_RUN_ID": mlflow_run.run_id,
+                "MLFLOW_EXPERIMENT_ID": str(mlflow_run.experiment_id)})
+    env.update(tracking_env(mlflow_run.tracking_uri, credentials))
     env.setdefault("PYTHONUNBUFFERED", "1")
     if not activated:
         # `local` means this Python environment: make `python` in the command resolve
@@ -93,22 +95,23 @@ class LocalBackend:
                progress=None) -> "LocalSubmittedRun":
         """Create the MLflow run, prepare the environment and start the command."""
         from mlrun_magic.backends import local_env
-        from mlrun_magic.tracking import finish_run, open_tracking, start_project_run
+        from mlrun_magic.backends.tracking_uri import open_tracking
+        from mlrun_magic.tracking import finish_run, start_project_run
 
         tracking = tracking or open_tracking(plan.request.tracking_uri)
-        tracked = start_project_run(tracking, plan, "local")
-        log_path = state_dir(plan.project_dir) / "logs" / f"{tracked.run_id}.log"
+        mlflow_run = start_project_run(tracking, plan, "local")
+        log_path = state_dir(plan.project_dir) / "logs" / f"{mlflow_run.run_id}.log"
         log_path.parent.mkdir(exist_ok=True)
         log = open(log_path, "ab")
         out = _Tee(log, echo)
         try:
             prefix = local_env.prepare(plan, out)
             if plan.env_manager != "local":
-                tracking.set_tag(tracked.run_id, "mlflow.project.env", plan.env_manager)
+                tracking.set_tag(mlflow_run.run_id, "mlflow.project.env", plan.env_manager)
             command = f"{prefix} && {plan.command}" if prefix else plan.command
             logger.info("=== Running command '%s' in run with ID '%s' === ", command,
-                        tracked.run_id)
-            env = _child_env(plan, tracked, tracking, activated=prefix is not None)
+                        mlflow_run.run_id)
+            env = _child_env(plan, mlflow_run, tracking, activated=prefix is not None)
             try:
                 process = subprocess.Popen(["bash", "-c", command], cwd=plan.project_dir, env=env,
                                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -118,16 +121,16 @@ class LocalBackend:
         except BaseException as exc:
             log.write(f"=== {redact_text(str(exc))} ===\n".encode())
             log.close()
-            finish_run(tracking, tracked.run_id,
+            finish_run(tracking, mlflow_run.run_id,
                        "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
             raise
         info = RunInfo(project=plan.project.name or plan.project_dir.name,
                        entry_point=plan.entry_point.name, backend=self.name,
                        run_name=plan.request.run_name, parameters=dict(plan.parameters.values))
-        links = Links(mlflow_run=redact_url(tracked.run_url) if tracked.run_url else None,
-                      experiment=redact_url(tracked.experiment_url)
-                      if tracked.experiment_url else None)
-        run = LocalSubmittedRun(tracked, info, links, process, log, out, tracking, command)
+        links = Links(mlflow_run=redact_url(mlflow_run.run_url) if mlflow_run.run_url else None,
+                      experiment=redact_url(mlflow_run.experiment_url)
+                      if mlflow_run.experiment_url else None)
+        run = LocalSubmittedRun(mlflow_run, info, links, process, log, out, tracking, command)
         try:
             run.start()
         except BaseException:
@@ -142,9 +145,9 @@ class LocalSubmittedRun(SubmittedRun):
 
     backend = "local"
 
-    def __init__(self, tracked, info, links, process, log, out, tracking, command):
-        super().__init__(tracked.run_id, info, links)
-        self.tracked = tracked
+    def __init__(self, mlflow_run, info, links, process, log, out, tracking, command):
+        super().__init__(mlflow_run.run_id, info, links)
+        self.mlflow_run = mlflow_run
         self.command = command
         self.log_path = Path(log.name)
         self.process = process

@@ -6,9 +6,9 @@ PAT, OAuth M2M and U2M (``databricks auth login``), Azure CLI and service princi
 environment variables all work as they do for the Databricks CLI and SDK. The profile comes
 from ``--profile``, else from a ``databricks://PROFILE`` tracking URI, else the SDK's chain.
 
-Our own ``requests`` session asks :meth:`Workspace.auth_headers` for fresh headers on every
-request, so OAuth tokens are refreshed by the SDK when they expire. A token is never stored
-by mlrun_magic, never printed and never part of an error message.
+Our own ``requests`` session asks :meth:`WorkspaceAuth.auth_headers` for fresh headers on
+every request, so OAuth tokens are refreshed by the SDK when they expire. A token is never
+stored by mlrun_magic, never printed and never part of an error message.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ class DatabricksAuthError(MlrunMagicError):
 
 
 @dataclass
-class Workspace:
-    """A configured workspace: its host, the profile used and the auth type."""
+class WorkspaceAuth:
+    """How to reach and authenticate to a workspace: its host, the profile used, the auth
+    type and the SDK's ``Config`` behind them."""
 
     host: str
     profile: str | None
@@ -47,6 +48,20 @@ class Workspace:
             raise DatabricksAuthError(
                 f"cannot get credentials for {self.host} ({self.auth_type}): {scrub(str(exc))}",
                 hint=_fix_hint(self.profile)) from None
+
+    def identity(self) -> str:
+        """A digest naming these credentials on this host (never the token itself): the key
+        of what is cached per caller, such as who the caller is."""
+        import hashlib
+
+        cfg = self.config
+        token = getattr(cfg, "token", None) or ""
+        parts = [self.host, self.auth_type, self.profile or "",
+                 getattr(cfg, "config_file", None) or "", getattr(cfg, "client_id", None) or "",
+                 getattr(cfg, "azure_client_id", None) or "",
+                 getattr(cfg, "username", None) or "",
+                 hashlib.sha256(token.encode()).hexdigest() if token else ""]
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
     def describe(self) -> str:
         return f"{self.host} (profile {self.profile or 'none'}, auth {self.auth_type})"
@@ -68,8 +83,10 @@ def config_file_path() -> str:
     return os.path.expanduser(os.environ.get("DATABRICKS_CONFIG_FILE", "~/.databrickscfg"))
 
 
-def resolve_workspace(profile: str | None = None, tracking_uri: str | None = None) -> Workspace:
-    """The :class:`Workspace` to talk to, or one :class:`DatabricksAuthError` saying why not."""
+def resolve_workspace(profile: str | None = None,
+                      tracking_uri: str | None = None) -> WorkspaceAuth:
+    """The :class:`WorkspaceAuth` to talk to, or one :class:`DatabricksAuthError` saying why
+    not."""
     from databricks.sdk.core import Config
 
     from mlrun_magic.version import __version__
@@ -86,8 +103,8 @@ def resolve_workspace(profile: str | None = None, tracking_uri: str | None = Non
     if not config.host:
         raise DatabricksAuthError(_explain("no workspace host is configured", profile),
                                   hint=_fix_hint(profile))
-    return Workspace(host=config.host.rstrip("/"), profile=config.profile or profile,
-                     auth_type=config.auth_type or "unknown", config=config)
+    return WorkspaceAuth(host=config.host.rstrip("/"), profile=config.profile or profile,
+                         auth_type=config.auth_type or "unknown", config=config)
 
 
 def _explain(reason: str, profile: str | None) -> str:

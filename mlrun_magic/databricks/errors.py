@@ -1,28 +1,18 @@
-"""Databricks REST errors as typed exceptions: the HTTP status, the ``error_code``, the message."""
+"""Databricks REST errors as typed exceptions: the HTTP status, the ``error_code``, the message.
+
+They are :class:`mlrun_magic.transport.ApiError` s, with what the retry rules read
+(``never_sent``, ``no_answer``, ``retry_after``)."""
 
 from __future__ import annotations
 
-from mlrun_magic.errors import MlrunMagicError
+from mlrun_magic.transport import ApiError
+from mlrun_magic.transport import TransportError as _NoAnswer
 
 
-class DatabricksAPIError(MlrunMagicError):
+class DatabricksAPIError(ApiError):
     """A Databricks REST call failed. ``error_code`` is always a string (403s send a number)."""
 
     title = "Databricks API error"
-
-    def __init__(self, message: str, *, status_code: int | None = None,
-                 error_code: str | None = None, method: str = "", path: str = "",
-                 hint: str | None = None):
-        where = f"{method} {path}: " if method else ""
-        code = f" {error_code}" if error_code else ""
-        super().__init__(f"{where}HTTP {status_code}{code}: {message}", hint=hint)
-        self.status_code = status_code
-        self.error_code = error_code
-        self.api_message = message
-        self.method = method
-        self.path = path
-        #: True when the request never reached the workspace (so it was surely not done).
-        self.never_sent = False
 
 
 class BadRequest(DatabricksAPIError):
@@ -57,7 +47,7 @@ class InternalError(DatabricksAPIError):
     """500 and other server errors."""
 
 
-class TransportError(DatabricksAPIError):
+class TransportError(DatabricksAPIError, _NoAnswer):
     """The workspace could not be reached, or the connection broke, and retrying gave up."""
 
 

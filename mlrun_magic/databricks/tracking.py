@@ -1,44 +1,32 @@
 """MLflow tracking on a Databricks workspace (``databricks`` / ``databricks://PROFILE``).
 
-The same REST calls as any MLflow server, authenticated like the rest of the workspace API,
-with links in the workspace UI's form (``/ml/experiments/<id>/runs/<run>?o=<workspace>``)
+The same REST calls as any MLflow server, sent through the workspace's own
+:class:`~mlrun_magic.databricks.client.DatabricksClient` (one session, its auth and its
+retries), with links in the workspace UI's form (``/ml/experiments/<id>/runs/<run>?o=<id>``)
 and Databricks' rule that experiment names are absolute workspace paths.
 """
 
 from __future__ import annotations
 
 from mlrun_magic.errors import TrackingError
-from mlrun_magic.tracking import RestTracking
-
-
-class _SdkAuth:
-    """requests auth that asks the SDK for fresh headers on every request."""
-
-    def __init__(self, workspace):
-        self.workspace = workspace
-
-    def __call__(self, request):
-        request.headers.update(self.workspace.auth_headers())
-        return request
+from mlrun_magic.tracking.rest import RestTracking
+from mlrun_magic.transport import ApiError
 
 
 class DatabricksTracking(RestTracking):
-    """MLflow's REST API on a Databricks workspace."""
+    """MLflow's REST API on a Databricks workspace, through ``client``."""
 
-    def __init__(self, uri: str, workspace, workspace_id: str | None = None, *,
-                 user_name: str | None = None, **http):
-        from mlrun_magic.tracking import retrying_session
-
-        session = retrying_session()
-        session.auth = _SdkAuth(workspace)
+    def __init__(self, uri: str, client):
         # uri stays "databricks"/"databricks://profile": what the cluster and child use.
-        super().__init__(uri, base_url=workspace.host, session=session,
-                         workspace_id=workspace_id, **http)
-        self.workspace = workspace
-        self.user_name = user_name
+        super().__init__(uri, http=client, ui_base=client.host)
+        self.client = client
 
     def _suffix(self) -> str:
-        return f"?o={self.workspace_id}" if self.workspace_id and self.workspace_id != "0" else ""
+        try:
+            workspace_id = self.client.me()[1]
+        except ApiError:  # a link without the workspace id still opens the page
+            workspace_id = None
+        return f"?o={workspace_id}" if workspace_id and workspace_id != "0" else ""
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
         return f"{self.ui_base}/ml/experiments/{experiment_id}/runs/{run_id}{self._suffix()}"
@@ -48,13 +36,10 @@ class DatabricksTracking(RestTracking):
 
     def default_experiment_name(self, project_name: str) -> str:
         """``/Users/<you>/<project>``: Databricks has no default experiment for jobs."""
-        user, why = self.user_name, ""
-        if not user:
-            try:
-                user = self.request("GET", f"{self.base_url}/api/2.0/preview/scim/v2/Me",
-                                    what="scim/v2/Me").get("userName")
-            except TrackingError as exc:
-                why = f" ({exc.message})"
+        try:
+            user, why = self.client.me()[0], ""
+        except ApiError as exc:
+            user, why = None, f" ({exc.message})"
         if not user:
             raise TrackingError(
                 f"cannot find your user name to name the default experiment{why}",
@@ -79,9 +64,11 @@ def check_experiment_name(name: str) -> None:
                  f"--experiment-name /Shared/{name.rsplit('/', 1)[-1]}")
 
 
-def databricks_tracking(uri: str, workspace=None, workspace_id: str | None = None, **http):
-    """A :class:`DatabricksTracking` for ``uri``, resolving the workspace if not given."""
+def databricks_tracking(uri: str, workspace=None, **http) -> DatabricksTracking:
+    """A :class:`DatabricksTracking` for ``uri`` over a new client to ``workspace`` (resolved
+    from ``uri`` when not given); ``http`` tunes the client's retries."""
     from mlrun_magic.databricks.auth import resolve_workspace
+    from mlrun_magic.databricks.client import DatabricksClient
 
     workspace = workspace or resolve_workspace(tracking_uri=uri)
-    return DatabricksTracking(uri, workspace, workspace_id, **http)
+    return DatabricksTracking(uri, DatabricksClient(workspace, **http))

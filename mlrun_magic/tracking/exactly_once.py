@@ -1,34 +1,19 @@
-"""MLflow tracking for project runs: experiments, the run, its tags and params, its links.
-
-Both backends create the MLflow run here *before* the code starts, with the tags MLflow's
-``mlflow run`` sets (``mlflow.source.*``, ``mlflow.project.*``, git commit, repo URL, branch)
-plus ``mlflow.source.git.dirty``, and log the parameters unquoted. The child process joins
-the run through ``MLFLOW_RUN_ID``.
+"""One submission, one MLflow run: creating it safely, and ending it when its code will
+never start.
 
 Creating a run is not idempotent, so :func:`create_run` tags it with a client token and,
 after an answer that leaves its fate unknown, looks for that token before creating another:
 one submission never leaves two runs. A run that will never start ends FAILED (KILLED when
 interrupted) with the reason (:func:`abandon_run`).
-
-``http(s)://`` tracking URIs are spoken to over MLflow's REST API with ``requests``; local
-stores (a folder, ``sqlite:///...``) go through the ``mlflow`` library when it is installed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import getpass
 import logging
-import os
-import posixpath
-import re
 import uuid
-from dataclasses import dataclass, field
 
-from mlrun_magic.errors import MlrunMagicError, MLprojectError, TrackingError
-from mlrun_magic.runs import TERMINAL as TERMINAL_STATUSES
-from mlrun_magic.tracking_clients import (MAX_PARAMS_PER_BATCH, Experiment,  # noqa: F401
-                                          LocalStoreTracking, RestTracking, retrying_session)
+from mlrun_magic.errors import MlrunMagicError, TrackingError
 
 logger = logging.getLogger("mlrun_magic.tracking")
 
@@ -39,55 +24,6 @@ CLIENT_TOKEN_TAG = "mlrun_magic.clientToken"
 CREATE_ATTEMPTS = 5
 #: Pauses between searches for a run whose ``runs/create`` was interrupted or timed out.
 LATE_CREATE_WAITS = (0, 1, 3)
-#: MLflow's rules for parameter names and values (``mlflow.utils.validation``).
-_PARAM_NAME = re.compile(r"^[/\w.\- :]*$")
-MAX_KEY_LENGTH = 250
-MAX_PARAM_VALUE_LENGTH = 6000
-
-
-@dataclass
-class TrackedRun:
-    """The MLflow run created for a project run, and where to see it.
-
-    ``tracking_uri`` never holds credentials; ``tracking_env`` is what a child process needs
-    besides it to reach the server (``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` taken from the
-    URI), to be passed in its environment only.
-    """
-
-    run_id: str
-    experiment_id: str
-    tracking_uri: str
-    run_url: str | None
-    experiment_url: str | None
-    tracking_env: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
-
-
-def default_tracking_uri() -> str:
-    """``MLFLOW_TRACKING_URI``, else MLflow's own default when the library is installed."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri:
-        return uri
-    try:
-        import mlflow
-    except ImportError:
-        raise TrackingError(
-            "no MLflow tracking URI is set", hint="Set MLFLOW_TRACKING_URI (e.g. "
-            "http://127.0.0.1:5000 or databricks), pass --tracking-uri, or `pip install "
-            "mlflow-skinny` to use a local store.") from None
-    return mlflow.get_tracking_uri()
-
-
-def open_tracking(uri: str | None = None):
-    """A tracking client for ``uri`` (default: :func:`default_tracking_uri`)."""
-    uri = uri or default_tracking_uri()
-    scheme = uri.split(":", 1)[0].lower() if "://" in uri or uri.startswith("databricks") else ""
-    if scheme in ("http", "https"):
-        return RestTracking(uri)
-    if scheme.startswith("databricks"):
-        from mlrun_magic.databricks.tracking import databricks_tracking
-
-        return databricks_tracking(uri)
-    return LocalStoreTracking(uri)
 
 
 @contextlib.contextmanager
@@ -117,83 +53,6 @@ def deferred_interrupts():
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def resolve_experiment(tracking, name: str | None = None, experiment_id: str | None = None,
-                       project_name: str | None = None) -> Experiment:
-    """The experiment to log to: by id, by name (created when missing), else the default one
-    (on Databricks, which has no default experiment: ``/Users/<you>/<project name>``)."""
-    name = name or os.environ.get("MLFLOW_EXPERIMENT_NAME")
-    experiment_id = experiment_id or os.environ.get("MLFLOW_EXPERIMENT_ID")
-    if not name and not experiment_id and hasattr(tracking, "default_experiment_name"):
-        name = tracking.default_experiment_name(project_name or "mlflow-project")
-    if name and experiment_id:
-        raise TrackingError("Specify only one of 'experiment_name' or 'experiment_id'.")
-    if experiment_id:
-        return tracking.get_experiment(str(experiment_id))
-    if not name:
-        return Experiment("0", "Default")
-    existing = tracking.get_experiment_by_name(name)
-    if existing is not None:
-        return existing
-    try:
-        return tracking.create_experiment(name)
-    except TrackingError:
-        # Created meanwhile, or created by this very call before its answer was lost.
-        existing = tracking.get_experiment_by_name(name)
-        if existing is None:
-            raise
-        return existing
-
-
-def project_tags(plan, backend: str) -> dict[str, str]:
-    """The tags ``mlflow run`` sets when it creates a project run, plus the dirty flag."""
-    source = plan.source
-    tags = {
-        "mlflow.user": getpass.getuser(),
-        "mlflow.source.name": source.source_name,
-        "mlflow.source.type": "PROJECT",
-        "mlflow.project.entryPoint": plan.entry_point.name if plan.entry_point else "",
-        "mlflow.project.backend": backend,
-    }
-    git = source.git
-    if git is not None:
-        if git.commit:
-            tags["mlflow.source.git.commit"] = git.commit
-        if git.repo_url:
-            tags["mlflow.source.git.repoURL"] = git.repo_url
-        if git.branch:
-            tags["mlflow.source.git.branch"] = git.branch
-        if git.dirty is not None:
-            tags["mlflow.source.git.dirty"] = str(git.dirty).lower()
-    if plan.request.run_name:
-        tags["mlflow.runName"] = plan.request.run_name
-    return tags
-
-
-def check_params(params: dict[str, str]) -> None:
-    """Refuse, before any run exists, the parameters MLflow would refuse to log."""
-    for name, value in params.items():
-        problem = None
-        if len(name) > MAX_KEY_LENGTH:
-            problem = f"is {len(name)} characters long; MLflow takes at most {MAX_KEY_LENGTH}"
-        elif not _PARAM_NAME.match(name):
-            problem = ("has a character MLflow does not allow in a name (only letters, digits, "
-                       "_ - . : / and spaces)")
-        elif _not_a_unique_path(name):
-            problem = "would be read by MLflow as a different path; remove the extra / or dots"
-        elif len(value) > MAX_PARAM_VALUE_LENGTH:
-            problem = (f"has a value of {len(value)} characters; MLflow logs at most "
-                       f"{MAX_PARAM_VALUE_LENGTH}")
-        if problem:
-            raise MLprojectError(f"parameter {name!r} {problem}", key=name,
-                                 hint="Rename the parameter (or shorten its value); nothing "
-                                      "was started.")
-
-
-def _not_a_unique_path(name: str) -> bool:
-    norm = posixpath.normpath(name)
-    return norm != name or norm == "." or norm.startswith(("..", "/"))
 
 
 def create_run(tracking, experiment_id: str, tags: dict[str, str],
@@ -334,43 +193,3 @@ def abandon_run(tracking, run_id: str, status: str, reason: str,
     if problem:
         logger.warning("could not tag MLflow run %s with its reason: %s", run_id, problem)
     return None
-
-
-def start_project_run(tracking, plan, backend: str, extra_tags: dict[str, str] | None = None,
-                      *, reason_tag: str | None = None) -> TrackedRun:
-    """Create the MLflow run for ``plan`` with MLflow's tags and the parameters, unquoted.
-
-    If the parameters cannot be logged (or Ctrl-C comes), the run is ended FAILED (KILLED)
-    with the reason in ``reason_tag`` before the error goes on: no run is left RUNNING."""
-    req = plan.request
-    params = dict(plan.parameters.raw) if plan.parameters else {}
-    check_params(params)
-    experiment = resolve_experiment(tracking, req.experiment_name, req.experiment_id,
-                                    plan.project.name or plan.project_dir.name)
-    tags = project_tags(plan, backend)
-    tags.update(extra_tags or {})
-    run_id = create_run(tracking, experiment.experiment_id, tags, req.run_name)
-    try:
-        if params:
-            tracking.log_batch(run_id, params=params)
-    except BaseException as exc:
-        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-        problem = abandon_run(tracking, run_id, status, reason_of(exc), reason_tag)
-        if problem:
-            logger.warning("%s", problem)
-        raise
-    return TrackedRun(run_id=run_id, experiment_id=experiment.experiment_id,
-                      tracking_uri=tracking.uri,
-                      run_url=tracking.run_url(experiment.experiment_id, run_id),
-                      experiment_url=tracking.experiment_url(experiment.experiment_id),
-                      tracking_env=dict(getattr(tracking, "child_env", {}) or {}))
-
-
-def finish_run(tracking, run_id: str, status: str) -> None:
-    """Mark the run ``status`` unless the code already ended it."""
-    try:
-        current = tracking.get_run(run_id)["status"]
-    except TrackingError:
-        current = None
-    if current not in TERMINAL_STATUSES:
-        tracking.update_run(run_id, status)

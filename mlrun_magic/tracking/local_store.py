@@ -1,0 +1,87 @@
+"""A local MLflow store (a folder, ``sqlite:///...`` or another database URI) through the
+``mlflow`` library, with the interface of :class:`~mlrun_magic.tracking.rest.RestTracking`."""
+
+from __future__ import annotations
+
+from mlrun_magic.errors import TrackingError
+from mlrun_magic.tracking.rest import MAX_PARAMS_PER_BATCH, Experiment, tracking_error
+
+
+class LocalStoreTracking:
+    """A local MLflow store (folder or database URI) through the ``mlflow`` library."""
+
+    child_env: dict[str, str] = {}
+
+    def __init__(self, uri: str):
+        from mlrun_magic.redact import redact_url
+
+        self.shown = redact_url(uri)  # a database URI may hold a password
+        try:
+            from mlflow.tracking import MlflowClient
+        except ImportError:
+            raise TrackingError(
+                f"the tracking URI {self.shown} is a local store, which needs the mlflow library",
+                hint="pip install mlflow-skinny, or point MLFLOW_TRACKING_URI at an MLflow "
+                     "server (http://...).") from None
+        self.uri = uri
+        self.client = MlflowClient(tracking_uri=uri)
+
+    def _guard(self, what, fn, *args, **kwargs):
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return fn(*args, **kwargs)
+        except MlflowException as exc:
+            raise tracking_error(f"{what} failed in {self.shown}: {exc.message}",
+                                 error_code=exc.error_code) from None
+
+    def get_experiment_by_name(self, name):
+        exp = self._guard("get experiment", self.client.get_experiment_by_name, name)
+        return Experiment(exp.experiment_id, exp.name) if exp else None
+
+    def get_experiment(self, experiment_id):
+        exp = self._guard("get experiment", self.client.get_experiment, experiment_id)
+        return Experiment(exp.experiment_id, exp.name)
+
+    def create_experiment(self, name):
+        return Experiment(self._guard("create experiment", self.client.create_experiment, name), name)
+
+    def create_run(self, experiment_id, tags, run_name):
+        run = self._guard("create run", self.client.create_run, experiment_id, tags=tags,
+                          run_name=run_name)
+        return run.info.run_id
+
+    def find_runs(self, experiment_id, tag, value):
+        from mlflow.entities import ViewType
+
+        runs = self._guard("search runs", self.client.search_runs, [experiment_id],
+                           filter_string=f"tags.`{tag}` = '{value}'",
+                           run_view_type=ViewType.ALL, max_results=100)
+        return [run.info.run_id for run in runs]
+
+    def log_batch(self, run_id, *, params=None, tags=None):
+        from mlflow.entities import Param, RunTag
+
+        items = [Param(k, v) for k, v in (params or {}).items()]
+        for start in range(0, max(len(items), 1), MAX_PARAMS_PER_BATCH):
+            self._guard("log params", self.client.log_batch, run_id,
+                        params=items[start:start + MAX_PARAMS_PER_BATCH],
+                        tags=[RunTag(k, v) for k, v in (tags or {}).items()] if start == 0 else [])
+
+    def set_tag(self, run_id, key, value):
+        self._guard("set tag", self.client.set_tag, run_id, key, value)
+
+    def update_run(self, run_id, status):
+        self._guard("update run", self.client.set_terminated, run_id, status)
+
+    def get_run(self, run_id):
+        run = self._guard("get run", self.client.get_run, run_id)
+        return {"status": run.info.status, "experiment_id": run.info.experiment_id,
+                "tags": dict(run.data.tags), "params": dict(run.data.params),
+                "metrics": dict(run.data.metrics)}
+
+    def run_url(self, experiment_id, run_id):
+        return None
+
+    def experiment_url(self, experiment_id):
+        return None

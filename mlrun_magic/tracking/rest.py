@@ -1,0 +1,203 @@
+"""MLflow's REST API (``/api/2.0/mlflow``): :class:`RestTracking`, for any ``http(s)://``
+server and, through :class:`mlrun_magic.databricks.tracking.DatabricksTracking`, for the
+MLflow of a Databricks workspace.
+
+Every call goes through an :class:`mlrun_magic.transport.HttpClient`, so the retry rules
+are those of the whole package; failures become :class:`~mlrun_magic.errors.TrackingError`
+carrying what :func:`mlrun_magic.tracking.create_run` needs to know (``status_code``,
+``error_code``, ``never_sent``, ``no_answer``, ``timed_out``, ``retry_after``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from mlrun_magic.errors import TrackingError
+from mlrun_magic.redact import split_userinfo
+from mlrun_magic.transport import ApiError, HttpClient
+
+MAX_PARAMS_PER_BATCH = 100
+_FIELDS = ("status_code", "error_code", "never_sent", "no_answer", "timed_out", "retry_after")
+
+
+@dataclass
+class Experiment:
+    experiment_id: str
+    name: str | None = None
+
+
+def tracking_error(message: str, *, hint: str | None = None, **fields) -> TrackingError:
+    """A :class:`TrackingError` with the fields the retry rules read (``None``/``False``
+    unless given)."""
+    err = TrackingError(message, hint=hint)
+    for name in _FIELDS:
+        setattr(err, name, fields.get(name, False if name in ("never_sent", "no_answer",
+                                                              "timed_out") else None))
+    return err
+
+
+def from_api_error(exc: ApiError, what: str, server: str) -> TrackingError:
+    """The :class:`TrackingError` for a failed MLflow call ``what`` to ``server``."""
+    hint = exc.hint
+    if exc.status_code is not None:
+        code = f" {exc.error_code}" if exc.error_code else ""
+        message = f"{what} failed with HTTP {exc.status_code}{code}: {exc.api_message}"
+    elif exc.never_sent:
+        message = f"cannot reach the MLflow tracking server at {server}: {exc.reason}"
+        hint = "Check that it runs and that MLFLOW_TRACKING_URI is right."
+    else:
+        message = f"{what}: no answer from the MLflow tracking server at {server} ({exc.reason})"
+    if exc.gave_up_after:
+        message += f" (gave up after {exc.gave_up_after} attempts)"
+    return tracking_error(message, hint=hint, **{name: getattr(exc, name) for name in _FIELDS})
+
+
+def _server_session(credentials: dict[str, str]):
+    """A session with the credentials of a plain MLflow server, as MLflow's client finds
+    them: ``user:password@`` in the URI, else ``MLFLOW_TRACKING_TOKEN`` (bearer), else
+    ``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` (basic)."""
+    import requests
+
+    session = requests.Session()
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if credentials:
+        session.auth = (credentials["MLFLOW_TRACKING_USERNAME"],
+                        credentials["MLFLOW_TRACKING_PASSWORD"])
+    elif token:
+        session.headers["Authorization"] = f"Bearer {token}"
+    elif user:
+        session.auth = (user, os.environ.get("MLFLOW_TRACKING_PASSWORD", ""))
+    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+        session.verify = False
+    return session
+
+
+class RestTracking:
+    """MLflow's REST API over one :class:`~mlrun_magic.transport.HttpClient`.
+
+    Against a plain server (``http=None``) the client is made here, with the credentials of
+    :func:`_server_session`: ``user:password@`` is stripped from ``uri``, every link and every
+    message. ``child_env`` is what a child process needs besides ``uri`` to reach the same
+    server. ``timeout``, ``deadline``, ``backoff`` and ``max_backoff`` tune that client; a
+    given ``http`` (a workspace's client) keeps its own.
+    """
+
+    def __init__(self, uri: str, *, http: HttpClient | None = None, ui_base: str | None = None,
+                 timeout: float = 30.0, deadline: float = 120.0, backoff: float = 0.5,
+                 max_backoff: float = 10.0):
+        bare, self.child_env = split_userinfo(uri)
+        self.uri = bare.rstrip("/")
+        if http is None:
+            http = HttpClient(self.uri, session=_server_session(self.child_env),
+                              timeout=timeout, deadline=deadline, backoff=backoff,
+                              max_backoff=max_backoff)
+        self.http = http
+        self.base_url = http.host
+        self.ui_base = split_userinfo(ui_base or self.base_url)[0].rstrip("/")
+
+    # -- transport -------------------------------------------------------------------
+    @property
+    def timeout(self) -> float:
+        return self.http.timeout
+
+    def retry_delay(self, attempt: int) -> float:
+        return self.http.retry_delay(attempt)
+
+    def sleep(self, seconds: float) -> None:
+        self.http.sleep(seconds)
+
+    def call(self, method: str, endpoint: str, *, json: dict | None = None,
+             params: dict | None = None, idempotent: bool | None = None,
+             retry: bool = True) -> dict:
+        """One MLflow REST call (``endpoint`` like ``runs/get``) with the transport's retry
+        rules; ``retry=False``: one attempt."""
+        try:
+            return self.http.call(method, f"/api/2.0/mlflow/{endpoint}", json=json,
+                                  params=params, idempotent=idempotent, retry=retry)
+        except ApiError as exc:
+            raise from_api_error(exc, endpoint, self.base_url) from None
+
+    # -- experiments -----------------------------------------------------------------
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        try:
+            body = self.call("GET", "experiments/get-by-name", params={"experiment_name": name})
+        except TrackingError as exc:
+            if getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST":
+                return None
+            raise
+        exp = body["experiment"]
+        return Experiment(exp["experiment_id"], exp.get("name"))
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        body = self.call("GET", "experiments/get", params={"experiment_id": experiment_id})
+        exp = body["experiment"]
+        return Experiment(exp["experiment_id"], exp.get("name"))
+
+    def create_experiment(self, name: str) -> Experiment:
+        # Safe to repeat: a second create of the same name is refused (RESOURCE_ALREADY_EXISTS),
+        # and resolve_experiment() then finds the experiment by its name.
+        body = self.call("POST", "experiments/create", json={"name": name}, idempotent=True)
+        return Experiment(body["experiment_id"], name)
+
+    # -- runs ------------------------------------------------------------------------
+    def create_run(self, experiment_id: str, tags: dict[str, str], run_name: str | None) -> str:
+        """One ``runs/create``, never retried here: a retry could make a second run (see
+        :func:`mlrun_magic.tracking.create_run` for the safe way)."""
+        payload: dict[str, Any] = {"experiment_id": experiment_id,
+                                   "start_time": int(time.time() * 1000),
+                                   "tags": [{"key": k, "value": v} for k, v in tags.items()]}
+        if run_name:
+            payload["run_name"] = run_name
+        body = self.call("POST", "runs/create", json=payload, retry=False)
+        run = body.get("run")
+        info = run.get("info") if isinstance(run, dict) else None
+        run_id = info.get("run_id") if isinstance(info, dict) else None
+        if not isinstance(run_id, str) or not run_id:
+            # Outcome unknown: create_run() looks for the run by its client token.
+            raise tracking_error("runs/create answered without a run id", no_answer=True)
+        return run_id
+
+    def find_runs(self, experiment_id: str, tag: str, value: str) -> list[str]:
+        """Ids of the runs of an experiment whose ``tag`` is ``value`` (deleted ones too)."""
+        body = self.call("POST", "runs/search", idempotent=True, json={
+            "experiment_ids": [experiment_id], "filter": f"tags.`{tag}` = '{value}'",
+            "run_view_type": "ALL", "max_results": 100})
+        return [run["info"]["run_id"] for run in body.get("runs") or []]
+
+    def log_batch(self, run_id: str, *, params: dict[str, str] | None = None,
+                  tags: dict[str, str] | None = None) -> None:
+        # Idempotent: a parameter logged again with the same value is accepted, tags overwrite.
+        items = [{"key": k, "value": v} for k, v in (params or {}).items()]
+        for start in range(0, max(len(items), 1), MAX_PARAMS_PER_BATCH):
+            self.call("POST", "runs/log-batch", idempotent=True, json={
+                "run_id": run_id, "params": items[start:start + MAX_PARAMS_PER_BATCH],
+                "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()] if start == 0 else []})
+
+    def set_tag(self, run_id: str, key: str, value: str) -> None:
+        self.call("POST", "runs/set-tag", idempotent=True,
+                  json={"run_id": run_id, "key": key, "value": value})
+
+    def update_run(self, run_id: str, status: str) -> None:
+        self.call("POST", "runs/update", idempotent=True,
+                  json={"run_id": run_id, "status": status, "end_time": int(time.time() * 1000)})
+
+    def get_run(self, run_id: str) -> dict:
+        """``{"status", "tags", "params", "metrics"}`` of a run."""
+        run = self.call("GET", "runs/get", params={"run_id": run_id})["run"]
+        data = run.get("data", {})
+        return {"status": run["info"]["status"],
+                "experiment_id": run["info"]["experiment_id"],
+                "tags": {t["key"]: t["value"] for t in data.get("tags", [])},
+                "params": {p["key"]: p["value"] for p in data.get("params", [])},
+                "metrics": {m["key"]: m["value"] for m in data.get("metrics", [])}}
+
+    # -- links -----------------------------------------------------------------------
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        return f"{self.ui_base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def experiment_url(self, experiment_id: str) -> str:
+        return f"{self.ui_base}/#/experiments/{experiment_id}"
