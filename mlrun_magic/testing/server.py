@@ -31,6 +31,9 @@ class WorkspaceRequestHandler(BaseHTTPRequestHandler):
     """Turns HTTP requests into :class:`Request` objects for the workspace's routes."""
 
     protocol_version = "HTTP/1.1"
+    # Keep-alive answers are written in pieces: without TCP_NODELAY, Nagle's algorithm and
+    # delayed ACKs hold each answer ~40 ms (benchmarks/transport.py); Databricks answers at once.
+    disable_nagle_algorithm = True
     server_version = "mlrun-magic-loopback-workspace"
     timeout = 60  # idle keep-alive connections give their thread back
 
