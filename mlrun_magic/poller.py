@@ -97,10 +97,6 @@ class Poller:
             if watch is not None and not watch.listeners and not watch.waiters:
                 del self._watches[id(run)]
 
-    def is_watching(self, run) -> bool:
-        with self._cond:
-            return id(run) in self._watches
-
     def poke(self, run) -> None:
         """Poll ``run`` now (if it is watched) and start its schedule again from the top."""
         with self._cond:

@@ -108,7 +108,6 @@ class DatabricksBackend:
                                            info, links)
         submitted.archive = archive
         submitted.uploaded = uploaded
-        submitted.request_body = body
         return submitted
 
     def _upload(self, plan, client, tracking, mlflow_run, compute, archive, progress):

@@ -8,7 +8,6 @@ run starts, with the file, key and line.
 
 from __future__ import annotations
 
-import platform
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -168,7 +167,3 @@ def _docker(doc: YamlDoc) -> dict:
                         "docker_env", "environment")
     return docker
 
-
-def current_python_version() -> str:
-    """``major.minor.micro`` of this interpreter, the default Python of a project."""
-    return platform.python_version()

@@ -177,15 +177,6 @@ class RunService:
             self._watch(watched)
         return watched
 
-    def forget_view(self, view) -> None:
-        """Stop telling ``view`` (a closed output, a removed panel) about any run."""
-        with self._lock:
-            runs = list(self._runs.values())
-        for watched in runs:
-            with watched.lock:
-                if view in watched.views:
-                    watched.views.remove(view)
-
     def runs(self, project_dir=None) -> list[dict]:
         """This process's runs merged over the project's history, oldest first, as entries
         (``run_id``, ``status``, ``backend``, ``entry_point``, ``links``, ...)."""
