@@ -76,17 +76,20 @@ def split_userinfo(uri: str) -> tuple[str, dict[str, str]]:
 
 
 _SECRET_PATTERNS = [
-    re.compile(r"(token|secret|password|client_secret|access_token)(\s*[=:]\s*)([^\s,;'\"]+)",
-               re.IGNORECASE),
+    re.compile(r"(token|secret|password|client_secret|access_token)([\"']?\s*[=:]\s*[\"']?)"
+               r"([^\s,;'\"]+)", re.IGNORECASE),
     re.compile(r"\b(dapi|dkea|dose)[0-9a-f]{16,}\b"),
+    re.compile(r"\b(Bearer|Basic)(\s+)[A-Za-z0-9._~+/=-]+"),
 ]
 
 
 def scrub(text: str) -> str:
-    """Mask anything that looks like a credential in ``text``."""
+    """Mask anything that looks like a credential in ``text``: ``token=...``, ``"password":
+    "..."``, ``Bearer ...``, Databricks tokens."""
     text = _SECRET_PATTERNS[0].sub(lambda m: f"{m.group(1)}{m.group(2)}***"
                                    if m.group(3) != "***" else m.group(0), text)
-    return _SECRET_PATTERNS[1].sub("***", text)
+    text = _SECRET_PATTERNS[1].sub("***", text)
+    return _SECRET_PATTERNS[2].sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
 
 
 _SECRET_KEY = ("token", "secret", "password", "passwd", "credential", "api_key", "apikey")
@@ -99,15 +102,31 @@ _SECRET_VALUE = ("Basic ", "Bearer ", "dapi", "dkea", "-----BEGIN")
 
 def redact_secrets(value, key: str = "", words=_SECRET_KEY):
     """A copy of ``value`` with the values of secret-looking keys (or that look like credentials
-    themselves) masked; ``{{secrets/..}}`` references are kept: they are pointers, not secrets."""
+    themselves) masked, whatever their type or nesting; ``{{secrets/..}}`` references are
+    kept: they are pointers, not secrets."""
+    if key != "idempotency_token" and key not in _SETTINGS \
+            and any(s in key.lower() for s in words):
+        return _mask_all(value)
     if isinstance(value, dict):
         inner = _SETTING_SECRET_KEY if key in _SETTINGS else words
         return {k: redact_secrets(v, str(k), inner) for k, v in value.items()}
     if isinstance(value, list):
         return [redact_secrets(v, key, words) for v in value]
-    if not isinstance(value, str) or value.startswith("{{secrets/") \
-            or key == "idempotency_token":
+    if isinstance(value, str) and value.startswith(_SECRET_VALUE):
+        return "***"
+    return value
+
+
+def _mask_all(value):
+    """Every leaf of ``value`` masked but references, booleans and nothing."""
+    if isinstance(value, dict):
+        return {k: _mask_all(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_all(v) for v in value]
+    if value is None or isinstance(value, bool) or \
+            isinstance(value, str) and value.startswith("{{secrets/"):
         return value
+    return "***"
     if any(s in key.lower() for s in words) or value.startswith(_SECRET_VALUE):
         return "***"
     return value

@@ -23,6 +23,8 @@ class SubmittedRun(ABC):
     """
 
     backend = "base"
+    #: Whether asking for the state is a request to a server (else it is free).
+    remote = True
     #: Set by the notebook layer (``%load_ext mlrun_magic``) to show a live view of a run
     #: that is the value of a cell; the core itself never imports IPython.
     display_hook = None

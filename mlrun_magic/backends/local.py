@@ -144,6 +144,7 @@ class LocalSubmittedRun(SubmittedRun):
     """A project run in a local subprocess."""
 
     backend = "local"
+    remote = False
 
     def __init__(self, mlflow_run, info, links, process, log, out, tracking, command):
         super().__init__(mlflow_run.run_id, info, links)

@@ -17,6 +17,7 @@ config already names one.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,7 +147,7 @@ def resolve_compute(value: Any, *, base_dir: Path | None = None,
                     mlflow_requirement: str | None = None) -> Compute:
     """Validate a backend config and turn it into :class:`Compute`."""
     data, where = load_backend_config(value, base_dir=base_dir)
-    data = dict(data)
+    data = json.loads(json.dumps(data, default=str))  # a copy with text keys: ours to change
     if not any(key in data for key in WRAPPER_KEYS):
         data = {"new_cluster": data}  # a bare new-cluster spec, as MLflow takes it
     unknown = [k for k in data if k not in WRAPPER_KEYS]
@@ -232,7 +233,10 @@ def _serverless(data: dict, run: dict, where: str, mlflow_requirement: str) -> C
         raise ComputeConfigError(f"{where}: environment_key {key!r} matches none of "
                                  f"environments[].environment_key")
     spec = env.setdefault("spec", {})
-    deps = spec.setdefault("dependencies", [])
+    deps = spec.setdefault("dependencies", []) if isinstance(spec, dict) else None
+    if not isinstance(deps, list):
+        raise ComputeConfigError(f"{where}: environments[].spec must be an object whose "
+                                 "dependencies is a list of pip requirements")
     if not any(MLFLOW_PACKAGE.match(d) for d in deps if isinstance(d, str)):
         deps.append(mlflow_requirement)
     run["environments"] = environments

@@ -35,26 +35,38 @@ def run_state(run: dict) -> RunState:
     Unlike MLflow (which calls everything that is not SUCCESS ``FAILED``), a cancelled run is
     ``KILLED``; unknown future life-cycle states count as still running.
     """
-    state = run.get("state") or {}
-    status = run.get("status") or {}
-    life = state.get("life_cycle_state") or status.get("state") or "PENDING"
-    result = state.get("result_state")
-    message = state.get("state_message") or (status.get("termination_details") or {}).get("message", "")
+    state = _mapping(run.get("state"))
+    status = _mapping(run.get("status"))
+    details = _mapping(status.get("termination_details"))
+    life = _text(state.get("life_cycle_state")) or _text(status.get("state")) or "PENDING"
+    result = _text(state.get("result_state"))
+    code = _text(details.get("code"))
+    message = _text(state.get("state_message")) or _text(details.get("message"))
     if life in TERMINAL_LIFE_CYCLES or result:
-        if result in ("SUCCESS", "SUCCESS_WITH_FAILURES"):
+        if result in ("SUCCESS", "SUCCESS_WITH_FAILURES") or \
+                (not result and code in ("SUCCESS", "SUCCESS_WITH_FAILURES")):
             return RunState("FINISHED", message)
-        if result in ("CANCELED", "UPSTREAM_CANCELED") or \
-                (status.get("termination_details") or {}).get("code") == "USER_CANCELED":
+        if result in ("CANCELED", "UPSTREAM_CANCELED") or code in ("USER_CANCELED", "CANCELED"):
             return RunState("KILLED", message or "cancelled")
-        if life in TERMINAL_LIFE_CYCLES or result:
-            return RunState("FAILED", message or (result or life))
+        return RunState("FAILED", message or (result or code or life))
     if life in ("QUEUED", "BLOCKED"):
-        return RunState("QUEUED", message or (status.get("queue_details") or {}).get("message", ""))
+        return RunState("QUEUED", message or _text(_mapping(status.get("queue_details"))
+                                                    .get("message")))
     if life in ("PENDING", "WAITING_FOR_RETRY", "WAITING"):
         return RunState("PENDING", message)
     if life == "TERMINATING":
         return RunState("TERMINATING", message)
     return RunState("RUNNING", message)
+
+
+def _mapping(value) -> dict:
+    """``value`` if the answer gave an object there, else nothing (a malformed answer is
+    read as far as it goes, never a traceback)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def task_run_id(run: dict) -> int | None:

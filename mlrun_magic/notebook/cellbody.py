@@ -109,6 +109,10 @@ def parse_cell_body(text: str | None) -> CellBody:
             config["new_cluster"] = cluster
     for key in ("libraries", *COMPUTE_KEYS, *PASS_THROUGH):
         if key in data and key != "idempotency_token":
+            if key in config:
+                raise CellBodyError(f"line {doc.line(key)}: {key} is given twice, here and "
+                                    f"under cluster: (line {doc.line('cluster')})",
+                                    hint="Keep one of them.")
             config[key] = data[key]
     body.backend_config = config or None
     return body

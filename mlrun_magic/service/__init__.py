@@ -64,11 +64,13 @@ class RunService:
 
     # -- launching -------------------------------------------------------------------------
     def launch(self, request: RunRequest | Plan, *, progress=None, echo: bool = False,
-               watch: bool = True) -> WatchedRun:
-        """Plan and submit a run, record it in the project's history, and start watching it.
+               watch: bool = False) -> WatchedRun:
+        """Plan and submit a run and record it in the project's history.
 
         ``progress(done_bytes, total_bytes)`` hears packaging; ``echo`` copies a local run's
-        output to stdout. Returns the :class:`WatchedRun` (its ``run`` is the handle).
+        output to stdout. Returns the :class:`WatchedRun` (its ``run`` is the handle). The
+        run is polled once; from then on only while a view shows it or someone waits for it
+        (or with ``watch=True``): nobody pays for requests nobody reads.
         """
         from mlrun_magic.backends import get_backend
 
@@ -78,7 +80,7 @@ class RunService:
             watched = self._register(run, plan.project_dir)
             self._record_submission(watched, plan)
             self.refresh(watched)  # the first view shows the run's real state and links
-            if watch:
+            if watch or not run.remote:  # a local run's state costs no request
                 self._watch(watched)
         except BaseException:
             # Ctrl-C before the caller holds the run: nobody else could stop it.
