@@ -11,7 +11,6 @@ after the cell finished). Views never poll and never print. What they show goes 
 from __future__ import annotations
 
 from mlrun_magic.notebook.render import RunSnapshot, RunView
-from mlrun_magic.packaging.progress import Progress, human_bytes
 
 
 def snapshot(watched) -> RunSnapshot:
@@ -70,23 +69,3 @@ class LiveViews:
     def stop_all(self) -> None:
         """Stop updating every view (``%unload_ext``, kernel exit); the runs go on."""
         self.service.close()
-
-
-class HtmlProgress(Progress):
-    """Packaging and upload progress as an HTML bar in the cell, updated in place."""
-
-    def __init__(self, label: str = "Packaging"):
-        super().__init__(label=label)
-        self.handle = None
-
-    def draw(self, done: int, total: int) -> None:
-        from IPython.display import HTML, display
-
-        pct = self.percent(done, total)
-        html = HTML(f'<div style="font-family:system-ui,sans-serif;font-size:12px">{self.label} '
-                    f'{human_bytes(done)} / {human_bytes(total)} <progress value="{pct:.0f}" '
-                    f'max="100" style="width:240px"></progress> {pct:.0f}%</div>')
-        if self.handle is None:
-            self.handle = display(html, display_id=True)
-        else:
-            self.handle.update(html)

@@ -202,7 +202,7 @@ class ProjectRunMagics(Magics):
         ``dry_run``: show the plan instead, starting nothing."""
         from IPython.display import display
 
-        from mlrun_magic.notebook.live import HtmlProgress
+        from mlrun_magic.notebook.progress import HtmlProgress
         from mlrun_magic.notebook.render import PlanView
 
         if dry_run:
