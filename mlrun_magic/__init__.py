@@ -55,14 +55,14 @@ def load_ipython_extension(ipython) -> None:
     from mlrun_magic.backends.base import SubmittedRun
     from mlrun_magic.notebook.live import LiveViews
     from mlrun_magic.notebook.magics import ProjectRunMagics
-    from mlrun_magic.service import RunService, set_default_service
+    from mlrun_magic.service import service_for, set_default_service
     from mlrun_magic.settings import ProjectRun
 
     if _loaded.get("shell") is ipython:
         return
     settings = ProjectRun(parent=ipython)
     ipython.configurables.append(settings)
-    service = RunService(settings)
+    service = service_for(ipython, settings)  # kept across %reload_ext
     views = LiveViews(service, ipython)
     ipython.register_magics(ProjectRunMagics(ipython, settings, service, views))
     SubmittedRun.display_hook = views.display_again

@@ -136,8 +136,11 @@ def cmd_run(args) -> int:
         _print_links(watched.run)
         state = service.wait(watched) if wait else watched.state
     except KeyboardInterrupt:
-        if watched is not None and wait:
-            service.cancel(watched)  # a no-op when wait() already cancelled it
+        if watched is not None:
+            from mlrun_magic.tracking import deferred_interrupts
+
+            with deferred_interrupts():  # a second Ctrl-C must not leave it half cancelled
+                service.cancel(watched)  # a no-op when wait() already cancelled it
         # The backend has logged what it undid when the run was not started yet.
         print("Interrupted: the run was cancelled and marked KILLED." if watched is not None
               else "Interrupted.", file=sys.stderr)

@@ -111,6 +111,7 @@ class Poller:
             watch = self._watches.get(id(run))
             if watch is None:
                 watch = _Watch(run, None)
+                watch.state = getattr(run, "last_state", None)
         return self._poll(watch, listener)
 
     def wait(self, run, timeout: float | None = None,
@@ -213,29 +214,41 @@ class Poller:
                     watch.polls += 1
                     self._schedule(watch, self._interval(watch))
 
+    def report(self, run, state: RunState) -> None:
+        """``run`` learned ``state`` by itself (a local process ended): its listeners and
+        waiters hear it now, without a poll and whatever the poller's thread is busy with."""
+        with self._cond:
+            watch = self._watches.get(id(run))
+        if watch is not None:
+            self._deliver(watch, state, None)
+
     def _poll(self, watch: _Watch, extra=None) -> RunState:
         with watch.lock:
             try:
                 state = watch.run.status()
             except Exception as exc:  # noqa: BLE001 (a failed poll must not end the watching)
-                last = watch.state or RunState("PENDING")
+                last = watch.state or getattr(watch.run, "last_state", None) or RunState("PENDING")
                 reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
                 state = RunState(last.status, f"status unavailable: {reason}")
             self.polls += 1
-            watch.state = state
-            with self._cond:
-                listeners = list(watch.listeners)
-                if extra is not None and extra not in listeners:
-                    listeners.append(extra)
-                if state.is_terminal and self._watches.get(id(watch.run)) is watch:
-                    del self._watches[id(watch.run)]
-            for listener in listeners:
-                try:
-                    listener(watch.run, state)
-                except Exception:  # noqa: BLE001 (a view's failure must not stop the others)
-                    logger.debug("run listener failed", exc_info=True)
-            if state.is_terminal:
-                watch.ended.set()
+            return self._deliver(watch, state, extra)
+
+    def _deliver(self, watch: _Watch, state: RunState, extra) -> RunState:
+        """Keep ``state``, tell the listeners, and end the watch if the run ended."""
+        watch.state = state
+        with self._cond:
+            listeners = list(watch.listeners)
+            if extra is not None and extra not in listeners:
+                listeners.append(extra)
+            if state.is_terminal and self._watches.get(id(watch.run)) is watch:
+                del self._watches[id(watch.run)]
+        for listener in listeners:
+            try:
+                listener(watch.run, state)
+            except Exception:  # noqa: BLE001 (a view's failure must not stop the others)
+                logger.debug("run listener failed", exc_info=True)
+        if state.is_terminal:
+            watch.ended.set()
         return state
 
 

@@ -36,11 +36,19 @@ class SubmittedRun(ABC):
         #: The latest state learned, by any poll, wait or cancel (None: not asked yet).
         self.last_state: RunState | None = None
         self.poller = None
+        #: Told ``(run, state)`` after every status learned, by whoever asked (the run
+        #: service sets it: one state per run, every view of it updated at once).
+        self.state_hook = None
 
     def status(self) -> RunState:
         """The current :class:`RunState`, asked of the backend now."""
-        state = self.fetch_state()
+        return self.learned(self.fetch_state())
+
+    def learned(self, state: RunState) -> RunState:
+        """Keep ``state`` as the run's latest and tell the hook; returns ``state``."""
         self.last_state = state
+        if self.state_hook is not None:
+            self.state_hook(self, state)
         return state
 
     @abstractmethod

@@ -86,6 +86,19 @@ class _Tee:
             self.echo.flush()
 
 
+def _open_log(project_dir: Path, run_id: str):
+    """The run's log file, ``<project>/.mlrun_magic/logs/<run id>.log``, open for appending."""
+    try:
+        log_path = state_dir(project_dir) / "logs" / f"{run_id}.log"
+        log_path.parent.mkdir(exist_ok=True)
+        return open(log_path, "ab")
+    except OSError as exc:
+        raise BackendError(f"cannot write the run's log in {Path(project_dir) / '.mlrun_magic'}:"
+                           f" {exc.strerror or exc}",
+                           hint="A local run keeps its output there: make the project folder "
+                                "writable, or remove a file named .mlrun_magic.") from None
+
+
 class LocalBackend:
     """Runs project entry points as subprocesses of this machine."""
 
@@ -100,9 +113,12 @@ class LocalBackend:
 
         tracking = tracking or open_tracking(plan.request.tracking_uri)
         mlflow_run = start_project_run(tracking, plan, "local")
-        log_path = state_dir(plan.project_dir) / "logs" / f"{mlflow_run.run_id}.log"
-        log_path.parent.mkdir(exist_ok=True)
-        log = open(log_path, "ab")
+        try:
+            log = _open_log(plan.project_dir, mlflow_run.run_id)
+        except BaseException as exc:
+            finish_run(tracking, mlflow_run.run_id,
+                       "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+            raise
         out = _Tee(log, echo)
         try:
             prefix = local_env.prepare(plan, out)
@@ -198,9 +214,9 @@ class LocalSubmittedRun(SubmittedRun):
         self._log.write(f"=== Run (ID '{self.run_id}') {state.status} ===\n".encode())
         self._log.close()
         self._final = state
-        self.last_state = state
         self._done.set()
-        self.watcher().poke(self)  # whoever waits hears it now, not at the next poll
+        self.learned(state)  # every view hears it now, not at the next poll
+        self.watcher().report(self, state)  # and whoever waits, however busy the poller is
 
     def fetch_state(self) -> RunState:
         if self._final is not None:

@@ -152,6 +152,11 @@ class ProjectRunMagics(Magics):
               num_workers: 1
         """
         words = split_line(line)
+        if words in (["-h"], ["--help"]):  # the flags; %project_run? has the whole story
+            print("usage: " + self.project_run.parser.format_help().lstrip(":\n ") +
+                  "Subcommands: " + ", ".join(SUBCOMMANDS) + " (each takes -h). "
+                  "See %project_run? for more.")
+            return None
         if words and words[0] in SUBCOMMANDS:
             if cell is not None:
                 raise ProjectRunUsageError(f"%%project_run {words[0]} takes no cell body")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from pathlib import Path
 
 from mlrun_magic.errors import MlrunMagicError, RunFailedError
@@ -25,7 +26,8 @@ from mlrun_magic.runs import RunState
 from mlrun_magic.service.preview import DryRun, dry_run
 from mlrun_magic.service.watched import WatchedRun
 
-__all__ = ["DryRun", "RunService", "WatchedRun", "default_service"]
+__all__ = ["DryRun", "RunService", "WatchedRun", "default_service", "service_for",
+           "set_default_service"]
 
 logger = logging.getLogger("mlrun_magic.service")
 #: Lines of output kept for the view of a run that did not finish.
@@ -87,7 +89,9 @@ class RunService:
             from mlrun_magic.tracking import deferred_interrupts
 
             with deferred_interrupts():
-                run.cancel()
+                state = run.cancel()
+            if run.run_id in self._runs:
+                self._on_state(run, state)
             raise
         return watched
 
@@ -137,7 +141,7 @@ class RunService:
     def refresh(self, target) -> RunState:
         """Ask for the run's state now; every view of it hears the answer."""
         watched = self.get(target)
-        self.poller.poll_now(watched.run, self._on_state)
+        self.poller.poll_now(watched.run, self._on_poll)
         return watched.state
 
     def wait(self, target, timeout: float | None = None,
@@ -160,8 +164,7 @@ class RunService:
     def cancel(self, target) -> RunState:
         """Cancel the run and wait for it to end; its MLflow run ends KILLED."""
         watched = self.get(target)
-        state = watched.run.cancel()
-        self._on_state(watched.run, state)
+        self._on_state(watched.run, watched.run.cancel())
         return watched.state
 
     def logs(self, target, tail: int = 100) -> str:
@@ -200,12 +203,15 @@ class RunService:
             return [w for w in self._runs.values() if not w.state.is_terminal]
 
     def close(self) -> None:
-        """Forget every view (the runs themselves go on)."""
+        """Forget every view and stop polling remote runs (``%unload_ext``); the runs go on,
+        stay known, and still record their end when anyone learns it."""
         with self._lock:
             runs = list(self._runs.values())
         for watched in runs:
-            self.poller.unwatch(watched.run, self._on_state)
-            watched.views.clear()
+            with watched.lock:
+                watched.views.clear()
+            if watched.run.remote:
+                self.poller.unwatch(watched.run, self._on_poll)
 
     def get(self, target) -> WatchedRun:
         """The :class:`WatchedRun` of ``target``: one already, a run id of this process (or
@@ -226,6 +232,7 @@ class RunService:
             watched = self._runs.get(run.run_id)
             if watched is None:
                 run.poller = self.poller
+                run.state_hook = self._on_state
                 watched = WatchedRun(run, Path(project_dir) if project_dir else None)
                 last = getattr(run, "last_state", None)
                 if last is not None:
@@ -236,21 +243,30 @@ class RunService:
             return watched
 
     def _watch(self, watched: WatchedRun) -> None:
-        self.poller.watch(watched.run, self._on_state, max_interval=self.settings.poll_interval)
+        self.poller.watch(watched.run, self._on_poll, max_interval=self.settings.poll_interval)
+
+    def _on_poll(self, run, state: RunState) -> None:
+        """The poller's answer. A state the run learned has already come through its
+        ``state_hook``; only a failed poll (a state the poller made) is new here."""
+        if state is not run.last_state:
+            self._on_state(run, state)
 
     def _on_state(self, run, state: RunState) -> None:
-        """Every poll, wait and cancel ends here: remember, record the end once, tell views."""
+        """Every status learned (poll, wait, cancel, refresh, a direct ``run.status()``) ends
+        here: remember it, record the end once, tell every view."""
         watched = self._runs.get(run.run_id)
-        if watched is None:
+        if watched is None or watched.run is not run:
             return
+        if watched.state.is_terminal and not state.is_terminal:
+            return  # an end is final: a later failed poll does not make the run live again
         watched.state = state
         if state.is_terminal and watched.ended_at is None:
             watched.ended_at = time.time()
             if state.status != "FINISHED":
                 try:
                     watched.log_tail = run.logs(tail=FAILED_LOG_LINES)
-                except MlrunMagicError:
-                    pass
+                except Exception:  # noqa: BLE001 (the tail is a courtesy; the end must land)
+                    logger.debug("no log tail for run %s", run.run_id, exc_info=True)
         if state.is_terminal:
             self._record_end(watched)
         self._tell(watched, list(watched.views))
@@ -288,6 +304,18 @@ class RunService:
 
 
 _default: RunService | None = None
+#: One service per owner (an IPython shell): it outlives ``%reload_ext``, which re-imports
+#: the package, so the kernel's runs stay known.
+_by_owner: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def service_for(owner, settings) -> RunService:
+    """The run service of ``owner`` (made on first use), now reading ``settings``."""
+    service = _by_owner.get(owner)
+    if service is None:
+        service = _by_owner[owner] = RunService(settings)
+    service.settings = settings
+    return service
 
 
 def default_service() -> RunService:

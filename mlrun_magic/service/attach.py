@@ -30,7 +30,14 @@ def attach_run(ref: str | None, entry: dict | None, *, profile: str | None,
             raise MlrunMagicError(f"no run {ref!r} in this kernel or in the project's history",
                                   hint="Launch one with %project_run, or see %project_run list.")
         return attach(ref, profile=profile, tracking_uri=tracking_uri)
-    if entry.get("backend") != "databricks":
+    backend = entry.get("backend") or ("databricks" if "job_run_id" in entry else None)
+    if backend is None:  # its submission line is older than the part of the file read
+        if not ask_backend:
+            raise MlrunMagicError(f"the project's history holds only the end of run "
+                                  f"{entry['run_id']} ({entry.get('status')})",
+                                  hint="Its submission is too old for the history window.")
+        return attach(entry["run_id"], profile=profile, tracking_uri=tracking_uri)
+    if backend != "databricks":
         raise MlrunMagicError(f"run {entry['run_id']} ran locally in another kernel or process; "
                               f"its last known status is {entry.get('status')}",
                               hint="Its output is in .mlrun_magic/logs/ in the project.")

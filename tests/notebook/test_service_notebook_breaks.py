@@ -153,9 +153,6 @@ def test_help_of_subcommands_in_any_position(ip, cell, line):
     assert service().find() is None  # nothing was launched, cancelled or attached
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (minor): `%project_run -h` fails with "
-                   "'unrecognized arguments: -h' while every subcommand and `python -m "
-                   "mlrun_magic run -h` take -h (magic_arguments' parser has no -h)")
 def test_the_magic_itself_takes_h(ip, cell):
     result, cap = cell("%project_run -h")
     assert result.success, result.error_in_exec
@@ -195,10 +192,6 @@ def test_unloading_stops_polling_a_databricks_run_and_loading_re_attaches(dbip, 
     assert result.success, result.error_in_exec
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: after %reload_ext the new RunService has "
-                   "forgotten this kernel's local runs: `%project_run status/cancel RUN` of a "
-                   "local run still running in this very kernel says it 'ran locally in another "
-                   "kernel or process' (service/attach.py), so it cannot be cancelled by id")
 def test_reload_then_status_re_attaches_a_local_run_of_this_kernel(ip, cell):
     run = launch(cell)
     ip.run_line_magic("reload_ext", "mlrun_magic")
@@ -211,10 +204,6 @@ def test_reload_then_status_re_attaches_a_local_run_of_this_kernel(ip, cell):
         run.cancel()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the end of a local run that was active at "
-                   "%reload_ext (or %unload_ext) is never written to the history: close() "
-                   "unwatches RunService._on_state, the new service does not know the run, so "
-                   "`%project_run list` shows it SUBMITTED forever")
 def test_the_end_of_a_run_active_at_reload_reaches_the_history(ip, cell):
     run = launch(cell, "-P epochs=20 -P pause=0.05")
     ip.run_line_magic("reload_ext", "mlrun_magic")

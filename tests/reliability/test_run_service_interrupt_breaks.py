@@ -46,10 +46,6 @@ def test_sigint_during_the_first_refresh_of_a_launch_cancels_the_job(db):
     assert mlflow_runs(db.mlflow_url, db.experiment)[0]["status"] == "KILLED"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a launch interrupted after submit (its first "
-                   "refresh) cancels the job, but through run.cancel() on the handle: the "
-                   "WatchedRun stays registered as PENDING and the history keeps SUBMITTED, "
-                   "so %project_run list shows a cancelled run as live forever")
 def test_a_launch_interrupted_after_submit_is_listed_killed(db):
     run_id = _interrupt_the_first_refresh(db, db.service)
     time.sleep(1.5)  # a poll or two, were it watched
@@ -125,10 +121,6 @@ class _CtrlCOn:
         return False
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: cli.cmd_run without --wait: a Ctrl-C after "
-                   "launch() returned (while the links are printed) prints 'Interrupted: the "
-                   "run was cancelled and marked KILLED.' but cancels nothing (the except "
-                   "clause cancels only `if watched is not None and wait`)")
 def test_cli_ctrl_c_after_a_no_wait_launch_tells_the_truth(db, monkeypatch, capsys):
     from mlrun_magic import cli
     from mlrun_magic.service import set_default_service
@@ -157,11 +149,6 @@ def test_cli_ctrl_c_after_a_no_wait_launch_tells_the_truth(db, monkeypatch, caps
         assert "still running" in said or "not cancelled" in said, said
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: cli.cmd_run: a Ctrl-C that lands outside "
-                   "run.wait() (while the links print) is cleaned up by service.cancel() in "
-                   "the except clause WITHOUT deferred_interrupts; a second Ctrl-C during that "
-                   "cancel escapes it: the job run is cancelled but the MLflow run stays "
-                   "RUNNING forever (nobody reconciles it)")
 def test_cli_second_ctrl_c_during_the_cleanup_of_an_early_ctrl_c(db, monkeypatch):
     from mlrun_magic import cli
     from mlrun_magic.service import set_default_service
@@ -224,10 +211,6 @@ def test_cli_two_sigints_during_wait_and_cancel(workspace, tmp_path):
                "the MLflow run KILLED", 10)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a local launch where <project>/.mlrun_magic "
-                   "cannot be made (read-only folder, or a file of that name) raises a raw "
-                   "OSError and leaves the MLflow run RUNNING forever: LocalBackend.submit "
-                   "calls state_dir() after start_project_run() and outside its try/finish_run")
 def test_a_local_launch_that_cannot_write_its_log_leaves_no_running_mlflow_run(
         local, mlflow_server, tmp_path):
     folder = project(tmp_path, "true")
