@@ -98,12 +98,13 @@ class LaunchPanel(PanelForm):
                               "spec-file")
         self.spark_version = text("15.4.x-cpu-ml-scala2.12", "Databricks runtime version")
         self.node_type = text("Standard_D4ds_v5", "node type id")
-        self.workers = w.BoundedIntText(value=1, min=0, max=10000, layout=auto())
+        self.workers = text("1", "number of workers", "workers")
         self.cluster_id = text("", "0123-456789-abcdefgh", "cluster-id")
         self.code_location = text(self.settings.code_location or "",
                                   "workspace files (default), dbfs:/... or /Volumes/...")
         self.experiment = text(self.settings.experiment_name or "", "", "experiment")
-        self.notes = {name: w.HTML() for name in ("spec", "runtime", "node", "cluster")}
+        self.notes = {name: w.HTML() for name in ("spec", "runtime", "node", "cluster",
+                                                   "workers")}
         self.launch_button = w.Button(description="Launch", button_style="primary", icon="play")
         self.dry_run_button = w.Button(description="Dry run", icon="search")
         self.cancel_button = w.Button(description="Cancel", icon="stop", disabled=True,
@@ -138,7 +139,8 @@ class LaunchPanel(PanelForm):
         self.entry.observe(self._safe(lambda _: self.build_parameters()), names="value")
         for control in (self.backend, self.compute):
             control.observe(self._safe(lambda _: self._arrange()), names="value")
-        for field in (self.spec_file, self.spark_version, self.node_type, self.cluster_id):
+        for field in (self.spec_file, self.spark_version, self.node_type, self.cluster_id,
+                      self.workers):
             field.observe(self._safe(lambda _: self.validate()), names="value")
         self.launch_button.on_click(self._safe(lambda _: self.launch()))
         self.dry_run_button.on_click(self._safe(lambda _: self.dry_run()))

@@ -108,7 +108,7 @@ class PanelForm:
                 "spec": [row("Spec file", self.spec_file, n["spec"])],
                 "new": [row("Runtime", self.spark_version, n["runtime"]),
                         row("Node type", self.node_type, n["node"]),
-                        row("Workers", self.workers)],
+                        row("Workers", self.workers, n["workers"])],
                 "existing": [row("Cluster id", self.cluster_id, n["cluster"])],
                 "serverless": [[self._cell("blank:serverless"), self._cell(
                     "note:serverless", parts.note_html(
@@ -135,6 +135,11 @@ class PanelForm:
             needed = [checks[compute]] if compute in checks else []
             if compute == "new":
                 needed.append((self.node_type, "node"))
+                workers = self.workers.value.strip()
+                if not (workers.isascii() and workers.isdigit()):
+                    self.notes["workers"].value = parts.note_html(
+                        "needs a whole number of workers, 0 or more", problem=True)
+                    ok = False
             for field, note in needed:
                 if not field.value.strip():
                     self.notes[note].value = parts.note_html("required", problem=True)
@@ -161,7 +166,7 @@ class PanelForm:
                                   hint="Fix the fields marked in red." if self.project
                                   else "Give the project folder or git URI in Project.")
         parameters = {name: field.text() for name, field in self.fields.items()
-                      if field.text() and not field.is_default()}
+                      if not field.is_default()}
         databricks = self.backend.value == "databricks"
         backend_config = None
         if databricks:
@@ -169,7 +174,7 @@ class PanelForm:
                 "spec": lambda: self.spec_file.value.strip(),
                 "new": lambda: {"spark_version": self.spark_version.value.strip(),
                                 "node_type_id": self.node_type.value.strip(),
-                                "num_workers": int(self.workers.value)},
+                                "num_workers": int(self.workers.value.strip())},
                 "existing": lambda: {"existing_cluster_id": self.cluster_id.value.strip()},
                 "serverless": lambda: {"serverless": True},
             }[self.compute.value]()

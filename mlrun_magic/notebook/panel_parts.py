@@ -73,12 +73,13 @@ def format_number(value) -> str:
 
 
 class ParameterField:
-    """One MLproject parameter as a form field typed by its declared type.
+    """One MLproject parameter as a text field, checked as its declared type.
 
-    ``float`` and ``int`` parameters with a default become number inputs; ``string``,
-    ``path`` and ``uri`` become text. A required number (no default) is a text field that
-    starts empty, because a number input cannot be empty. Problems are found with the same
-    check as planning (:func:`mlrun_magic.project.parameters.check_value`).
+    Every type is typed as text, so the field launches exactly what it shows: a number
+    input would let the browser turn ``1.5`` into ``15`` or fall back silently to the last
+    good value. Problems (``1.5`` for an int, ``abc``, an empty number) are flagged next to
+    the field with the same check as planning
+    (:func:`mlrun_magic.project.parameters.check_value`), and Launch stays disabled.
     """
 
     def __init__(self, parameter, on_change):
@@ -86,20 +87,9 @@ class ParameterField:
 
         self.parameter = parameter
         kind, default = parameter.type, parameter.default
-        layout = w.Layout(width="auto")
-        self.widget = None
-        if kind in ("float", "int") and default is not None:
-            try:
-                number = float(default) if kind == "float" else int(str(default))
-            except ValueError:
-                number = None  # a bad default: a text field, flagged by check_value
-            if number is not None:
-                cls = w.FloatText if kind == "float" else w.IntText
-                self.widget = cls(value=number, layout=layout, continuous_update=True)
-        if self.widget is None:
-            self.widget = w.Text(value="" if default is None else str(default),
-                                 placeholder="required" if parameter.required else kind,
-                                 layout=layout, continuous_update=True)
+        self.widget = w.Text(value="" if default is None else format_number(default),
+                             placeholder="required" if parameter.required else kind,
+                             layout=w.Layout(width="auto"), continuous_update=True)
         self.widget.add_class(f"mlrun-magic-param-{parameter.name}")
         self.widget.tooltip = f"{parameter.name}: {kind}" + (
             ", required" if parameter.required else f", default {default}")
@@ -114,27 +104,24 @@ class ParameterField:
         return [self.label, self.widget, self.note]
 
     def text(self) -> str:
-        """The value as a string, ``""`` when left empty."""
-        value = self.widget.value
-        return value.strip() if isinstance(value, str) else format_number(value)
+        """The value as typed, without surrounding spaces (what is launched)."""
+        return self.widget.value.strip()
 
     def is_default(self) -> bool:
+        """The field shows the MLproject's default, as written there."""
         default = self.parameter.default
-        if default is None:
-            return False
-        if isinstance(self.widget.value, str):
-            return self.text() == str(default)
-        try:
-            return float(self.widget.value) == float(default)
-        except (TypeError, ValueError):
-            return False
+        return default is not None and self.text() == format_number(default)
 
     def problem(self) -> str | None:
         from mlrun_magic.project.parameters import check_value
 
-        text = self.text()
+        text, kind = self.text(), self.parameter.type
         if not text:
-            return "required" if self.parameter.required else None
+            if self.parameter.required:
+                return "required"
+            if kind == "string":
+                return None  # an empty text is a value: it is launched as ''
+            return f"needs a {kind} value (the default is {format_number(self.parameter.default)})"
         return check_value(self.parameter, text)
 
     def show(self) -> bool:

@@ -112,3 +112,48 @@ def test_cell_status_moves_to_finished_on_its_own(browser, lab, workspace, tmp_p
         page.screenshot(path=str(tmp_path / "cell.png"))
     finally:
         page.close()
+
+
+def test_number_fields_launch_what_they_show_or_refuse(browser, lab, tmp_path):
+    """Typed into the int and float fields in the browser: 1.5, 1e3, abc and nothing. A value
+    the type takes is what the dry run's command shows; any other keeps the text as typed,
+    says why next to the field and disables Launch and Dry run."""
+    url, token, root = lab
+    write_notebook(root / "fields.ipynb", "%load_ext mlrun_magic", "%project_run panel")
+    page = browser.new_page(viewport={"width": 1280, "height": 1200})
+    try:
+        open_and_run_all(page, url, token, "fields.ipynb", tmp_path)
+        wait_or_shoot(page, ".mlrun-magic-panel .mlrun-magic-form", tmp_path / "no-panel.png",
+                      90_000)
+        launch = page.locator(".mlrun-magic-launch")
+        dry_run = page.locator(".mlrun-magic-dry-run")
+        cases = [("epochs", "1.5", None), ("epochs", "1e3", None), ("epochs", "abc", None),
+                 ("epochs", "", None), ("epochs", "12", "--epochs 12"),
+                 ("alpha", "1.5", "--alpha 1.5"), ("alpha", "1e3", "--alpha 1e3"),
+                 ("alpha", "abc", None), ("alpha", "", None), ("alpha", "0.5", None)]
+        for name, typed, shown in cases:
+            field = page.locator(f".mlrun-magic-param-{name} input")
+            field.fill(typed)
+            field.press("Tab")
+            page.wait_for_timeout(300)  # the kernel answers the change
+            assert field.input_value() == typed  # what is shown is what was typed
+            if typed == "0.5":  # back at the default: nothing to refuse, nothing sent
+                assert launch.is_enabled()
+                continue
+            if shown is None:
+                note = page.locator(".mlrun-magic-form").inner_text()
+                assert launch.is_disabled() and dry_run.is_disabled(), (name, typed)
+                assert ("is not a" in note or "needs a" in note), (name, typed, note)
+                continue
+            assert launch.is_enabled(), (name, typed)
+            dry_run.click()
+            plan = page.locator(".mlrun-magic-plan")
+            plan.wait_for(timeout=30_000)
+            page.wait_for_function(
+                "want => [...document.querySelectorAll('.mlrun-magic-plan')]"
+                ".some(e => e.innerText.includes(want))", arg=shown, timeout=30_000)
+            if name == "epochs":  # leave it valid for the float cases
+                field.fill("12")
+                field.press("Tab")
+    finally:
+        page.close()

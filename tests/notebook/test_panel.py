@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import mlrun_magic
+from mlrun_magic.errors import MlrunMagicError
 from mlrun_magic.tracking import RestTracking
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_notebooks"
@@ -87,8 +88,9 @@ def test_form_is_built_from_the_mlproject(open_panel, ip):
     assert panel.entry.options == ("main",)
     assert list(panel.fields) == ["alpha", "epochs", "label", "pause"]
     fields = {name: field.widget for name, field in panel.fields.items()}
-    assert isinstance(fields["alpha"], w.FloatText) and fields["alpha"].value == 0.5
-    assert isinstance(fields["epochs"], w.IntText) and fields["epochs"].value == 200
+    # every type is a text field: it launches exactly what it shows
+    assert isinstance(fields["alpha"], w.Text) and fields["alpha"].value == "0.5"
+    assert isinstance(fields["epochs"], w.Text) and fields["epochs"].value == "200"
     assert isinstance(fields["label"], w.Text) and fields["label"].value == "quick start"
     assert "float · default 0.5" in panel.fields["alpha"].note.value
     assert "quickstart" in panel.source_html.value and "not in git" in panel.source_html.value
@@ -159,7 +161,7 @@ def test_a_missing_project_is_a_readable_error(open_panel):
 
 def test_local_launch_runs_with_the_form_values(open_panel, mlflow_server):
     panel = open_panel()
-    panel.fields["epochs"].widget.value = 7
+    panel.fields["epochs"].widget.value = "7"
     panel.fields["label"].widget.value = "from the panel"
     assert panel.request().parameters == {"epochs": "7", "label": "from the panel"}
     panel.launch_button.click()
@@ -177,8 +179,8 @@ def test_local_launch_runs_with_the_form_values(open_panel, mlflow_server):
 
 def test_history_row_cancel_and_refresh(open_panel):
     panel = open_panel()
-    panel.fields["epochs"].widget.value = 500
-    panel.fields["pause"].widget.value = 0.2
+    panel.fields["epochs"].widget.value = "500"
+    panel.fields["pause"].widget.value = "0.2"
     panel.launch_button.click()
     settle(panel)
     run = panel.watched.run
@@ -227,9 +229,9 @@ def test_databricks_launch_with_new_cluster_fields_and_cancel(open_panel, dbip):
     panel = open_panel()
     panel.backend.value = "databricks"
     panel.compute.value = "new"
-    panel.workers.value = 2
+    panel.workers.value = "2"
     panel.experiment.value = f"/Shared/panel-{uuid.uuid4().hex[:8]}"
-    panel.fields["epochs"].widget.value = 3
+    panel.fields["epochs"].widget.value = "3"
     panel.launch_button.click()
     settle(panel)
     run = panel.watched.run
@@ -244,8 +246,8 @@ def test_databricks_launch_with_new_cluster_fields_and_cancel(open_panel, dbip):
     spec = json.loads(task["spark_python_task"]["parameters"][3])
     assert "--epochs 3" in spec["command"]
     # A long one, cancelled with the panel's Cancel button.
-    panel.fields["epochs"].widget.value = 300
-    panel.fields["pause"].widget.value = 1
+    panel.fields["epochs"].widget.value = "300"
+    panel.fields["pause"].widget.value = "1"
     panel.launch_button.click()
     settle(panel)
     long_run = panel.watched.run
@@ -305,3 +307,45 @@ def test_panel_loads_the_extension_when_needed(guarded):
     panel = mlrun_magic.panel()
     assert panel.errors == [] and list(panel.fields)
     assert "project_run" in guarded.magics_manager.magics["line"]
+
+
+@pytest.mark.parametrize("typed, shown", [
+    ("1.5", None), ("1e3", None), ("abc", None), ("", None), (" 7 ", "7"), ("300", "300")])
+def test_an_int_field_launches_what_it_shows_or_refuses(open_panel, typed, shown):
+    panel = open_panel()
+    panel.fields["epochs"].widget.value = typed
+    if shown is None:
+        assert panel.launch_button.disabled and panel.dry_run_button.disabled
+        problem = panel.fields["epochs"].problem()
+        assert problem and problem in unescape(panel.fields["epochs"].note.value)
+        with pytest.raises(MlrunMagicError, match="fields are missing or invalid"):
+            panel.request()
+    else:
+        assert not panel.launch_button.disabled
+        assert panel.request().parameters == {"epochs": shown}
+
+
+@pytest.mark.parametrize("typed, ok", [("1.5", True), ("1e3", True), ("abc", False),
+                                       ("", False), ("nan?", False)])
+def test_a_float_field_launches_what_it_shows_or_refuses(open_panel, typed, ok):
+    panel = open_panel()
+    panel.fields["alpha"].widget.value = typed
+    assert panel.launch_button.disabled is not ok
+    if ok:
+        assert panel.request().parameters == {"alpha": typed}
+
+
+def test_an_empty_text_field_is_launched_empty(open_panel):
+    panel = open_panel()
+    panel.fields["label"].widget.value = ""
+    assert panel.request().parameters == {"label": ""}
+
+
+@pytest.mark.parametrize("typed", ["1.5", "-1", "two", ""])
+def test_workers_must_be_a_whole_number(open_panel, dbip, typed):
+    panel = open_panel()
+    panel.backend.value = "databricks"
+    panel.compute.value = "new"
+    panel.workers.value = typed
+    assert panel.launch_button.disabled
+    assert "whole number" in panel.notes["workers"].value

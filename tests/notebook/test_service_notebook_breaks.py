@@ -101,8 +101,8 @@ def test_a_cell_run_cancelled_from_the_panel_is_killed_everywhere(ip, cell):
 
 def test_a_panel_run_cancelled_from_a_cell_is_killed_in_the_panel(ip, cell):
     panel = mlrun_magic.panel()
-    panel.fields["epochs"].widget.value = 600
-    panel.fields["pause"].widget.value = 0.05
+    panel.fields["epochs"].widget.value = "600"
+    panel.fields["pause"].widget.value = "0.05"
     panel.launch_button.click()
     assert panel.wait(30) and panel.errors == []
     run_id = panel.watched.run_id

@@ -252,7 +252,7 @@ def run_panel(stage: Stage, mp) -> None:
             shell.run_line_magic("config", f"ProjectRun.tracking_uri = {stage.tracking!r}")
             panel = mlrun_magic.panel(stage.git_uri)
             assert panel.project_text.value == stage.git_uri.replace(f"gituser:{GIT_PW}@", "")
-            panel.fields["epochs"].widget.value = 20
+            panel.fields["epochs"].widget.value = "20"
             panel.compute.value = "new"
             for backend in ("local", "databricks"):
                 panel.backend.value = backend
