@@ -127,6 +127,13 @@ class DatabricksSubmittedRun(SubmittedRun):
         for key in ("error", "error_trace"):
             if out.get(key):
                 text += f"\n--- {key} ---\n{out[key]}"
+        if not text.strip():
+            from mlrun_magic.databricks.jobs import run_state
+
+            state = run_state(self.last_run or {})
+            if not state.is_terminal:  # Databricks gives a task's output once it has ended
+                return (f"(no output yet: the run is {state.status}, and Databricks gives the "
+                        "driver's output when the run ends)")
         return text
 
 

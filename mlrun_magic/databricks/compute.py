@@ -76,9 +76,18 @@ class Compute:
         if self.kind == "serverless":
             return "serverless compute"
         nc = self.task["new_cluster"]
-        workers = nc.get("num_workers", nc.get("autoscale", "?"))
-        return (f"new cluster {nc.get('spark_version', '?')} on {nc.get('node_type_id', '?')}, "
-                f"{workers} workers")
+        scale = nc.get("autoscale")
+        if isinstance(scale, dict):
+            workers = f"{scale.get('min_workers', '?')} to {scale.get('max_workers', '?')} workers"
+        elif "num_workers" in nc:
+            count = nc["num_workers"]
+            workers = f"{count} worker{'' if count == 1 else 's'}"
+        else:
+            workers = "workers from its policy" if nc.get("policy_id") else "? workers"
+        where = (f"{nc.get('spark_version', '?')} on {nc.get('node_type_id', '?')}"
+                 if nc.get("spark_version") or not nc.get("policy_id")
+                 else f"from policy {nc['policy_id']}")
+        return f"new cluster {where}, {workers}"
 
 
 def load_backend_config(value: Any, *, base_dir: Path | None = None) -> tuple[dict, str]:

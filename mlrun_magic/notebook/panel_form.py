@@ -102,7 +102,8 @@ class PanelForm:
             rows += [row("Profile", self.profile, self._cell(
                          f"note:profiles:{found}", parts.note_html(
                              "names from ~/.databrickscfg" if found
-                             else "none found: DATABRICKS_* variables"))),
+                             else "no ~/.databrickscfg profiles: the SDK's default chain "
+                                  "(DATABRICKS_* variables, ...)"))),
                      row("Compute", self.compute)]
             rows += {
                 "spec": [row("Spec file", self.spec_file, n["spec"])],

@@ -57,6 +57,8 @@ def test_status_logs_cancel_and_reattach(dbip, cell):
         time.sleep(0.2)
     _, cap = cell("%project_run status")
     assert "RUNNING" in cap.outputs[0].data["text/plain"]
+    _, cap = cell("%project_run logs")  # issue 12 #9: a running run's log says why it is empty
+    assert "no output yet: the run is RUNNING" in cap.stdout
     time.sleep(2)  # let the driver's bootstrap print its first lines before the cancel
     from mlrun_magic.service import _by_owner
 

@@ -349,3 +349,11 @@ def test_workers_must_be_a_whole_number(open_panel, dbip, typed):
     panel.workers.value = typed
     assert panel.launch_button.disabled
     assert "whole number" in panel.notes["workers"].value
+
+
+def test_the_profile_hint_does_not_read_as_missing_credentials(open_panel, dbip):
+    panel = open_panel()
+    panel.backend.value = "databricks"
+    text = unescape(" ".join(getattr(c, "value", "") for c in panel.form.children
+                             if isinstance(getattr(c, "value", None), str)))
+    assert "none found" not in text and "the SDK's default chain" in text

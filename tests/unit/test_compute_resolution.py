@@ -33,7 +33,7 @@ def test_a_bare_or_wrapped_new_cluster_spec_is_a_new_cluster(config):
     assert (compute.kind, compute.task, compute.run) == (
         "new_cluster", {"libraries": [MLFLOW], "new_cluster": NC}, {})
     assert compute.describe() == ("new cluster 15.4.x-cpu-ml-scala2.12 on Standard_D4ds_v5, "
-                                  "1 workers")
+                                  "1 worker")  # issue 12 #9: not "1 workers"
 
 
 def test_an_existing_cluster_gets_the_mlflow_library_and_is_described_by_id():
@@ -239,3 +239,15 @@ def test_any_json_cluster_config_resolves_or_is_refused_with_a_sentence(config):
         resolve(json.dumps(config))
     except ComputeConfigError as exc:
         assert exc.message
+
+
+@pytest.mark.parametrize("spec, text", [
+    ({"spark_version": "v", "node_type_id": "n", "num_workers": 0}, "new cluster v on n, 0 workers"),
+    ({"spark_version": "v", "node_type_id": "n", "num_workers": 2}, "new cluster v on n, 2 workers"),
+    ({"spark_version": "v", "node_type_id": "n", "autoscale": {"min_workers": 1,
+                                                              "max_workers": 4}},
+     "new cluster v on n, 1 to 4 workers"),
+    ({"policy_id": "P1"}, "new cluster from policy P1, workers from its policy"),
+])
+def test_a_new_cluster_is_described_in_words(spec, text):
+    assert resolve({"new_cluster": spec}).describe() == text
