@@ -2,7 +2,8 @@
 
 One JSON object per line: a line when a run is submitted, and a line each time its status is
 learned to be final. Reading merges the lines of a run (later lines win), so the file is only
-ever appended to. It survives kernel restarts: ``%project_run list`` shows it, and
+ever appended to. A run is known by its workspace (``host``, for Databricks runs) and its
+MLflow run id, never by a job run id alone: two workspaces number their job runs alike. It survives kernel restarts: ``%project_run list`` shows it, and
 ``%project_run status RUN`` re-attaches a Databricks run from it. Nothing secret is written:
 ids, links, parameters and statuses only. The folder carries its own ``.gitignore`` and is
 left out of archives. The file can grow for months, so reading is bounded: its newest 4 MiB
@@ -44,13 +45,26 @@ def record_submission(project_dir, run) -> None:
     job_run_id = getattr(run, "job_run_id", None)
     if job_run_id is not None:
         entry["job_run_id"] = job_run_id
+    host = getattr(run, "workspace_host", None)
+    if host:
+        entry["host"] = host
     _append(project_dir, entry)
 
 
-def record_status(project_dir, run_id: str, status: str, message: str = "") -> None:
-    """Append a run's (final) status."""
-    _append(project_dir, {"run_id": run_id, "status": status, "message": message,
-                          "updated": time.time()})
+def record_status(project_dir, run_id: str, status: str, message: str = "", *,
+                  host: str | None = None, started: float | None = None,
+                  ended: float | None = None) -> None:
+    """Append a run's (final) status, with the run's own start and end times if known."""
+    entry = {"run_id": run_id, "status": status, "message": message, "updated": time.time()}
+    extra = {"host": host, "started": started, "ended": ended}
+    entry.update({key: value for key, value in extra.items() if value})
+    _append(project_dir, entry)
+
+
+def entry_key(entry: dict) -> tuple[str, str]:
+    """What identifies a run in the history: its workspace host ('' for local runs and
+    entries older than hosts) and its MLflow run id."""
+    return entry.get("host") or "", entry["run_id"]
 
 
 def read_history(project_dir) -> list[dict]:
@@ -66,11 +80,11 @@ def read_history(project_dir) -> list[dict]:
         data = bounded.read_tail(path, bounded.HISTORY_TAIL_BYTES)
     except bounded.InputReadError:
         return []  # no history yet (or not a file): nothing to show
-    runs: dict[str, dict] = {}
+    runs: dict[tuple[str, str], dict] = {}
     for raw in data.split(b"\n"):
         entry = _entry(raw)
         if entry is not None:
-            runs.setdefault(entry["run_id"], {}).update(entry)
+            runs.setdefault(entry_key(entry), {}).update(entry)
     return sorted(runs.values(), key=_submitted)
 
 
@@ -87,8 +101,8 @@ def _entry(raw: bytes) -> dict | None:
     return _typed(entry)
 
 
-_TEXT_FIELDS = ("status", "message", "backend", "project", "entry_point", "run_name")
-_NUMBER_FIELDS = ("submitted", "updated")
+_TEXT_FIELDS = ("status", "message", "backend", "project", "entry_point", "run_name", "host")
+_NUMBER_FIELDS = ("submitted", "updated", "started", "ended")
 
 
 def _typed(entry: dict) -> dict:

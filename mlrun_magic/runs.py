@@ -27,10 +27,17 @@ DEFAULT_ENV_MANAGER = "local"
 
 @dataclass(frozen=True)
 class RunState:
-    """A status from :data:`STATUSES` and the backend's message about it."""
+    """A status from :data:`STATUSES` and the backend's message about it.
+
+    ``started_at`` and ``ended_at`` (epoch seconds) are the run's own times where the backend
+    tells them (the job run's start and end on Databricks, the process's locally): a view's
+    duration comes from them, not from when someone happened to look.
+    """
 
     status: str
     message: str = ""
+    started_at: float | None = field(default=None, compare=False)
+    ended_at: float | None = field(default=None, compare=False)
 
     @property
     def is_terminal(self) -> bool:
@@ -59,3 +66,11 @@ class RunInfo:
     run_name: str | None = None
     parameters: dict = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
+
+
+def workspace_key(host: str | None) -> str | None:
+    """A workspace host as the history keys it: ``https://adb-1.2.azuredatabricks.net``,
+    lower case, no trailing slash (``None`` stays ``None``)."""
+    if not host:
+        return None
+    return host.strip().rstrip("/").lower()

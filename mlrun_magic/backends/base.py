@@ -25,6 +25,8 @@ class SubmittedRun(ABC):
     backend = "base"
     #: Whether asking for the state is a request to a server (else it is free).
     remote = True
+    #: The Databricks workspace the run belongs to (None: it runs on this machine).
+    workspace_host: str | None = None
     #: Set by the notebook layer (``%load_ext mlrun_magic``) to show a live view of a run
     #: that is the value of a cell; the core itself never imports IPython.
     display_hook = None

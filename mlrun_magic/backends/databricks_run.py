@@ -7,7 +7,7 @@ import logging
 
 from mlrun_magic.backends.base import SubmittedRun
 from mlrun_magic.errors import BackendError, TrackingError
-from mlrun_magic.runs import TERMINAL, Links, RunInfo, RunState
+from mlrun_magic.runs import TERMINAL, Links, RunInfo, RunState, workspace_key
 from mlrun_magic.tracking import STATE_MESSAGE_TAG
 
 logger = logging.getLogger("mlrun_magic.backends.databricks")
@@ -30,9 +30,15 @@ class DatabricksSubmittedRun(SubmittedRun):
         self.last_run: dict | None = None
         self._reconciled = False
 
+    @property
+    def workspace_host(self) -> str | None:
+        """The workspace this job run belongs to (its job run id means nothing elsewhere)."""
+        return workspace_key(self.client.host)
+
     @classmethod
     def attach(cls, ref: str, *, profile: str | None = None, tracking_uri: str | None = None):
-        """Re-attach to a run by MLflow run id or Databricks job run id."""
+        """Re-attach to a run by MLflow run id or Databricks job run id: its state, links,
+        name, parameters and times come from the job run and its MLflow run."""
         from mlrun_magic.backends.tracking_uri import open_job_tracking
         from mlrun_magic.databricks.auth import resolve_workspace
         from mlrun_magic.databricks.client import DatabricksClient
@@ -40,30 +46,26 @@ class DatabricksSubmittedRun(SubmittedRun):
 
         client = DatabricksClient(resolve_workspace(profile, tracking_uri))
         tracking = open_job_tracking(tracking_uri, client)
+        mlflow = None
         if str(ref).isdigit():
             job_run_id = int(ref)
             run = client.get(f"{JOBS_API}/runs/get", run_id=job_run_id)
             mlflow_run_id = _mlflow_run_id_from_job(run)
         else:
             mlflow_run_id = str(ref)
-            tags = tracking.get_run(mlflow_run_id)["tags"]
-            if "mlflow.databricks.shellJobRunID" not in tags:
+            mlflow = tracking.get_run(mlflow_run_id)
+            if "mlflow.databricks.shellJobRunID" not in mlflow["tags"]:
                 raise BackendError(f"MLflow run {ref} has no Databricks job run "
                                    "(no mlflow.databricks.shellJobRunID tag)")
-            job_run_id = int(tags["mlflow.databricks.shellJobRunID"])
+            job_run_id = int(mlflow["tags"]["mlflow.databricks.shellJobRunID"])
             run = client.get(f"{JOBS_API}/runs/get", run_id=job_run_id)
-        experiment_id = None
-        if mlflow_run_id:
+        if mlflow is None and mlflow_run_id:
             try:
-                experiment_id = tracking.get_run(mlflow_run_id)["experiment_id"]
+                mlflow = tracking.get_run(mlflow_run_id)
             except TrackingError:
-                pass
-        links = Links(job_run=run.get("run_page_url"),
-                      mlflow_run=tracking.run_url(experiment_id, mlflow_run_id)
-                      if experiment_id and mlflow_run_id else None,
-                      experiment=tracking.experiment_url(experiment_id) if experiment_id else None)
-        info = RunInfo(project=run.get("run_name", ""), entry_point="", backend="databricks")
-        attached = cls(client, tracking, mlflow_run_id, job_run_id, info, links)
+                pass  # the job run alone still gives state, links and times
+        attached = cls(client, tracking, mlflow_run_id, job_run_id, _attached_info(run, mlflow),
+                       _attached_links(tracking, run, mlflow_run_id, mlflow))
         attached.last_run = run
         return attached
 
@@ -147,3 +149,78 @@ def _mlflow_run_id_from_job(run: dict) -> str | None:
             except (ValueError, IndexError):
                 return None
     return None
+
+
+def _attached_info(run: dict, mlflow: dict | None) -> RunInfo:
+    """What a view of a re-attached run shows: from its MLflow run (name, entry point,
+    parameters, start) where there is one, else from the job run."""
+    from mlrun_magic.databricks.jobs import run_state
+
+    tags = (mlflow or {}).get("tags") or {}
+    started = run_state(run).started_at or _seconds((mlflow or {}).get("start_time"))
+    info = RunInfo(project=_project_name(tags.get("mlflow.source.name")) or
+                   str(run.get("run_name") or ""),
+                   entry_point=tags.get("mlflow.project.entryPoint", ""), backend="databricks",
+                   run_name=(mlflow or {}).get("run_name") or tags.get("mlflow.runName"),
+                   parameters=dict((mlflow or {}).get("params") or {}))
+    if started:
+        info.started_at = started
+    return info
+
+
+def _attached_links(tracking, run: dict, mlflow_run_id: str | None, mlflow: dict | None):
+    experiment_id = (mlflow or {}).get("experiment_id")
+    return Links(job_run=run.get("run_page_url"),
+                 mlflow_run=tracking.run_url(experiment_id, mlflow_run_id)
+                 if experiment_id and mlflow_run_id else None,
+                 experiment=tracking.experiment_url(experiment_id) if experiment_id else None)
+
+
+def _project_name(source_name: str | None) -> str:
+    """``train`` of ``file:///home/me/train``, ``https://github.com/org/repo#train``..."""
+    if not source_name:
+        return ""
+    path = source_name.split("#", 1)[-1] if "#" in source_name else source_name
+    return path.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
+
+
+def _seconds(millis) -> float | None:
+    """Epoch milliseconds (a number, or digits as some servers send int64) as seconds."""
+    if isinstance(millis, str) and millis.isascii() and millis.isdigit():
+        millis = int(millis)
+    if isinstance(millis, bool) or not isinstance(millis, (int, float)) or millis <= 0:
+        return None
+    return millis / 1000.0
+
+
+#: At most this many job runs are asked about at once (``%project_run list``).
+STATE_BATCH_WORKERS = 8
+#: Seconds ``list`` retries a job run's state before saying it could not be refreshed.
+STATE_BATCH_DEADLINE = 5.0
+
+
+def job_run_states(job_run_ids, auth) -> dict:
+    """The current state of each job run of the workspace of ``auth`` (a
+    :class:`~mlrun_magic.databricks.auth.WorkspaceAuth`), asked all at once:
+    ``{job_run_id: RunState or the MlrunMagicError that came instead}``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlrun_magic.databricks.client import DatabricksClient
+    from mlrun_magic.databricks.jobs import JOBS_API, run_state
+    from mlrun_magic.errors import MlrunMagicError
+
+    ids = list(dict.fromkeys(int(i) for i in job_run_ids))
+    if not ids:
+        return {}
+    # A short deadline: a list must not wait minutes for a workspace that is gone.
+    client = DatabricksClient(auth, timeout=10.0, deadline=STATE_BATCH_DEADLINE)
+
+    def one(job_run_id: int):
+        try:
+            return run_state(client.get(f"{JOBS_API}/runs/get", run_id=job_run_id))
+        except MlrunMagicError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=min(STATE_BATCH_WORKERS, len(ids)),
+                            thread_name_prefix="mlrun-magic-list") as pool:
+        return dict(zip(ids, pool.map(one, ids)))

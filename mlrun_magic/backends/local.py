@@ -19,6 +19,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from dataclasses import replace
 from pathlib import Path
 
 from mlrun_magic.backends.base import SubmittedRun
@@ -173,6 +175,8 @@ class LocalSubmittedRun(SubmittedRun):
         self._tracking = tracking
         self._cancelled = False
         self._final: RunState | None = None
+        #: When the process started (it was started just before this handle was made).
+        self.started_at = time.time()
         self._done = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name=f"mlrun-magic-{self.run_id}",
                                          daemon=True)
@@ -198,6 +202,7 @@ class LocalSubmittedRun(SubmittedRun):
                 break
             self._out.write(chunk)
         code = self.process.wait()
+        ended_at = time.time()
         self.process.stdout.close()
         if self._cancelled:
             state = RunState("KILLED", "cancelled")
@@ -211,6 +216,7 @@ class LocalSubmittedRun(SubmittedRun):
         except MlrunMagicError as exc:
             state = RunState(state.status, redact_text(f"{state.message}; MLflow not updated: "
                                                        f"{exc}").strip("; "))
+        state = replace(state, started_at=self.started_at, ended_at=ended_at)
         self._log.write(f"=== Run (ID '{self.run_id}') {state.status} ===\n".encode())
         self._log.close()
         self._final = state
@@ -221,7 +227,7 @@ class LocalSubmittedRun(SubmittedRun):
     def fetch_state(self) -> RunState:
         if self._final is not None:
             return self._final
-        return RunState("RUNNING", f"process {self.process.pid}")
+        return RunState("RUNNING", f"process {self.process.pid}", started_at=self.started_at)
 
     def cancel(self) -> RunState:
         """Stop the process (SIGTERM to its group, SIGKILL after 10 s); the run ends KILLED."""

@@ -83,17 +83,17 @@ def config_file_path() -> str:
     return os.path.expanduser(os.environ.get("DATABRICKS_CONFIG_FILE", "~/.databrickscfg"))
 
 
-def resolve_workspace(profile: str | None = None,
-                      tracking_uri: str | None = None) -> WorkspaceAuth:
+def resolve_workspace(profile: str | None = None, tracking_uri: str | None = None, *,
+                      retry_seconds: float = CONFIG_RETRY_SECONDS) -> WorkspaceAuth:
     """The :class:`WorkspaceAuth` to talk to, or one :class:`DatabricksAuthError` saying why
-    not."""
+    not (``retry_seconds``: how long the SDK may try to reach the host while resolving)."""
     from databricks.sdk.core import Config
 
     from mlrun_magic.version import __version__
 
     profile = profile or profile_from_tracking_uri(tracking_uri)
     kwargs = dict(product="mlrun-magic", product_version=__version__,
-                  retry_timeout_seconds=CONFIG_RETRY_SECONDS)
+                  retry_timeout_seconds=retry_seconds)
     if profile:
         kwargs["profile"] = profile
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 
 from mlrun_magic.databricks.errors import DatabricksAPIError
 from mlrun_magic.errors import BackendError
@@ -33,8 +34,23 @@ def run_state(run: dict) -> RunState:
     """Map a ``runs/get`` answer to PENDING/QUEUED/RUNNING/TERMINATING/FINISHED/FAILED/KILLED.
 
     Unlike MLflow (which calls everything that is not SUCCESS ``FAILED``), a cancelled run is
-    ``KILLED``; unknown future life-cycle states count as still running.
+    ``KILLED``; unknown future life-cycle states count as still running. The state carries
+    the job run's own ``start_time`` and (once ended) ``end_time``.
     """
+    ended = _epoch_seconds(run.get("end_time"))
+    state = _status(run)
+    return replace(state, started_at=_epoch_seconds(run.get("start_time")),
+                   ended_at=ended if state.is_terminal else None)
+
+
+def _epoch_seconds(millis) -> float | None:
+    """Databricks' epoch milliseconds as seconds (0 or missing: not yet)."""
+    if isinstance(millis, bool) or not isinstance(millis, (int, float)) or millis <= 0:
+        return None
+    return millis / 1000.0
+
+
+def _status(run: dict) -> RunState:
     state = _mapping(run.get("state"))
     status = _mapping(run.get("status"))
     details = _mapping(status.get("termination_details"))

@@ -21,7 +21,7 @@ def snapshot(watched) -> RunSnapshot:
                        status=watched.state.status, message=watched.state.message,
                        elapsed=watched.elapsed, links=run.links.to_dict(),
                        run_name=run.info.run_name, parameters=run.info.parameters,
-                       log_tail=watched.log_tail)
+                       log_tail=watched.log_tail, checked_at=watched.checked_at)
 
 
 class _HandleView:

@@ -270,15 +270,22 @@ class ProjectRunMagics(Magics):
         display(RunView(snapshot(self._attach(args.run))))
 
     def _cmd_list(self, words):
-        args = _subparser("list", "This kernel's runs and the project's history.",
-                          run_arg=False).parse_args(words)
+        from mlrun_magic.service.listing import DEFAULT_LIMIT
+
+        parser = _subparser("list", "This kernel's runs and the project's history, newest "
+                                    "first, each in its current state.", run_arg=False)
+        parser.add_argument("--all", action="store_true",
+                            help=f"every run in the history (default: the newest {DEFAULT_LIMIT})")
+        args = parser.parse_args(words)
         if args is None:
             return
         from IPython.display import display
 
         from mlrun_magic.notebook.render import RunListView
 
-        display(RunListView(self.service.runs(self._project_dir())))
+        runs = self.service.runs(self._project_dir(), refresh=True)
+        shown = runs if args.all else runs[-DEFAULT_LIMIT:]
+        display(RunListView(shown, hidden=len(runs) - len(shown)))
 
     def _cmd_panel(self, words):
         parser = _subparser("panel", "The launch panel (ipywidgets) for the notebook's project "

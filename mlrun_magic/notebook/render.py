@@ -12,10 +12,12 @@ credential, whatever a backend put in a link or an error.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from html import escape
 
 from mlrun_magic.redact import redact_text, redact_url
+from mlrun_magic.runs import TERMINAL
 
 BADGE_COLOURS = {
     "SUBMITTING": "#6b7280", "PENDING": "#6b7280", "QUEUED": "#6b7280", "RUNNING": "#2563eb",
@@ -40,6 +42,16 @@ class RunSnapshot:
     run_name: str | None = None
     parameters: dict = field(default_factory=dict)
     log_tail: str = ""
+    #: When the state shown was learned (epoch seconds): a view of a run that has not ended
+    #: says "as of" it, so a saved output that can no longer update does not pass for live.
+    checked_at: float | None = None
+
+    @property
+    def as_of(self) -> str:
+        """``as of 14:03:12`` while the run has not ended (``""`` once it has, or unknown)."""
+        if self.checked_at is None or self.status in TERMINAL:
+            return ""
+        return "as of " + time.strftime("%H:%M:%S", time.localtime(self.checked_at))
 
 
 def format_elapsed(seconds: float) -> str:
@@ -83,7 +95,7 @@ class RunView(_View):
             title += f" ({s.run_name})"
         message = redact_text(s.message)
         lines = [f"{title} - {s.status}{' (' + message + ')' if message else ''}"
-                 f" - {format_elapsed(s.elapsed)}"]
+                 f" - {format_elapsed(s.elapsed)}{' (' + s.as_of + ')' if s.as_of else ''}"]
         for key, label in LINK_LABELS:
             if s.links.get(key):
                 lines.append(f"  {label + ':':20s}{redact_url(s.links[key])}")
@@ -102,6 +114,8 @@ class RunView(_View):
         message = (f' <span style="color:#4b5563">{escape(redact_text(s.message))}</span>'
                    if s.message else "")
         name = f' <span style="color:#6b7280">({escape(s.run_name)})</span>' if s.run_name else ""
+        as_of = (f' <span class="mlrun-magic-as-of" style="color:#9ca3af;font-size:0.9em">'
+                 f'({escape(s.as_of)})</span>' if s.as_of else "")
         rows = []
         for key, label in LINK_LABELS:
             url = redact_url(s.links[key]) if s.links.get(key) else None
@@ -124,7 +138,7 @@ class RunView(_View):
                 f'<div><b>{escape(s.project)}</b>:{escape(s.entry_point)} on '
                 f'{escape(s.backend)}{name} {badge}{message} '
                 f'<span class="mlrun-magic-elapsed" style="color:#6b7280">'
-                f'{format_elapsed(s.elapsed)}</span></div>'
+                f'{format_elapsed(s.elapsed)}</span>{as_of}</div>'
                 f'<table style="border-collapse:collapse;margin-top:4px">{"".join(rows)}</table>'
                 f'{tail}</div>')
 
@@ -193,37 +207,86 @@ class PlanView(_View):
                 f'<table style="border-collapse:collapse">{rows}</table>{submit}</div>')
 
 
-class RunListView(_View):
-    """A table of runs (this kernel's and the project's history)."""
+def format_when(epoch) -> str:
+    """``02 Dec 14:03`` in local time ("" for a missing or impossible time)."""
+    if isinstance(epoch, bool) or not isinstance(epoch, (int, float)) or epoch <= 0:
+        return ""
+    try:
+        return time.strftime("%d %b %H:%M", time.localtime(epoch))
+    except (OverflowError, OSError, ValueError):
+        return ""
 
-    def __init__(self, runs: list[dict]):
-        self.runs = runs
+
+class RunListView(_View):
+    """A table of runs (this kernel's and the project's history), newest first: when each
+    started, its name, status (and where it ran when that was not the current workspace),
+    the parameters that differ between the runs shown, and its links."""
+
+    def __init__(self, runs: list[dict], hidden: int = 0):
+        from mlrun_magic.service.listing import differing_parameters
+
+        self.runs = sorted(runs, key=_started, reverse=True)
+        self.hidden = hidden
+        self.varying = sorted(differing_parameters(self.runs))
+
+    def _cells(self, r: dict) -> dict:
+        from mlrun_magic.service.listing import note_of
+
+        params = r.get("parameters") or {}
+        return {"started": format_when(r.get("started") or r.get("submitted")),
+                "run_id": r["run_id"], "name": str(r.get("run_name") or ""),
+                "status": str(r.get("status", "?")), "note": note_of(r),
+                "where": f"{r.get('backend', '')}:{r.get('entry_point', '')}".strip(":"),
+                "params": ", ".join(f"{k}={redact_text(str(params[k]))}"
+                                    for k in self.varying if k in params)}
+
+    def _more(self) -> str:
+        return (f"{self.hidden} older run{'s' if self.hidden != 1 else ''} not shown "
+                "(%project_run list --all)" if self.hidden else "")
 
     def text(self) -> str:
         if not self.runs:
             return "No runs yet."
-        lines = []
+        table = []
         for r in self.runs:
+            c = self._cells(r)
             links = r.get("links") or {}
             link = links.get("job_run") or links.get("mlflow_run")
-            lines.append(f"{r['run_id']}  {r.get('status', '?'):10s} {r.get('backend', '')}  "
-                         f"{r.get('entry_point', '')}  {redact_url(link) if link else ''}")
-        return "\n".join(lines)
+            status = c["status"] + (f" ({c['note']})" if c["note"] else "")
+            table.append([c["started"] or "-", c["run_id"], status, c["where"], c["name"],
+                          c["params"], redact_url(link) if link else ""])
+        used = [i for i in range(len(table[0])) if any(row[i] for row in table)]
+        widths = {i: max(len(row[i]) for row in table) for i in used}
+        lines = ["  ".join(row[i].ljust(widths[i]) for i in used).rstrip() for row in table]
+        return "\n".join(lines + ([self._more()] if self.hidden else []))
 
     def html(self) -> str:
         if not self.runs:
             return "<i>No runs yet.</i>"
         rows = []
         for r in self.runs:
+            c = self._cells(r)
             links = r.get("links") or {}
-            cells = [f"<code>{escape(r['run_id'])}</code>",
-                     escape(str(r.get("status", "?"))), escape(str(r.get("backend", ""))),
-                     escape(str(r.get("entry_point", "")))]
+            colour = BADGE_COLOURS.get(c["status"], "#6b7280")
+            status = (f"<span data-status='{escape(c['status'], quote=True)}' style='color:"
+                      f"{colour};font-weight:600'>{escape(c['status'])}</span>")
+            if c["note"]:
+                status += f" <span style='color:#6b7280'>({escape(c['note'])})</span>"
             anchors = " ".join(f'<a href="{escape(redact_url(links[k]), quote=True)}" '
                                f'target="_blank" rel="noopener noreferrer">{escape(label)}</a>'
                                for k, label in LINK_LABELS if links.get(k))
-            rows.append("<tr>" + "".join(f"<td style='padding:1px 10px 1px 0'>{c}</td>"
-                                         for c in cells + [anchors]) + "</tr>")
-        head = "".join(f"<th style='text-align:left;padding-right:10px'>{h}</th>"
-                       for h in ("MLflow run id", "Status", "Backend", "Entry point", "Links"))
-        return f"<table class='mlrun-magic-runs'><tr>{head}</tr>{''.join(rows)}</table>"
+            cells = [escape(c["started"]), f"<code>{escape(c['run_id'])}</code>",
+                     escape(c["name"]), status, escape(c["where"]),
+                     f"<code>{escape(c['params'])}</code>" if c["params"] else "", anchors]
+            rows.append("<tr>" + "".join(f"<td style='{_TD}'>{cell}</td>" for cell in cells)
+                        + "</tr>")
+        head = "".join(f"<th style='text-align:left;padding-right:12px'>{h}</th>" for h in
+                       ("Started", "MLflow run id", "Run name", "Status", "Entry point",
+                        "Parameters", "Links"))
+        more = f"<div style='color:#6b7280'>{escape(self._more())}</div>" if self.hidden else ""
+        return f"<table class='mlrun-magic-runs'><tr>{head}</tr>{''.join(rows)}</table>{more}"
+
+
+def _started(entry: dict) -> float:
+    value = entry.get("started") or entry.get("submitted") or 0
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0

@@ -32,6 +32,8 @@ __all__ = ["DryRun", "RunService", "WatchedRun", "default_service", "service_for
 logger = logging.getLogger("mlrun_magic.service")
 #: Lines of output kept for the view of a run that did not finish.
 FAILED_LOG_LINES = 15
+#: How long the current workspace's host, once resolved, is taken as known.
+HOST_CACHE_SECONDS = 60.0
 
 
 class _Defaults:
@@ -54,6 +56,7 @@ class RunService:
         self.poller = poller or shared_poller()
         self._runs: dict[str, WatchedRun] = {}
         self._lock = threading.RLock()
+        self._host_cache = None
 
     # -- planning --------------------------------------------------------------------------
     def plan(self, request: RunRequest | Plan) -> Plan:
@@ -117,17 +120,18 @@ class RunService:
                tracking_uri: str | None = None, ask_backend: bool = False) -> WatchedRun:
         """The run ``ref`` (default: the latest): from this process, else from the history of
         ``project_dir``, else (``ask_backend``) looked up on the workspace."""
-        from mlrun_magic.service.attach import attach_run, history_entry
+        from mlrun_magic.service.attach import attach_run, current_workspace, history_entry
 
         watched = self.find(ref)
         if watched is not None:
             return watched
-        entry = history_entry(project_dir, ref)
+        profile = profile or self.settings.profile
+        tracking_uri = tracking_uri or self.settings.tracking_uri
+        entry = history_entry(project_dir, ref, lambda: current_workspace(profile, tracking_uri))
         if entry is None and not ref:
             raise MlrunMagicError("no run yet in this kernel or in the project's history",
                                   hint="Launch one with %project_run, or see %project_run list.")
-        run = attach_run(ref, entry, profile=profile or self.settings.profile,
-                         tracking_uri=tracking_uri or self.settings.tracking_uri,
+        run = attach_run(ref, entry, profile=profile, tracking_uri=tracking_uri,
                          ask_backend=ask_backend)
         with self._lock:
             known = self._runs.get(run.run_id)
@@ -182,20 +186,61 @@ class RunService:
             self._watch(watched)
         return watched
 
-    def runs(self, project_dir=None) -> list[dict]:
+    def runs(self, project_dir=None, *, refresh: bool = False,
+             limit: int | None = None) -> list[dict]:
         """This process's runs merged over the project's history, oldest first, as entries
-        (``run_id``, ``status``, ``backend``, ``entry_point``, ``links``, ...)."""
-        from mlrun_magic.history import read_history
+        (``run_id``, ``status``, ``backend``, ``entry_point``, ``links``, ``submitted``,
+        ``started``, ``host``, ``workspace``, ...); the newest ``limit`` only if given.
 
-        merged = {e["run_id"]: e for e in (read_history(project_dir) if project_dir else [])}
+        ``refresh``: first learn the current state of every run among the newest
+        :data:`~mlrun_magic.service.listing.DEFAULT_LIMIT` that had not ended, in one batch
+        (the job runs of the current workspace at once; runs of another workspace keep their
+        last known state and say so)."""
+        from mlrun_magic.service.attach import current_auth
+        from mlrun_magic.service.listing import (DEFAULT_LIMIT, mark_workspaces, merged_runs,
+                                                 refresh_entries)
+
         with self._lock:
             live = list(self._runs.values())
-        for watched in live:
-            if project_dir is not None and watched.project_dir is not None \
-                    and Path(watched.project_dir).resolve() != Path(project_dir).resolve():
-                continue
-            merged.setdefault(watched.run_id, {}).update(watched.to_entry())
-        return sorted(merged.values(), key=lambda e: e.get("submitted") or 0)
+        entries = merged_runs(live, project_dir)
+        if limit:
+            entries = entries[-limit:]
+        profile, tracking_uri = self.settings.profile, self.settings.tracking_uri
+        auth = current_auth(profile, tracking_uri, quick=True) if refresh else None
+        mark_workspaces(entries, self._current_workspace((profile, tracking_uri), live,
+                                                         auth, refresh))
+        if refresh:
+            refresh_entries(self, entries[-DEFAULT_LIMIT:], {w.run_id for w in live}, auth=auth,
+                            record_end=lambda entry: self._record_entry_end(project_dir, entry))
+        return entries
+
+    def _current_workspace(self, key, live, auth, resolved: bool) -> str | None:
+        """The current workspace's host. Resolving it reads the SDK's config chain, which may
+        ask the workspace, so only ``list`` does (``resolved``, giving ``auth``); otherwise
+        the host last resolved (for a minute) or that of this process's latest Databricks
+        run."""
+        from mlrun_magic.service.attach import host_of
+
+        if resolved:
+            self._host_cache = (key, time.monotonic(), host_of(auth))
+        cached = self._host_cache
+        if cached is not None and cached[0] == key \
+                and time.monotonic() - cached[1] < HOST_CACHE_SECONDS:
+            return cached[2]
+        hosts = [w.run.workspace_host for w in live if w.run.workspace_host]
+        return hosts[-1] if hosts else None
+
+    def _record_entry_end(self, project_dir, entry: dict) -> None:
+        from mlrun_magic.history import record_status
+
+        if project_dir is None:
+            return
+        try:
+            record_status(project_dir, entry["run_id"], entry["status"],
+                          redact_text(entry.get("message") or ""), host=entry.get("host"),
+                          started=entry.get("started"), ended=entry.get("ended"))
+        except OSError:
+            pass  # a read-only project folder: the list still shows the state
 
     def active(self) -> list[WatchedRun]:
         """The runs of this process that have not ended (as far as is known)."""
@@ -236,7 +281,7 @@ class RunService:
                 watched = WatchedRun(run, Path(project_dir) if project_dir else None)
                 last = getattr(run, "last_state", None)
                 if last is not None:
-                    watched.state = last
+                    watched.learn(last)
                 self._runs[run.run_id] = watched
             elif project_dir and watched.project_dir is None:
                 watched.project_dir = Path(project_dir)
@@ -259,9 +304,9 @@ class RunService:
             return
         if watched.state.is_terminal and not state.is_terminal:
             return  # an end is final: a later failed poll does not make the run live again
-        watched.state = state
-        if state.is_terminal and watched.ended_at is None:
-            watched.ended_at = time.time()
+        first_end = state.is_terminal and watched.ended_at is None
+        watched.learn(state)
+        if first_end:
             if state.status != "FINISHED":
                 try:
                     watched.log_tail = run.logs(tail=FAILED_LOG_LINES)
@@ -298,7 +343,8 @@ class RunService:
             watched.recorded = True
         try:
             record_status(watched.project_dir, watched.run_id, watched.state.status,
-                          redact_text(watched.state.message))
+                          redact_text(watched.state.message), host=watched.run.workspace_host,
+                          started=watched.started_at, ended=watched.ended_at)
         except OSError:
             watched.recorded = False
 

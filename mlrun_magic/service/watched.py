@@ -23,7 +23,12 @@ class WatchedRun:
     run: object
     project_dir: Path | None = None
     state: RunState = field(default_factory=lambda: RunState("PENDING"))
+    #: The run's own start and end (epoch seconds) as its backend tells them; until it does,
+    #: the submission time and the moment its end was learned.
+    started_at: float | None = None
     ended_at: float | None = None
+    #: When its state was last learned (a view that can no longer update says "as of").
+    checked_at: float | None = None
     log_tail: str = ""
     views: list = field(default_factory=list, repr=False)
     recorded: bool = False
@@ -37,8 +42,18 @@ class WatchedRun:
 
     @property
     def elapsed(self) -> float:
-        """Seconds since the run was submitted, up to when it was seen to end."""
-        return (self.ended_at or time.time()) - self.run.info.started_at
+        """The run's duration: from its start to its end (or now, while it runs)."""
+        start = self.started_at or self.run.info.started_at
+        return max(0.0, (self.ended_at or time.time()) - start)
+
+    def learn(self, state: RunState) -> None:
+        """Take ``state`` as the run's latest, with the times it carries."""
+        self.state = state
+        self.checked_at = time.time()
+        if state.started_at:
+            self.started_at = state.started_at
+        if state.is_terminal and self.ended_at is None:
+            self.ended_at = state.ended_at or self.checked_at
 
     def matches(self, ref: str) -> bool:
         """``ref`` is its MLflow run id or Databricks job run id."""
@@ -51,8 +66,11 @@ class WatchedRun:
                  "message": self.state.message, "project": run.info.project,
                  "entry_point": run.info.entry_point, "run_name": run.info.run_name,
                  "parameters": dict(run.info.parameters), "links": run.links.to_dict(),
-                 "submitted": run.info.started_at}
+                 "submitted": run.info.started_at, "started": self.started_at,
+                 "ended": self.ended_at}
         job_run_id = getattr(run, "job_run_id", None)
         if job_run_id is not None:
             entry["job_run_id"] = job_run_id
+        if run.workspace_host:
+            entry["host"] = run.workspace_host
         return entry

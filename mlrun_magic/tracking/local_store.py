@@ -77,6 +77,8 @@ class LocalStoreTracking:
     def get_run(self, run_id):
         run = self._guard("get run", self.client.get_run, run_id)
         return {"status": run.info.status, "experiment_id": run.info.experiment_id,
+                "run_name": run.info.run_name, "start_time": run.info.start_time,
+                "end_time": run.info.end_time,
                 "tags": dict(run.data.tags), "params": dict(run.data.params),
                 "metrics": dict(run.data.metrics)}
 

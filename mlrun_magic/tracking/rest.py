@@ -186,11 +186,14 @@ class RestTracking:
                   json={"run_id": run_id, "status": status, "end_time": int(time.time() * 1000)})
 
     def get_run(self, run_id: str) -> dict:
-        """``{"status", "tags", "params", "metrics"}`` of a run."""
+        """``{"status", "experiment_id", "run_name", "start_time", "end_time", "tags",
+        "params", "metrics"}`` of a run (times in epoch milliseconds, ``None`` if unset)."""
         run = self.call("GET", "runs/get", params={"run_id": run_id})["run"]
         data = run.get("data", {})
-        return {"status": run["info"]["status"],
-                "experiment_id": run["info"]["experiment_id"],
+        info = run["info"]
+        return {"status": info["status"], "experiment_id": info["experiment_id"],
+                "run_name": info.get("run_name"), "start_time": info.get("start_time"),
+                "end_time": info.get("end_time"),
                 "tags": {t["key"]: t["value"] for t in data.get("tags", [])},
                 "params": {p["key"]: p["value"] for p in data.get("params", [])},
                 "metrics": {m["key"]: m["value"] for m in data.get("metrics", [])}}
