@@ -19,6 +19,7 @@ from mlrun_magic.testing.faults import FaultBook, parse_rule
 from mlrun_magic.testing.http import ApiError, Request, Route
 from mlrun_magic.testing.jobs import Jobs
 from mlrun_magic.testing.mlflow_proxy import MlflowProxy
+from mlrun_magic.testing.pages import Pages
 from mlrun_magic.testing.paths import local_path
 from mlrun_magic.testing.server import WorkspaceHTTPServer
 from mlrun_magic.testing.storage import Storage
@@ -95,7 +96,8 @@ class Workspace:
         self.jobs = Jobs(self)
         self.proxy = MlflowProxy(self)
         self.admin = Admin(self)
-        self._routes: list[Route] = [*self.admin.routes(), *self.auth.routes(),
+        self.pages = Pages(self)
+        self._routes: list[Route] = [*self.admin.routes(), *self.pages.routes(), *self.auth.routes(),
                                      *self.storage.routes(), *self.dbfs.routes(),
                                      *self.jobs.routes(), *self.proxy.routes()]
         self._http: WorkspaceHTTPServer | None = None
