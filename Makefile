@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+UI_STAMP := $(VENV)/.mlflow-ui-stamp
 
 .PHONY: demo test lab install clean
 
@@ -14,8 +15,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# MLflow's web UI, for `make demo` and `make lab` only (`make test` needs none). Its static build
+# ships only in the full `mlflow` wheel, whose dependencies (pandas, scipy, scikit-learn,
+# matplotlib, pyarrow, docker...) are hundreds of MB that a tracking server never imports. In
+# MLflow 3 that wheel is mlflow-skinny's files, byte for byte, plus the UI build: so we install
+# `mlflow==<the pinned mlflow-skinny version>` with --no-deps, and graphene, which the UI's run
+# page needs from the server (/graphql). See mlrun_magic/testing/mlflow_ui.py. Once per .venv.
+$(UI_STAMP): $(STAMP)
+	$(BIN)/python -m mlrun_magic.testing.mlflow_ui
+	touch $(UI_STAMP)
+
 # A loopback Databricks workspace, the quick-start notebook executed headlessly, its links.
-demo: $(STAMP)
+demo: $(UI_STAMP)
 	$(BIN)/python scripts/demo.py
 
 # Everything: unit, integration, the example notebooks (nbval) and the panel in Chromium.
@@ -23,9 +34,9 @@ test: $(STAMP)
 	bash scripts/ensure_chromium.sh
 	$(BIN)/python -m pytest
 
-# JupyterLab on 127.0.0.1 with the example notebooks and a loopback workspace.
-lab: $(STAMP)
-	$(BIN)/python scripts/lab.py
+# JupyterLab on 127.0.0.1 with a loopback workspace, on DIR (default: the example notebooks).
+lab: $(UI_STAMP)
+	$(BIN)/python scripts/lab.py $(if $(DIR),"$(DIR)")
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

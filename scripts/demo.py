@@ -6,14 +6,19 @@
    a dry run, a `%%project_run` to the workspace, live status, status/logs/cancel, a local
    run, the launch panel.
 3. Writes the executed notebook and an HTML copy under build/demo/.
-4. Prints the Databricks job-run URL and the MLflow run link of the run it launched, and
-   stops everything it started.
+4. Prints the Databricks job-run URL, the MLflow run link of the run it launched and the
+   MLflow UI's address, and stops everything it started.
+
+Each demo is a fresh workspace (see mlrun_magic/testing/lab.py: a new folder under
+build/demo, port, workspace id and job-run ids), so `make lab` never shows the demo's runs.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,24 +29,24 @@ OUT = REPO / "build" / "demo"
 
 def main() -> int:
     import nbformat
-    from nbclient import NotebookClient
 
     from mlrun_magic.backends.databricks import DatabricksSubmittedRun
-    from mlrun_magic.testing import Workspace
+    from mlrun_magic.testing.lab import fresh_workspace
+    from mlrun_magic.testing.mlflow_ui import UI_MISSING, ui_ready
 
     started = time.monotonic()
     OUT.mkdir(parents=True, exist_ok=True)
     print("Starting the loopback Databricks workspace (with a real MLflow server)...", flush=True)
-    with Workspace(OUT / "workspace", pending_seconds=2) as workspace:
+    with fresh_workspace("demo", OUT, pending_seconds=2) as workspace:
         os.environ.update(workspace.env())  # the notebook's kernel inherits these
         os.environ.pop("DATABRICKS_CONFIG_PROFILE", None)
         print(f"Workspace {workspace.host}, MLflow {workspace.mlflow_url}", flush=True)
+        if not ui_ready():
+            print(f"note: {UI_MISSING}", flush=True)
         print(f"Executing {NOTEBOOK.relative_to(REPO)} in a real kernel...", flush=True)
         nb = nbformat.read(NOTEBOOK, as_version=4)
-        client = NotebookClient(nb, timeout=600, kernel_name="python3",
-                                resources={"metadata": {"path": str(NOTEBOOK.parent)}})
         try:
-            client.execute()
+            execute(nb, NOTEBOOK.parent)
         finally:
             executed = OUT / NOTEBOOK.name
             nbformat.write(nb, executed)
@@ -58,9 +63,32 @@ def main() -> int:
         print(f"\nThe notebook's first Databricks run ended {state.status}.")
         print(f"Databricks job run: {first.links.job_run}")
         print(f"MLflow run:         {first.links.mlflow_run}")
+        print(f"MLflow UI:          {workspace.mlflow_url}")
         print(f"({len(runs)} job runs in all; demo took {time.monotonic() - started:.0f} s. The "
               "links work while a workspace serves them: `make lab` keeps one running.)")
     return 0 if state.status == "FINISHED" else 1
+
+
+def execute(nb, cwd: Path, timeout: int = 600) -> None:
+    """Execute ``nb`` in place in a new python3 kernel working in ``cwd``.
+
+    The kernel talks to us over Unix sockets (IPC), not TCP: with TCP and no CurveZMQ keys,
+    ipykernel warns "Kernel is running over TCP without encryption" (everything sent in plain
+    text to a port any local user can reach). A socket path has at most 107 bytes, so the
+    connection file (which names the sockets) lives in a short private folder.
+    """
+    from nbclient import NotebookClient
+    from traitlets.config import Config
+
+    sockets = tempfile.mkdtemp(prefix="mlrun-demo-")
+    config = Config()
+    config.KernelManager.transport = "ipc"
+    config.KernelManager.connection_file = os.path.join(sockets, "kernel.json")
+    try:
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", config=config,
+                       resources={"metadata": {"path": str(cwd)}}).execute()
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
 
 
 def _write_html(nb, path: Path) -> Path | None:

@@ -4,6 +4,13 @@ Starts a loopback Databricks workspace, prints one JSON line ``{"host": ..., "to
 (plus ``client_id``, ``client_secret``, ``mlflow_url``) when it is ready, and serves until
 SIGINT or SIGTERM. Without ``--mlflow`` it starts its own MLflow tracking server and stops it
 on exit.
+
+``python -m mlrun_magic.testing lab [PATH]`` (what ``make lab DIR=PATH`` runs)
+
+Starts a fresh loopback workspace and JupyterLab on 127.0.0.1 serving PATH (default: the
+example notebooks in a source checkout, else the current folder); its kernels launch on the
+workspace. Ctrl-C stops JupyterLab, the workspace and its MLflow server. A PATH that is not a
+folder exits with status 2. See :mod:`mlrun_magic.testing.lab`.
 """
 
 from __future__ import annotations
@@ -28,7 +35,22 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--token", help="the personal access token to accept")
     serve.add_argument("--pending-seconds", type=float, default=1.0,
                        help="how long job tasks stay PENDING (default: 1)")
+    lab = commands.add_parser("lab", help="JupyterLab on PATH with a fresh loopback workspace")
+    lab.add_argument("path", nargs="?", metavar="PATH",
+                     help="the folder to serve (default: the example notebooks in a source "
+                          "checkout, else the current folder)")
+    lab.add_argument("--root", metavar="DIR",
+                     help="where the workspace folders go (default: build/lab in a source "
+                          "checkout, else ~/.cache/mlrun-magic/lab)")
     args = parser.parse_args(argv)
+    if args.command == "lab":
+        from mlrun_magic.testing.lab import LabError, run_lab
+
+        try:
+            return run_lab(args.path, args.root)
+        except LabError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
 
     from mlrun_magic.testing.mlflow_server import MlflowServerError
     from mlrun_magic.testing.workspace import Workspace

@@ -1,5 +1,5 @@
-"""The admin API (``/__admin/*``, no auth) for tests and notebooks, and the small HTML pages
-that make the workspace's own links (``run_page_url``) resolvable.
+"""The admin API (``/__admin/*``, no auth) for tests and notebooks (the HTML pages behind the
+workspace's own links are in :mod:`mlrun_magic.testing.pages`).
 
 - ``POST /__admin/faults``: add a fault rule (or a list); ``GET`` lists them; ``DELETE`` clears.
 - ``GET /__admin/requests[?method=&path=<glob>]``: the request log, tokens masked.
@@ -11,8 +11,6 @@ that make the workspace's own links (``run_page_url``) resolvable.
 """
 
 from __future__ import annotations
-
-import html
 
 from mlrun_magic.testing.faults import parse_rule
 from mlrun_magic.testing.http import Request, Response, bad_request, required, route
@@ -33,7 +31,6 @@ class Admin:
             route("GET|POST", r"/__admin/settings", self.settings, auth=False),
             route("POST", r"/__admin/tokens(?:/(?P<action>expire|revoke))?", self.tokens,
                   auth=False),
-            route("GET", r"/", self.home, auth=False),
         ]
 
     def faults(self, req: Request) -> Response:
@@ -79,21 +76,3 @@ class Admin:
         token = required(body, "token")
         (self.ws.auth.expire if action == "expire" else self.ws.auth.revoke)(token)
         return Response.json({})
-
-    def home(self, req: Request) -> Response:
-        rows = "".join(
-            f"<tr id='run-{r['run_id']}'><td><a href='{html.escape(r['run_page_url'])}'>"
-            f"{r['run_id']}</a></td><td>{html.escape(r['run_name'])}</td>"
-            f"<td>{r['state']['life_cycle_state']}</td>"
-            f"<td>{r['state'].get('result_state', '')}</td></tr>"
-            for r in reversed(self.ws.jobs.admin_runs()))
-        page = (f"<!doctype html><title>Loopback Databricks workspace</title>"
-                f"<h1>Loopback Databricks workspace {self.ws.workspace_id}</h1>"
-                f"<p>A test stand-in (mlrun_magic.testing), not Databricks. MLflow: "
-                f"<a href='{html.escape(self.ws.mlflow_url or '')}'>"
-                f"{html.escape(self.ws.mlflow_url or 'none')}</a></p>"
-                f"<table><tr><th>run</th><th>name</th><th>life cycle</th><th>result</th></tr>"
-                f"{rows}</table><script>var m=location.hash.match(/run\\/(\\d+)/);"
-                f"if(m){{var e=document.getElementById('run-'+m[1]);"
-                f"if(e)e.style.background='#ffd';}}</script>")
-        return Response(200, page.encode(), {"Content-Type": "text/html; charset=utf-8"})

@@ -146,7 +146,7 @@ class Jobs:
         self.runs: dict[int, JobRun] = {}
         self.task_runs: dict[int, tuple[JobRun, TaskRun]] = {}
         self.tokens: dict[str, int] = {}
-        self._ids = itertools.count(731_000_000_001)
+        self._ids = itertools.count(workspace.first_run_id)
         self._job_ids = itertools.count(912_000_000_001)
 
     def reset(self) -> None:

@@ -19,6 +19,7 @@ from mlrun_magic.testing.faults import FaultBook, parse_rule
 from mlrun_magic.testing.http import ApiError, Request, Route
 from mlrun_magic.testing.jobs import Jobs
 from mlrun_magic.testing.mlflow_proxy import MlflowProxy
+from mlrun_magic.testing.pages import Pages
 from mlrun_magic.testing.paths import local_path
 from mlrun_magic.testing.server import WorkspaceHTTPServer
 from mlrun_magic.testing.storage import Storage
@@ -67,6 +68,8 @@ class Workspace:
         token, client_id, client_secret: fixed credentials instead of generated ones.
         user_name: the user ``scim/v2/Me`` answers with (``/Users/<user_name>`` exists).
         workspace_id: the ``?o=`` id in URLs and the ``X-Databricks-Org-Id`` header.
+        first_run_id: the first job-run id it hands out (task runs take ids from the same
+            count); two workspaces with different ones never show the same run id.
         **settings: initial :class:`Settings` values; :meth:`reset` returns to them.
     """
 
@@ -74,7 +77,7 @@ class Workspace:
                  mlflow_url: str | None = None, token: str | None = None,
                  client_id: str | None = None, client_secret: str | None = None,
                  user_name: str = "tester@example.com", workspace_id: int = 1234567890123456,
-                 **settings: Any) -> None:
+                 first_run_id: int = 731_000_000_001, **settings: Any) -> None:
         self._own_root = root is None
         self.root = Path(root or tempfile.mkdtemp(prefix="mlrun-magic-workspace-"))
         self.storage_root = self.root / "storage"
@@ -82,6 +85,7 @@ class Workspace:
         self.mlflow_url = mlflow_url.rstrip("/") if mlflow_url else None
         self.user_name = user_name
         self.workspace_id = workspace_id
+        self.first_run_id = first_run_id
         self._initial_settings = Settings(**settings)
         self.settings = dataclasses.replace(self._initial_settings)
         self.initial_token, self.initial_client_id = token, client_id
@@ -95,7 +99,8 @@ class Workspace:
         self.jobs = Jobs(self)
         self.proxy = MlflowProxy(self)
         self.admin = Admin(self)
-        self._routes: list[Route] = [*self.admin.routes(), *self.auth.routes(),
+        self.pages = Pages(self)
+        self._routes: list[Route] = [*self.admin.routes(), *self.pages.routes(), *self.auth.routes(),
                                      *self.storage.routes(), *self.dbfs.routes(),
                                      *self.jobs.routes(), *self.proxy.routes()]
         self._http: WorkspaceHTTPServer | None = None
