@@ -115,7 +115,9 @@ class RunView(_View):
             params = ", ".join(f"{escape(str(k))}={escape(redact_text(str(v)))}"
                                for k, v in s.parameters.items())
             rows.append(_row("Parameters", f"<code>{params}</code>"))
-        tail = (f'<details><summary>Last output</summary><pre style="max-height:16em;'
+        # A failed run's last output usually says why: shown, not folded away.
+        opened = " open" if s.status in ("FAILED", "KILLED") else ""
+        tail = (f'<details{opened}><summary>Last output</summary><pre style="max-height:16em;'
                 f'overflow:auto">{escape(redact_text(s.log_tail))}</pre></details>'
                 if s.log_tail else "")
         return (f'<div class="mlrun-magic-run" data-run-id="{escape(s.run_id)}" '
@@ -172,11 +174,16 @@ class PlanView(_View):
     def _submit_json(self) -> str:
         return redact_text(json.dumps(self.databricks["submit"]["body"], indent=2))
 
+    def _submit_summary(self, body: str) -> str:
+        return f"{self.databricks['submit']['endpoint']} body ({body.count(chr(10)) + 1} lines)"
+
     def text(self) -> str:
         lines = ["Dry run (nothing was started):"]
         lines += [f"  {label + ':':15s}{value}" for label, value in self._rows()]
         if self.databricks:
-            lines.append("  runs/submit:    " + self._submit_json().replace("\n", "\n  "))
+            body = self._submit_json()
+            lines.append(f"  {'runs/submit:':15s}{redact_text(self._submit_summary(body))}:")
+            lines += ["    " + line for line in body.splitlines()]
         return "\n".join(lines)
 
     def html(self) -> str:
@@ -184,9 +191,9 @@ class PlanView(_View):
                        for label, value in self._rows())
         submit = ""
         if self.databricks:
-            submit = (f'<details open><summary>{escape(self.databricks["submit"]["endpoint"])}'
-                      f'</summary><pre>{escape(self._submit_json())}'
-                      f'</pre></details>')
+            body = self._submit_json()  # folded: the rows above say what matters
+            submit = (f'<details><summary>{escape(redact_text(self._submit_summary(body)))}'
+                      f'</summary><pre>{escape(body)}</pre></details>')
         return (f'<div class="mlrun-magic-plan" style="border:1px dashed #9ca3af;border-radius:6px;'
                 f'padding:8px 12px;font-family:system-ui,sans-serif;font-size:13px">'
                 f'<div><b>Dry run</b> <span style="color:#6b7280">(nothing was started)</span></div>'

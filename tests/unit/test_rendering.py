@@ -123,6 +123,21 @@ def test_the_log_tail_is_indented_in_text_and_folded_in_html():
     assert "<details>" not in RunView(snapshot()).html()
 
 
+@pytest.mark.parametrize("status", ["FAILED", "KILLED"])
+def test_a_failed_or_killed_runs_last_output_is_expanded(status):
+    # issue 12 #6: the cause (`unrecognized arguments: --lrr`) must not hide in a fold.
+    view = RunView(snapshot(status=status, log_tail="usage: train.py\nunrecognized arguments"))
+    html = view.html()
+    assert "<details open><summary>Last output</summary>" in html
+    assert "<details><summary>" not in html
+    assert view.text().endswith("  Last output:\n    usage: train.py\n    unrecognized arguments")
+
+
+def test_a_finished_runs_last_output_stays_folded():
+    html = RunView(snapshot(status="FINISHED", log_tail="done")).html()
+    assert "<details><summary>Last output</summary>" in html and "<details open" not in html
+
+
 # -- PlanView ---------------------------------------------------------------------------------
 
 PLAN = {"project_dir": "/p", "project_name": "demo", "entry_point": "main",
@@ -174,9 +189,12 @@ def test_a_databricks_plan_adds_compute_archive_secrets_and_the_request():
     assert f"  Archive:       {'f' * 64} - 3 files, 900 bytes compressed, 1 excluded" in text
     assert "  Code location: workspace: /Workspace/a.tar.gz" in text
     assert "  Secrets:       left out: .env (file, rule '.env')" in text
-    assert '  runs/submit:    {\n    "run_name": "r",' in text
+    assert ('  runs/submit:   POST /api/2.2/jobs/runs/submit body (6 lines):\n'
+            '    {\n      "run_name": "r",') in text
     html = view.html()
-    assert "<details open><summary>POST /api/2.2/jobs/runs/submit</summary>" in html
+    assert "<details open" not in html  # issue 12 #9: the body is folded, with its size
+    assert ("<details><summary>POST /api/2.2/jobs/runs/submit body (6 lines)</summary>"
+            "<pre>{\n") in html
     assert "&quot;token&quot;: &quot;***&quot;" in html
 
 
