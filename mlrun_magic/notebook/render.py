@@ -12,6 +12,7 @@ credential, whatever a backend put in a link or an error.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from html import escape
 
@@ -58,6 +59,12 @@ _TD = "text-align:left;vertical-align:top;border:none;padding:1px 12px 1px 0"
 def _row(label: str, value_html: str) -> str:
     return (f'<tr style="background:none"><td style="{_TD};color:#4b5563;white-space:nowrap">'
             f'{escape(label)}</td><td style="{_TD};word-break:break-all">{value_html}</td></tr>')
+
+
+def link_text(url: str) -> str:
+    """A URL as escaped link text that a narrow cell wraps only after its ``/ ? # &``, never
+    inside an id (``run/123``, ``runs/1a2b...``); the link needs ``word-break:normal``."""
+    return "<wbr>".join(escape(part) for part in re.split(r"(?<=[/?#&])", url) if part)
 
 
 class _View:
@@ -108,8 +115,8 @@ class RunView(_View):
             if url:
                 rows.append(_row(label, f'<a class="mlrun-magic-link" data-link="{escape(key)}" '
                                         f'href="{escape(url, quote=True)}" target="_blank" '
-                                        f'rel="noopener noreferrer" style="color:#1d4ed8">'
-                                        f'{escape(url)}</a>'))
+                                        f'rel="noopener noreferrer" style="color:#1d4ed8;'
+                                        f'word-break:normal">{link_text(url)}</a>'))
         rows.append(_row("MLflow run id", f"<code>{escape(s.run_id)}</code>"))
         if s.parameters:
             params = ", ".join(f"{escape(str(k))}={escape(redact_text(str(v)))}"

@@ -79,8 +79,21 @@ def test_every_link_is_shown_as_text_and_as_an_href():
     html = view.html()
     assert Tags(html).hrefs == list(LINKS.values())
     for key, url in LINKS.items():
-        assert f'data-link="{key}" href="{url}"' in html and f">{url}</a>" in html
+        assert f'data-link="{key}" href="{url}"' in html
+        assert f">{url}</a>" in html.replace("<wbr>", "")
     assert html.count('rel="noopener noreferrer"') == 3
+
+
+def test_a_long_link_wraps_only_between_the_parts_of_its_url():
+    # issue 12 #9: a wrapped link must not split an id (job run 3, MLflow run abc123).
+    url = "https://adb-1.azuredatabricks.net/ml/experiments/4/runs/" + "a1b2c3d4" * 4
+    html = RunView(snapshot(links={"mlflow_run": url, "job_run": LINKS["job_run"]})).html()
+    assert f">https:/<wbr>/<wbr>adb-1.azuredatabricks.net/<wbr>ml/<wbr>experiments/<wbr>4/<wbr>" \
+           f"runs/<wbr>{'a1b2c3d4' * 4}</a>" in html
+    assert ">https:/<wbr>/<wbr>adb-1.azuredatabricks.net/<wbr>?<wbr>o=1#<wbr>job/<wbr>2/<wbr>" \
+           "run/<wbr>3</a>" in html
+    anchors = re.findall(r'<a class="mlrun-magic-link"[^>]*>', html)
+    assert len(anchors) == 2 and all("word-break:normal" in a for a in anchors)
 
 
 def test_missing_links_are_left_out_and_the_run_id_is_always_shown():
@@ -97,7 +110,7 @@ def test_a_hostile_run_name_parameter_message_and_log_are_escaped():
                             run_id='"><script>', links={"job_run": 'https://h/"><script>'}))
     html = view.html()
     assert set(Tags(html).tags) <= {"div", "b", "span", "table", "tr", "td", "a", "code",
-                                    "details", "summary", "pre"}
+                                    "details", "summary", "pre", "wbr"}
     assert "<script" not in html and "<img" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert Tags(html).hrefs == ['https://h/"><script>']  # one attribute, quotes escaped
