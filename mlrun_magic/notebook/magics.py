@@ -85,6 +85,15 @@ def _subparser(name: str, help_text: str, run_arg: bool = True) -> _SubParser:
     return parser
 
 
+def _usage_first(doc: str) -> str:
+    """The help as ``%project_run?`` shows it: the usage line first, wrapped under its first
+    flag. magic_arguments writes the usage as a reST literal block, after a lone ``::``."""
+    usage, sep, rest = doc.removeprefix("::").lstrip("\n").partition("\n\n")
+    first, *more = [line.strip() for line in usage.splitlines()]
+    indent = " " * (len(first.split(" ")[0]) + 1)
+    return "\n".join([first] + [indent + line for line in more]) + sep + rest
+
+
 @magics_class
 class ProjectRunMagics(Magics):
     """The ``%project_run`` magic, bound to one settings object and one live-run registry."""
@@ -171,6 +180,8 @@ class ProjectRunMagics(Magics):
                                        hint="See %project_run? for the flags.") from None
         return self.launch(request, dry_run=args.dry_run,
                            wait=self.settings.wait if args.wait is None else args.wait)
+
+    project_run.__doc__ = _usage_first(project_run.__doc__)
 
     # -- launching -------------------------------------------------------------------------
     def build_request(self, args, cell):

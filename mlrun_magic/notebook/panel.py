@@ -32,6 +32,7 @@ from html import escape
 from mlrun_magic.errors import MlrunMagicError
 from mlrun_magic.notebook import panel_parts as parts
 from mlrun_magic.notebook.panel_form import PanelForm
+from mlrun_magic.notebook.panel_snapshot import PanelSnapshot, fallback_text, hide_css
 from mlrun_magic.redact import redact_text
 from mlrun_magic.runs import BACKENDS
 
@@ -63,6 +64,9 @@ class LaunchPanel(PanelForm):
         self._worker: threading.Thread | None = None
         self._valid = False
         self._history_lock = threading.Lock()
+        self._newest_entry: dict | None = None
+        #: The panel as static HTML, for exports and viewers without widgets.
+        self.snapshot = PanelSnapshot(self)
 
         def auto():
             return w.Layout(width="auto")
@@ -126,7 +130,7 @@ class LaunchPanel(PanelForm):
             on_cancel=self._safe(lambda run_id: self._row_action(run_id, cancel=True)))
         self.widget = w.VBox([
             w.HTML("<div style='font-size:15px;font-weight:600;margin:0 0 6px'>"
-                   "Launch an MLflow Project</div>"),
+                   "Launch an MLflow Project</div>" + hide_css(self.snapshot.panel_id)),
             self.form, self.message, self.run_html,
             w.HTML("<div style='font-weight:600;margin:10px 0 2px'>Runs of this project</div>"),
             self.history.widget,
@@ -156,15 +160,33 @@ class LaunchPanel(PanelForm):
         bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude)
         data = bundle[0] if isinstance(bundle, tuple) else bundle
         name = self.project.name if self.project and self.project.name else "this project"
-        data["text/plain"] = parts.fallback_text(name)
-        data["text/html"] = parts.fallback_html(name)
+        data["text/plain"] = fallback_text(name)
         return bundle
+
+    def _ipython_display_(self) -> None:
+        # A widget's output has no HTML that nbconvert would show: the snapshot follows it.
+        from IPython.display import display
+
+        bundle = self._repr_mimebundle_()
+        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
+        display(data, raw=True, metadata=metadata)
+        self.snapshot.show()
 
     def show(self) -> None:
         """Display the panel in the current cell."""
         from IPython.display import display
 
         display(self)
+
+    def latest_run(self) -> dict | None:
+        """The run launched from this panel, else the project's newest (a history entry)."""
+        watched = self.watched
+        return watched.to_entry() if watched is not None else self._newest_entry
+
+    def validate(self) -> bool:
+        ok = super().validate()
+        self.snapshot.update()
+        return ok
 
     # -- errors ---------------------------------------------------------------------------
     def _safe(self, handler, *, clear: bool = True):
@@ -243,7 +265,8 @@ class LaunchPanel(PanelForm):
             watched = self.service.launch(request, progress=parts.WidgetProgress(self._say))
             self.watched = watched
             self.views.attach(watched, parts.WidgetRunView(
-                self.run_html, on_end=self._safe(self._run_ended, clear=False)))
+                self.run_html, on_end=self._safe(self._run_ended, clear=False),
+                on_update=self._safe(self.snapshot.update, clear=False)))
             self._say("")
             self.refresh_history()
 
@@ -297,4 +320,6 @@ class LaunchPanel(PanelForm):
         with self._history_lock:
             entries = self.service.runs(self.project_dir) if self.project_dir else []
             self.history.update(entries[::-1])
+            self._newest_entry = entries[-1] if entries else None
+        self.snapshot.update()
 

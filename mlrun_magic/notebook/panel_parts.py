@@ -139,14 +139,18 @@ class ParameterField:
 
 class WidgetRunView:
     """A display-handle look-alike for :meth:`LiveRuns.attach`: each ``update(view)`` writes
-    the run view's HTML into an HTML widget; ``on_end`` is called once when the run ends."""
+    the run view's HTML into an HTML widget and calls ``on_update``; ``on_end`` is called once
+    when the run ends."""
 
-    def __init__(self, html_widget, on_end=None):
+    def __init__(self, html_widget, on_end=None, on_update=None):
         self.html_widget = html_widget
         self.on_end = on_end
+        self.on_update = on_update
 
     def update(self, view) -> None:
         self.html_widget.value = view.html()
+        if self.on_update is not None:
+            self.on_update()
         if self.on_end is not None and view.snapshot.status in TERMINAL:
             on_end, self.on_end = self.on_end, None
             on_end()
@@ -244,24 +248,6 @@ class HistoryTable:
         for cell, value in zip(row, values):
             cell.value = f"<span style='font-size:12px;white-space:nowrap'>{value}</span>"
         row[6].disabled = status in TERMINAL
-
-
-def fallback_html(project: str) -> str:
-    """What a viewer without widget support shows instead of the panel."""
-    return (f"<div class='mlrun-magic-panel-fallback' style='border:1px dashed #9ca3af;"
-            f"border-radius:6px;padding:8px 12px;font-family:system-ui,sans-serif;"
-            f"font-size:13px'><b>Launch panel for {escape(project)}</b>: this view cannot show "
-            f"widgets. To enable them, <code>pip install ipywidgets jupyterlab_widgets</code> "
-            f"in the environment that runs Jupyter and reload the page (VS Code: install the "
-            f"Jupyter extension). Every panel action is also a <code>%project_run</code> line: "
-            f"see <code>%project_run?</code>.</div>")
-
-
-def fallback_text(project: str) -> str:
-    return (f"Launch panel for {project}. If you see this text instead of a form, this "
-            f"frontend has no widget support: `pip install ipywidgets jupyterlab_widgets` in "
-            f"the environment that runs Jupyter and reload the page. Every panel action is "
-            f"also a %project_run line (see %project_run?).")
 
 
 def source_line(name: str | None, source) -> str:

@@ -12,6 +12,7 @@ credential, whatever a backend put in a link or an error.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from html import escape
@@ -72,6 +73,12 @@ def _row(label: str, value_html: str) -> str:
             f'{escape(label)}</td><td style="{_TD};word-break:break-all">{value_html}</td></tr>')
 
 
+def link_text(url: str) -> str:
+    """A URL as escaped link text that a narrow cell wraps only after its ``/ ? # &``, never
+    inside an id (``run/123``, ``runs/1a2b...``); the link needs ``word-break:normal``."""
+    return "<wbr>".join(escape(part) for part in re.split(r"(?<=[/?#&])", url) if part)
+
+
 class _View:
     """Shown as text/plain and text/html; subclasses give ``text()`` and ``html()``."""
 
@@ -122,14 +129,16 @@ class RunView(_View):
             if url:
                 rows.append(_row(label, f'<a class="mlrun-magic-link" data-link="{escape(key)}" '
                                         f'href="{escape(url, quote=True)}" target="_blank" '
-                                        f'rel="noopener noreferrer" style="color:#1d4ed8">'
-                                        f'{escape(url)}</a>'))
+                                        f'rel="noopener noreferrer" style="color:#1d4ed8;'
+                                        f'word-break:normal">{link_text(url)}</a>'))
         rows.append(_row("MLflow run id", f"<code>{escape(s.run_id)}</code>"))
         if s.parameters:
             params = ", ".join(f"{escape(str(k))}={escape(redact_text(str(v)))}"
                                for k, v in s.parameters.items())
             rows.append(_row("Parameters", f"<code>{params}</code>"))
-        tail = (f'<details><summary>Last output</summary><pre style="max-height:16em;'
+        # A failed run's last output usually says why: shown, not folded away.
+        opened = " open" if s.status in ("FAILED", "KILLED") else ""
+        tail = (f'<details{opened}><summary>Last output</summary><pre style="max-height:16em;'
                 f'overflow:auto">{escape(redact_text(s.log_tail))}</pre></details>'
                 if s.log_tail else "")
         return (f'<div class="mlrun-magic-run" data-run-id="{escape(s.run_id)}" '
@@ -186,11 +195,16 @@ class PlanView(_View):
     def _submit_json(self) -> str:
         return redact_text(json.dumps(self.databricks["submit"]["body"], indent=2))
 
+    def _submit_summary(self, body: str) -> str:
+        return f"{self.databricks['submit']['endpoint']} body ({body.count(chr(10)) + 1} lines)"
+
     def text(self) -> str:
         lines = ["Dry run (nothing was started):"]
         lines += [f"  {label + ':':15s}{value}" for label, value in self._rows()]
         if self.databricks:
-            lines.append("  runs/submit:    " + self._submit_json().replace("\n", "\n  "))
+            body = self._submit_json()
+            lines.append(f"  {'runs/submit:':15s}{redact_text(self._submit_summary(body))}:")
+            lines += ["    " + line for line in body.splitlines()]
         return "\n".join(lines)
 
     def html(self) -> str:
@@ -198,9 +212,9 @@ class PlanView(_View):
                        for label, value in self._rows())
         submit = ""
         if self.databricks:
-            submit = (f'<details open><summary>{escape(self.databricks["submit"]["endpoint"])}'
-                      f'</summary><pre>{escape(self._submit_json())}'
-                      f'</pre></details>')
+            body = self._submit_json()  # folded: the rows above say what matters
+            submit = (f'<details><summary>{escape(redact_text(self._submit_summary(body)))}'
+                      f'</summary><pre>{escape(body)}</pre></details>')
         return (f'<div class="mlrun-magic-plan" style="border:1px dashed #9ca3af;border-radius:6px;'
                 f'padding:8px 12px;font-family:system-ui,sans-serif;font-size:13px">'
                 f'<div><b>Dry run</b> <span style="color:#6b7280">(nothing was started)</span></div>'

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -104,6 +105,18 @@ def test_help_text(ip):
         assert fragment in doc, fragment
     result = ip.run_cell("%project_run?")
     assert result.success
+
+
+def test_question_mark_help_starts_with_the_usage(cell):
+    """issue 12 #9: magic_arguments' help began with a lone reST ``::`` line."""
+    result, cap = cell("%project_run?")
+    assert result.success, result.error_in_exec
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", cap.stdout).splitlines()
+    assert "::" not in [line.strip() for line in shown]
+    doc = shown[shown.index("Docstring:") + 1:]
+    assert doc[0].startswith("%project_run [-e NAME] [-P NAME=VALUE]"), doc[:3]
+    assert doc[1].startswith("             [-b {local,databricks}]"), doc[:3]  # still aligned
+    assert "Launch the MLflow Project that holds this notebook" in doc[doc.index("") + 1]
 
 
 def test_bad_flags_are_usage_errors(ip):

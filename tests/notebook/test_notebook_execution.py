@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -73,3 +74,30 @@ def test_saved_notebook_holds_the_final_status(project, mlflow_server):
     assert f'href="{mlflow_server.url}/#/experiments/' in html
     # One view, updated in place: the update replaced the first render.
     assert sum("mlrun-magic-run" in o.get("data", {}).get("text/html", "") for o in outputs) == 1
+
+
+def test_an_html_export_shows_the_panels_form_and_latest_run(project, mlflow_server):
+    """issue 12 #9: nbconvert shows a widget through its saved state and a script from a CDN,
+    so an export read offline showed no panel at all. The snapshot after it is plain HTML."""
+    from nbconvert import HTMLExporter
+
+    nb = notebook(project, "%load_ext mlrun_magic",
+                  f"%config ProjectRun.tracking_uri = {mlflow_server.url!r}",
+                  "%project_run -P epochs=3 --wait --run-name before-the-panel",
+                  "import mlrun_magic\npanel = mlrun_magic.panel()\npanel",
+                  "panel.fields['label'].widget.value = 'as <exported>'")
+    execute(nb, project)
+    assert "application/vnd.jupyter.widget-state+json" in nb.metadata["widgets"]
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    assert 'type="application/vnd.jupyter.widget-view+json"' in body  # the widget is kept
+    snapshots = re.findall(r"<div class=.mlrun-magic-panel-fallback.*?</table>", body, re.S)
+    assert len(snapshots) == 1
+    rows = dict(re.findall(r"<tr[^>]*><td[^>]*>(.*?)</td><td[^>]*>(.*?)</td></tr>",
+                           snapshots[0]))
+    assert {k: rows[k] for k in ("Project", "Entry point", "epochs", "label", "Backend")} == {
+        "Project": "quickstart", "Entry point": "main", "epochs": "200",
+        "label": "as &lt;exported&gt;", "Backend": "local"}
+    latest = rows["Latest run"]
+    assert "data-status='FINISHED'" in latest or 'data-status="FINISHED"' in latest
+    assert re.search(rf"href=.{re.escape(mlflow_server.url)}/#/experiments/\d+/runs/[0-9a-f]{{32}}",
+                     latest), latest

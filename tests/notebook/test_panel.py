@@ -10,6 +10,7 @@ takes it with ``take_errors``).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -289,8 +290,56 @@ def test_fallback_says_how_to_enable_widgets(open_panel):
     data = bundle[0] if isinstance(bundle, tuple) else bundle
     assert "application/vnd.jupyter.widget-view+json" in data
     assert "pip install ipywidgets jupyterlab_widgets" in data["text/plain"]
-    assert "pip install ipywidgets jupyterlab_widgets" in data["text/html"]
-    assert "quickstart" in data["text/html"]
+    assert "quickstart" in data["text/plain"]
+
+
+def test_the_panel_is_followed_by_a_static_snapshot_of_its_form(guarded, cell):
+    """issue 12 #9: an export or a viewer without widgets shows the form's state; the live
+    panel hides it (its style names the snapshot's panel id)."""
+    result, cap = cell("import mlrun_magic\npanel = mlrun_magic.panel()\npanel")
+    assert result.success, result.error_in_exec
+    panel = guarded.user_ns["panel"]
+    widget, snapshot = cap.outputs
+    assert "application/vnd.jupyter.widget-view+json" in widget.data
+    assert "text/html" not in widget.data  # one snapshot, not two, where widgets are missing
+    html = snapshot.data["text/html"]
+    assert f"data-panel='{panel.snapshot.panel_id}'" in html
+    assert f"[data-panel='{panel.snapshot.panel_id}']" in panel.widget.children[0].value
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", html)
+    assert list(zip(cells[::2], cells[1::2])) == [
+        ("Project", "quickstart"), ("Entry point", "main"), ("alpha", "0.5"),
+        ("epochs", "200"), ("label", "quick start"), ("pause", "0"), ("Backend", "local"),
+        ("Experiment", "(default)")]
+    assert "  epochs:       200" in snapshot.data["text/plain"]
+    # Edited after it was shown: redrawn in place, escaped and redacted.
+    result, cap = cell("panel.fields['label'].widget.value = '<img src=x onerror=alert(1)>'\n"
+                       "panel.fields['epochs'].widget.value = 'https://bob:hunter2pw@h.example.com/x'")
+    assert result.success, result.error_in_exec
+    update = cap.outputs[-1]
+    assert update.update and update.transient == {"display_id": panel.snapshot.panel_id}
+    assert "&lt;img src=x onerror=alert(1)&gt;" in update.data["text/html"]
+    assert "<img" not in update.data["text/html"]
+    assert "hunter2pw" not in update.data["text/html"] + update.data["text/plain"]
+    assert panel.errors == []
+
+
+def test_the_snapshot_shows_the_panels_run_and_its_links(guarded, cell):
+    result, cap = cell("import mlrun_magic\npanel = mlrun_magic.panel()\npanel")
+    assert result.success, result.error_in_exec
+    panel = guarded.user_ns["panel"]
+    result, cap = cell("panel.fields['epochs'].widget.value = '3'\n"
+                       "panel.launch_button.click()\n"
+                       "assert panel.wait(120)\n"
+                       "assert panel.watched.run.wait(timeout=90).status == 'FINISHED'\n"
+                       "panel.refresh_history()")
+    assert result.success, result.error_in_exec
+    run = panel.watched.run
+    assert "data-status='FINISHED'" in cap.outputs[-1].data["text/html"]
+    html = cap.outputs[-1].data["text/html"]
+    assert f"<code>{run.run_id[:12]}</code>" in html
+    assert f"href='{unescape(run.links.mlflow_run)}'" in unescape(html)
+    assert ">MLflow run</a>" in html and ">experiment</a>" in html
+    assert panel.errors == []
 
 
 def test_magic_subcommand_displays_the_panel(guarded, cell):

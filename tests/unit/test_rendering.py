@@ -79,8 +79,21 @@ def test_every_link_is_shown_as_text_and_as_an_href():
     html = view.html()
     assert Tags(html).hrefs == list(LINKS.values())
     for key, url in LINKS.items():
-        assert f'data-link="{key}" href="{url}"' in html and f">{url}</a>" in html
+        assert f'data-link="{key}" href="{url}"' in html
+        assert f">{url}</a>" in html.replace("<wbr>", "")
     assert html.count('rel="noopener noreferrer"') == 3
+
+
+def test_a_long_link_wraps_only_between_the_parts_of_its_url():
+    # issue 12 #9: a wrapped link must not split an id (job run 3, MLflow run abc123).
+    url = "https://adb-1.azuredatabricks.net/ml/experiments/4/runs/" + "a1b2c3d4" * 4
+    html = RunView(snapshot(links={"mlflow_run": url, "job_run": LINKS["job_run"]})).html()
+    assert f">https:/<wbr>/<wbr>adb-1.azuredatabricks.net/<wbr>ml/<wbr>experiments/<wbr>4/<wbr>" \
+           f"runs/<wbr>{'a1b2c3d4' * 4}</a>" in html
+    assert ">https:/<wbr>/<wbr>adb-1.azuredatabricks.net/<wbr>?<wbr>o=1#<wbr>job/<wbr>2/<wbr>" \
+           "run/<wbr>3</a>" in html
+    anchors = re.findall(r'<a class="mlrun-magic-link"[^>]*>', html)
+    assert len(anchors) == 2 and all("word-break:normal" in a for a in anchors)
 
 
 def test_missing_links_are_left_out_and_the_run_id_is_always_shown():
@@ -97,7 +110,7 @@ def test_a_hostile_run_name_parameter_message_and_log_are_escaped():
                             run_id='"><script>', links={"job_run": 'https://h/"><script>'}))
     html = view.html()
     assert set(Tags(html).tags) <= {"div", "b", "span", "table", "tr", "td", "a", "code",
-                                    "details", "summary", "pre"}
+                                    "details", "summary", "pre", "wbr"}
     assert "<script" not in html and "<img" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert Tags(html).hrefs == ['https://h/"><script>']  # one attribute, quotes escaped
@@ -121,6 +134,21 @@ def test_the_log_tail_is_indented_in_text_and_folded_in_html():
     assert view.text().endswith("  Last output:\n    epoch 1\n    epoch 2")
     assert "<details><summary>Last output</summary>" in view.html()
     assert "<details>" not in RunView(snapshot()).html()
+
+
+@pytest.mark.parametrize("status", ["FAILED", "KILLED"])
+def test_a_failed_or_killed_runs_last_output_is_expanded(status):
+    # issue 12 #6: the cause (`unrecognized arguments: --lrr`) must not hide in a fold.
+    view = RunView(snapshot(status=status, log_tail="usage: train.py\nunrecognized arguments"))
+    html = view.html()
+    assert "<details open><summary>Last output</summary>" in html
+    assert "<details><summary>" not in html
+    assert view.text().endswith("  Last output:\n    usage: train.py\n    unrecognized arguments")
+
+
+def test_a_finished_runs_last_output_stays_folded():
+    html = RunView(snapshot(status="FINISHED", log_tail="done")).html()
+    assert "<details><summary>Last output</summary>" in html and "<details open" not in html
 
 
 # -- PlanView ---------------------------------------------------------------------------------
@@ -174,9 +202,12 @@ def test_a_databricks_plan_adds_compute_archive_secrets_and_the_request():
     assert f"  Archive:       {'f' * 64} - 3 files, 900 bytes compressed, 1 excluded" in text
     assert "  Code location: workspace: /Workspace/a.tar.gz" in text
     assert "  Secrets:       left out: .env (file, rule '.env')" in text
-    assert '  runs/submit:    {\n    "run_name": "r",' in text
+    assert ('  runs/submit:   POST /api/2.2/jobs/runs/submit body (6 lines):\n'
+            '    {\n      "run_name": "r",') in text
     html = view.html()
-    assert "<details open><summary>POST /api/2.2/jobs/runs/submit</summary>" in html
+    assert "<details open" not in html  # issue 12 #9: the body is folded, with its size
+    assert ("<details><summary>POST /api/2.2/jobs/runs/submit body (6 lines)</summary>"
+            "<pre>{\n") in html
     assert "&quot;token&quot;: &quot;***&quot;" in html
 
 
