@@ -250,22 +250,22 @@ def _tracking_of(request: RunRequest) -> tuple[str | None, bool, list[str]]:
         f"outside the project; see them with `mlflow ui --backend-store-uri {shown}`"]
 
 
-def parameter_warnings(entry_point, params) -> list[str]:
-    """A warning for each undeclared parameter of ``params`` (a
-    :class:`~mlrun_magic.project.command.ResolvedParameters`) whose name is close to a declared
-    one of ``entry_point``: probably a typo, passed on all the same as ``mlflow run`` does."""
+def parameter_warnings(entry_point, extra: dict[str, str]) -> list[str]:
+    """A warning for each undeclared parameter of ``extra`` (name -> value as passed on)
+    whose name is close to a declared one of ``entry_point``: probably a typo, passed on all
+    the same, as ``mlflow run`` does. The one check of the plan and of the launch panel."""
     from shlex import quote
 
     from mlrun_magic.project.parameters import close_match
 
     out = []
-    for name in params.extra:
+    for name, value in extra.items():
         meant = close_match(name, list(entry_point.parameters))
-        if meant is not None:
+        if meant is not None and name not in entry_point.parameters:
             out.append(redact_text(
                 f"parameter {name} is not declared by entry point {entry_point.name}; did you "
-                f"mean {meant}? (it is passed on as --{name} {quote(params.command_values[name])},"
-                " as mlflow run does)"))
+                f"mean {meant}? (it is passed on as --{name} {quote(str(value))}, as mlflow "
+                "run does)"))
     return out
 
 
@@ -328,7 +328,8 @@ def make_plan(request: RunRequest) -> Plan:
                                 resolve_paths=request.backend == "local",
                                 cwd=Path(request.cwd or os.getcwd()))
     command = render_command(entry_point, params, file=mlproject)
-    warnings += parameter_warnings(entry_point, params) + tracking_notes
+    extra = {name: params.command_values[name] for name in params.extra}
+    warnings += parameter_warnings(entry_point, extra) + tracking_notes
     return Plan(request=request, source=source, project=project, entry_point=entry_point,
                 parameters=params, command=command, env_manager=env_manager, warnings=warnings,
                 **tracking)
