@@ -94,7 +94,7 @@ class PanelForm:
                 [self._cell("blank:source"), self.source_html],
                 row("Entry point", self.entry)]
         rows += [field.cells for field in self.fields.values()]
-        rows.append(row("Other parameters", self.extra_params, self.notes["extra"]))
+        rows.append(row("Extra params", self.extra_params, self.notes["extra"]))
         rows.append(row("Backend", self.backend))
         databricks = self.backend.value == "databricks"
         if databricks:
@@ -153,7 +153,7 @@ class PanelForm:
         return self._valid
 
     def extra_parameters(self) -> dict[str, str]:
-        """The Other parameters field: ``name=value`` pairs split like a shell line, as
+        """The Extra params field: ``name=value`` pairs split like a shell line, as
         ``-P`` takes them (undeclared names are passed on as ``--name value``)."""
         import shlex
 
@@ -162,7 +162,7 @@ class PanelForm:
         return parse_param_list(shlex.split(self.extra_params.value))
 
     def _check_extra(self) -> bool:
-        """Flag a malformed Other parameters field; show the planning's warning for a name
+        """Flag a malformed Extra params field; show the planning's warning for a name
         close to a declared one next to the buttons, as you type."""
         from mlrun_magic.notebook.notices import warnings_html
         from mlrun_magic.planning import parameter_warnings
