@@ -111,8 +111,17 @@ def _service():
     return default_service()
 
 
+def _warn(plan) -> None:
+    """The plan's warnings as ``warning: ...`` lines on stderr (the text of ``plan`` and
+    ``--dry-run`` has them already)."""
+    for warning in plan.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
 def cmd_plan(args) -> int:
     plan = _service().plan(request_from_args(args))
+    if args.json:
+        _warn(plan)
     print(json.dumps(plan.to_dict(), indent=2) if args.json else plan.describe())
     return 0
 
@@ -121,13 +130,14 @@ def cmd_run(args) -> int:
     service = _service()
     plan = service.plan(request_from_args(args))
     if args.dry_run:
+        if args.json:
+            _warn(plan)
         out = service.dry_run(plan).to_dict()
         print(json.dumps(out, indent=2) if args.json else
               plan.describe() + ("\n" + json.dumps(out.get("databricks"), indent=2)
                                  if "databricks" in out else ""))
         return 0
-    for warning in plan.warnings:
-        logging.getLogger("mlrun_magic").warning(warning)
+    _warn(plan)
     # A local run is a child of this process: it is always waited for, as `mlflow run` does.
     wait = True if plan.backend == "local" else bool(args.wait)
     watched = None
@@ -147,7 +157,7 @@ def cmd_run(args) -> int:
         return 130
     run = watched.run
     if args.json:
-        print(json.dumps(run.to_dict(state)))
+        print(json.dumps({**run.to_dict(state), "warnings": list(plan.warnings)}))
     else:
         print(f"Run {run.run_id} {state.status}"
               f"{': ' + state.message if state.message else ''}.")

@@ -5,22 +5,33 @@ builds a :class:`RunRequest`; :func:`make_plan` resolves it without side effects
 cloned into a temporary folder, nothing else is written) into a :class:`Plan`: the project
 folder and its provenance, the entry point, the final typed parameters, the rendered command
 and the environment. A backend then turns the plan into a submitted run.
+
+A local run with no tracking URI (no ``--tracking-uri``/``%config ProjectRun.tracking_uri``,
+no ``MLFLOW_TRACKING_URI``, no ``mlflow.set_tracking_uri()`` in this process) is tracked in
+one store per user, outside every project (:func:`default_store`): MLflow's own default,
+``mlflow.db`` or ``./mlruns`` in the folder the run starts in, would be the project folder,
+and the next Databricks run would upload it. The plan says so in its warnings.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlrun_magic.errors import ArgumentsError, MlrunMagicError, MLprojectError, ProjectURIError
+from mlrun_magic.redact import redact_text, redact_url
 from mlrun_magic.runs import BACKENDS, DEFAULT_ENV_MANAGER, ENV_MANAGERS
 
 #: The request fields that hold one piece of text (or nothing).
 TEXT_FIELDS = ("uri", "entry_point", "version", "backend", "experiment_name", "experiment_id",
                "env_manager", "run_name", "tracking_uri", "profile", "code_location", "notebook",
                "cwd")
+#: The default store of local runs, in the home folder (see :func:`default_store`).
+STORE_FOLDER = ".mlrun_magic"
 
 
 @dataclass
@@ -63,6 +74,10 @@ class Plan:
     command: str | None
     env_manager: str
     warnings: list[str] = field(default_factory=list)
+    #: The MLflow tracking URI the run uses (``None``: the Databricks workspace's MLflow).
+    tracking_uri: str | None = None
+    #: True when no tracking URI was set and ``tracking_uri`` is :func:`default_store`'s.
+    tracking_default: bool = False
 
     @property
     def project_dir(self) -> Path:
@@ -85,6 +100,8 @@ class Plan:
             "command": self.command,
             "env": env,
             "backend": self.backend,
+            "tracking_uri": redact_url(self.tracking_uri) if self.tracking_uri else None,
+            "tracking_default": self.tracking_default,
             "warnings": list(self.warnings),
         }
 
@@ -108,6 +125,9 @@ class Plan:
         lines.append(f"Environment  {env['type']} ({env['origin']}{', ' + env['file'] if env['file'] else ''})"
                      f", manager {env['manager']}")
         lines.append(f"Backend      {d['backend']}")
+        if not self.tracking_default:  # a default store is named by its warning
+            where = d["tracking_uri"] or "the workspace's MLflow"
+            lines.append(f"Tracking     {where}")
         lines.extend(f"Warning      {w}" for w in self.warnings)
         return "\n".join(lines)
 
@@ -183,6 +203,72 @@ def resolve_env_manager(request: RunRequest, project) -> str:
     return manager
 
 
+def default_store() -> tuple[str, str] | None:
+    """The store of local runs that set no tracking URI: ``(tracking URI, artifact root)``,
+    or ``None`` when there is no home folder.
+
+    ``sqlite:///~/.mlrun_magic/mlflow.db`` with artifacts in ``~/.mlrun_magic/mlartifacts``:
+    one store per user, shared by every project, so ``mlflow ui --backend-store-uri
+    sqlite:///$HOME/.mlrun_magic/mlflow.db`` shows every local run. Without SQLAlchemy (an
+    older ``mlflow-skinny``), MLflow's folder store ``~/.mlrun_magic/mlruns`` instead.
+    """
+    from urllib.parse import quote
+
+    home = os.path.expanduser("~")
+    if not os.path.isabs(home):
+        return None
+    folder = os.path.join(home, STORE_FOLDER)
+    if importlib.util.find_spec("sqlalchemy") is None:
+        return Path(folder, "mlruns").as_uri(), os.path.join(folder, "mlruns")
+    return "sqlite:///" + quote(os.path.join(folder, "mlflow.db")), os.path.join(folder,
+                                                                               "mlartifacts")
+
+
+def given_tracking_uri(uri: str | None = None) -> str | None:
+    """The tracking URI a user set: ``uri``, ``MLFLOW_TRACKING_URI``, or one set with
+    ``mlflow.set_tracking_uri()`` in this process (MLflow 2 did not export it to the
+    environment); ``None`` when none was set."""
+    if uri or os.environ.get("MLFLOW_TRACKING_URI"):
+        return uri or os.environ["MLFLOW_TRACKING_URI"]
+    # Only look where mlflow keeps it if mlflow is already imported: nothing is imported here.
+    utils = sys.modules.get("mlflow.tracking._tracking_service.utils")
+    chosen = getattr(utils, "_tracking_uri", None)
+    return str(chosen) if chosen else None
+
+
+def _tracking_of(request: RunRequest) -> tuple[str | None, bool, list[str]]:
+    """The run's tracking URI, whether it is the default store, and the warning saying so."""
+    given = given_tracking_uri(request.tracking_uri)
+    if given or request.backend != "local":
+        return given, False, []
+    store = default_store()
+    if store is None:
+        return None, False, []  # the backend says no tracking URI is set
+    shown = redact_url(store[0])
+    return store[0], True, [
+        f"tracking in {shown} (default: no tracking URI set): one store for every local run, "
+        f"outside the project; see them with `mlflow ui --backend-store-uri {shown}`"]
+
+
+def parameter_warnings(entry_point, extra: dict[str, str]) -> list[str]:
+    """A warning for each undeclared parameter of ``extra`` (name -> value as passed on)
+    whose name is close to a declared one of ``entry_point``: probably a typo, passed on all
+    the same, as ``mlflow run`` does. The one check of the plan and of the launch panel."""
+    from shlex import quote
+
+    from mlrun_magic.project.parameters import close_match
+
+    out = []
+    for name, value in extra.items():
+        meant = close_match(name, list(entry_point.parameters))
+        if meant is not None and name not in entry_point.parameters:
+            out.append(redact_text(
+                f"parameter {name} is not declared by entry point {entry_point.name}; did you "
+                f"mean {meant}? (it is passed on as --{name} {quote(str(value))}, as mlflow "
+                "run does)"))
+    return out
+
+
 def _check_script_inside(project, name: str, mlproject: str | None) -> None:
     # The archive a Databricks run unpacks holds the project folder only, and a local run
     # should run the same code: a script entry point is a file of the project.
@@ -207,6 +293,8 @@ def make_plan(request: RunRequest) -> Plan:
     source = resolve_project_location(request)
     project = load_project(source.directory)
     warnings = list(project.warnings)
+    tracking_uri, tracking_default, tracking_notes = _tracking_of(request)
+    tracking = dict(tracking_uri=tracking_uri, tracking_default=tracking_default)
     if project.env.type == "docker":
         raise MLprojectError("docker_env projects are not supported by mlrun_magic: "
                              "Running docker-based projects on Databricks is not yet supported, "
@@ -229,7 +317,7 @@ def make_plan(request: RunRequest) -> Plan:
                             "ignored, as with mlflow run")
         return Plan(request=request, source=source, project=project, entry_point=None,
                     parameters=None, command="python " + " ".join(quote(a) for a in args),
-                    env_manager=env_manager, warnings=warnings)
+                    env_manager=env_manager, warnings=warnings, **tracking)
     entry_point = project.entry_point(request.entry_point)
     mlproject = str(project.mlproject_path) if project.mlproject_path else None
     if entry_point.implicit:
@@ -240,5 +328,8 @@ def make_plan(request: RunRequest) -> Plan:
                                 resolve_paths=request.backend == "local",
                                 cwd=Path(request.cwd or os.getcwd()))
     command = render_command(entry_point, params, file=mlproject)
+    extra = {name: params.command_values[name] for name in params.extra}
+    warnings += parameter_warnings(entry_point, extra) + tracking_notes
     return Plan(request=request, source=source, project=project, entry_point=entry_point,
-                parameters=params, command=command, env_manager=env_manager, warnings=warnings)
+                parameters=params, command=command, env_manager=env_manager, warnings=warnings,
+                **tracking)

@@ -113,7 +113,9 @@ class LocalBackend:
         from mlrun_magic.backends.tracking_uri import open_tracking
         from mlrun_magic.tracking import finish_run, start_project_run
 
-        tracking = tracking or open_tracking(plan.request.tracking_uri)
+        # The plan's URI: the one the user set, else the default store (never a store in the
+        # project folder); the child gets the same one in MLFLOW_TRACKING_URI.
+        tracking = tracking or open_tracking(plan.tracking_uri or plan.request.tracking_uri)
         mlflow_run = start_project_run(tracking, plan, "local")
         try:
             log = _open_log(plan.project_dir, mlflow_run.run_id)

@@ -16,18 +16,20 @@ from mlrun_magic.errors import TrackingError
 
 
 def default_tracking_uri() -> str:
-    """``MLFLOW_TRACKING_URI``, else MLflow's own default when the library is installed."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri:
-        return uri
-    try:
-        import mlflow
-    except ImportError:
-        raise TrackingError(
-            "no MLflow tracking URI is set", hint="Set MLFLOW_TRACKING_URI (e.g. "
-            "http://127.0.0.1:5000 or databricks), pass --tracking-uri, or `pip install "
-            "mlflow-skinny` to use a local store.") from None
-    return mlflow.get_tracking_uri()
+    """``MLFLOW_TRACKING_URI`` (or one set with ``mlflow.set_tracking_uri()`` here), else the
+    default store of local runs, outside every project
+    (:func:`mlrun_magic.planning.default_store`), never MLflow's own default in the current
+    folder."""
+    from mlrun_magic.planning import default_store, given_tracking_uri
+
+    uri = given_tracking_uri()
+    store = default_store()
+    if uri or store:
+        return uri or store[0]
+    raise TrackingError(
+        "no MLflow tracking URI is set, and there is no home folder for the default store",
+        hint="Set MLFLOW_TRACKING_URI (e.g. http://127.0.0.1:5000 or databricks) or pass "
+             "--tracking-uri.")
 
 
 def is_databricks(uri: str) -> bool:
@@ -46,7 +48,12 @@ def open_tracking(uri: str | None = None):
         from mlrun_magic.databricks.tracking import databricks_tracking
 
         return databricks_tracking(uri)
-    return LocalStoreTracking(uri)
+    from mlrun_magic.planning import default_store
+
+    store = default_store()
+    # The default store keeps its artifacts beside it (also when the URI was given
+    # explicitly), not in MLflow's ./mlruns of whatever folder this process is in.
+    return LocalStoreTracking(uri, artifact_root=store[1] if store and uri == store[0] else None)
 
 
 def open_job_tracking(uri: str | None, client, **http):

@@ -224,7 +224,12 @@ class ProjectRunMagics(Magics):
         if dry_run:
             display(PlanView.of(self.service.dry_run(request)))
             return None
-        watched = self.service.launch(request, progress=HtmlProgress())
+        plan = self.service.plan(request)
+        if plan.warnings:  # before the run starts, where they can still change the line
+            from mlrun_magic.notebook.notices import WarningsView
+
+            display(WarningsView(plan.warnings))
+        watched = self.service.launch(plan, progress=HtmlProgress())
         self.views.show(watched)
         if wait:
             self.service.wait_for_success(watched)

@@ -107,8 +107,12 @@ class LaunchPanel(PanelForm):
         self.code_location = text(self.settings.code_location or "",
                                   "workspace files (default), dbfs:/... or /Volumes/...")
         self.experiment = text(self.settings.experiment_name or "", "", "experiment")
+        self.extra_params = text("", "name=value ... (undeclared ones, as -P)", "extra-params")
         self.notes = {name: w.HTML() for name in ("spec", "runtime", "node", "cluster",
-                                                   "workers")}
+                                                   "workers", "extra")}
+        #: The plan's warnings (a likely typo as you type; all of them at launch).
+        self.warnings_html = w.HTML(layout=w.Layout(grid_area=parts.SPAN_FIELD_AND_NOTE))
+        self.warnings_html.add_class("mlrun-magic-warnings")
         self.launch_button = w.Button(description="Launch", button_style="primary", icon="play")
         self.dry_run_button = w.Button(description="Dry run", icon="search")
         self.cancel_button = w.Button(description="Cancel", icon="stop", disabled=True,
@@ -144,7 +148,7 @@ class LaunchPanel(PanelForm):
         for control in (self.backend, self.compute):
             control.observe(self._safe(lambda _: self._arrange()), names="value")
         for field in (self.spec_file, self.spark_version, self.node_type, self.cluster_id,
-                      self.workers):
+                      self.workers, self.extra_params):
             field.observe(self._safe(lambda _: self.validate()), names="value")
         self.launch_button.on_click(self._safe(lambda _: self.launch()))
         self.dry_run_button.on_click(self._safe(lambda _: self.dry_run()))
@@ -262,7 +266,11 @@ class LaunchPanel(PanelForm):
         request = self.request()
 
         def work():
-            watched = self.service.launch(request, progress=parts.WidgetProgress(self._say))
+            from mlrun_magic.notebook.notices import warnings_html
+
+            plan = self.service.plan(request)
+            self.warnings_html.value = warnings_html(plan.warnings)
+            watched = self.service.launch(plan, progress=parts.WidgetProgress(self._say))
             self.watched = watched
             self.views.attach(watched, parts.WidgetRunView(
                 self.run_html, on_end=self._safe(self._run_ended, clear=False),

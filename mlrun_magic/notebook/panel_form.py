@@ -94,6 +94,7 @@ class PanelForm:
                 [self._cell("blank:source"), self.source_html],
                 row("Entry point", self.entry)]
         rows += [field.cells for field in self.fields.values()]
+        rows.append(row("Extra params", self.extra_params, self.notes["extra"]))
         rows.append(row("Backend", self.backend))
         databricks = self.backend.value == "databricks"
         if databricks:
@@ -121,6 +122,7 @@ class PanelForm:
                                        else "Default")
         rows.append(row("Experiment", self.experiment))
         rows.append([self._cell("blank:buttons"), self.buttons])
+        rows.append([self._cell("blank:warnings"), self.warnings_html])
         self.form.children = [cell for r in rows for cell in r]
         self.validate()
 
@@ -145,9 +147,43 @@ class PanelForm:
                 if not field.value.strip():
                     self.notes[note].value = parts.note_html("required", problem=True)
                     ok = False
+        ok = self._check_extra() and ok
         self._valid = ok and self.project is not None
         self._set_buttons()
         return self._valid
+
+    def extra_parameters(self) -> dict[str, str]:
+        """The Extra params field: ``name=value`` pairs split like a shell line, as
+        ``-P`` takes them (undeclared names are passed on as ``--name value``)."""
+        import shlex
+
+        from mlrun_magic.arguments import parse_param_list
+
+        return parse_param_list(shlex.split(self.extra_params.value))
+
+    def _check_extra(self) -> bool:
+        """Flag a malformed Extra params field; show the planning's warning for a name
+        close to a declared one next to the buttons, as you type."""
+        from mlrun_magic.notebook.notices import warnings_html
+        from mlrun_magic.planning import parameter_warnings
+
+        problem, warnings = "", []
+        try:
+            extra = self.extra_parameters()
+        except ValueError as exc:  # shlex: an unclosed quote
+            problem, extra = f"{exc}", {}
+        except MlrunMagicError as exc:
+            problem, extra = exc.message, {}
+        taken = [name for name in extra if name in self.fields]
+        if taken:
+            problem = f"{taken[0]} has its own field above"
+        entry = self.project.entry_points.get(self.entry.value) if self.project else None
+        if entry is not None and not problem:
+            warnings = parameter_warnings(entry, extra)
+        self.notes["extra"].value = parts.note_html(problem or "passed on as --name value",
+                                                    problem=bool(problem))
+        self.warnings_html.value = warnings_html(warnings)
+        return not problem
 
     def _set_buttons(self) -> None:
         watched = self.watched
@@ -168,6 +204,7 @@ class PanelForm:
                                   else "Give the project folder or git URI in Project.")
         parameters = {name: field.text() for name, field in self.fields.items()
                       if not field.is_default()}
+        parameters.update(self.extra_parameters())
         databricks = self.backend.value == "databricks"
         backend_config = None
         if databricks:

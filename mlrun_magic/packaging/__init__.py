@@ -8,10 +8,12 @@
 
 The archive has one top folder, ``mlflow-project``, as MLflow's Databricks backend makes it,
 but leaves out what never belongs on a cluster (``.git/``, virtualenvs, ``__pycache__``,
-``mlruns``, secrets such as ``.env``, ``id_rsa`` or ``secrets.json``...) and honours
-``.mlflowignore`` or ``.gitignore``; see :mod:`mlrun_magic.packaging.ignore` for the rules
-and :mod:`mlrun_magic.packaging.secrets` for the secret-looking names. What was left out as a
-secret, and by which rule, is in ``summary()`` and ``to_dict()["excluded_secrets"]``. The
+MLflow's local stores (``mlflow.db``, ``mlruns``, ``mlartifacts``), secrets such as ``.env``,
+``id_rsa`` or ``secrets.json``...) and honours ``.mlflowignore`` or ``.gitignore``; see
+:mod:`mlrun_magic.packaging.ignore` for the rules, :mod:`mlrun_magic.packaging.mlflow_stores`
+and :mod:`mlrun_magic.packaging.secrets` for the stores and the secret-looking names. What was
+left out as a store or a secret, and why, is in ``summary()`` and
+``to_dict()["excluded_stores"]`` / ``["excluded_secrets"]``. The
 archive's name is the SHA-256 of its bytes, and the same content gives the same bytes on any
 machine: timestamps, owners and permissions other than the executable bit are not recorded.
 An unchanged project is recognised from the manifest cache and its archive reused without
@@ -29,6 +31,7 @@ from mlrun_magic.packaging import cache
 from mlrun_magic.packaging.archive import COMPRESSION_LEVEL, TOP_FOLDER, Progress, write_archive
 from mlrun_magic.packaging.ignore import secret_exclusions
 from mlrun_magic.packaging.listing import Entry, FileListing, list_files
+from mlrun_magic.packaging.mlflow_stores import store_exclusions
 from mlrun_magic.packaging.progress import TerminalProgress, human_bytes
 
 __all__ = [
@@ -91,12 +94,24 @@ class Archive:
             text += (f" Left out as secrets: {named}{f'; and {more} more' if more > 0 else ''}."
                      " To package one anyway, name it in .mlflowignore with '!' "
                      "(e.g. '!.env.example').")
+        stores = self.stores
+        if stores:
+            named = "; ".join(s["path"] for s in stores[:SUMMARY_SECRETS])
+            more = len(stores) - SUMMARY_SECRETS
+            text += (f" Left out as MLflow's local stores (tracking data, not code): {named}"
+                     f"{f'; and {more} more' if more > 0 else ''}. To package one anyway, name"
+                     " it in .mlflowignore with '!' (e.g. '!mlflow.db').")
         return text
 
     @property
     def secrets(self) -> list[dict]:
         """The paths left out because they look like secrets: ``{"path", "rule", "kind"}``."""
         return secret_exclusions(self.excluded)
+
+    @property
+    def stores(self) -> list[dict]:
+        """The paths left out as MLflow's local stores: ``{"path", "reason"}``."""
+        return store_exclusions(self.excluded)
 
     def to_dict(self) -> dict:
         """JSON-ready form (``package --json``)."""
@@ -105,6 +120,7 @@ class Archive:
             "file_count": self.file_count, "total_bytes": self.total_bytes,
             "excluded": [{"path": p, "reason": r} for p, r in self.excluded],
             "excluded_secrets": self.secrets,
+            "excluded_stores": self.stores,
             "cached": self.cached, "project_dir": str(self.project_dir), "rules": self.rules,
             "seconds": round(self.seconds, 3),
         }

@@ -4,13 +4,17 @@ The rules, in the order they are applied to each path (first decisive rule wins)
 
 1. **Default excludes**, always applied and never re-included: ``.git/``, virtualenvs
    (``.venv/``, ``venv/`` and any folder holding a ``pyvenv.cfg``), conda environments (any
-   folder holding ``conda-meta/``), ``__pycache__/``, ``*.pyc``, ``mlruns`` (as MLflow does),
-   ``.ipynb_checkpoints/`` and ``.mlrun_magic/`` (the run history).
+   folder holding ``conda-meta/``), ``__pycache__/``, ``*.pyc``, ``.ipynb_checkpoints/`` and
+   ``.mlrun_magic/`` (the run history).
 2. **The project's ignore file**, with ``.gitignore`` semantics: ``.mlflowignore`` at the
    project root if there is one; otherwise ``.gitignore`` files (the root one, nested ones in
    sub-folders, which take precedence for their folder as in git, and ``.git/info/exclude``).
    Within one file the last matching pattern wins; ``!pattern`` re-includes.
-3. **Secret-looking files** (``.env*``, ``*.env``, ``.envrc``, ``.netrc``, ``.npmrc``,
+3. **MLflow's local stores** (``mlflow.db``, ``mlruns``, ``mlartifacts`` and any sqlite file
+   with MLflow's tables: :mod:`mlrun_magic.packaging.mlflow_stores`) are excluded unless the
+   ignore file re-includes them explicitly, as secrets below (``!mlflow.db``). Their reason
+   reads ``MLflow store ...``.
+4. **Secret-looking files** (``.env*``, ``*.env``, ``.envrc``, ``.netrc``, ``.npmrc``,
    ``.pgpass``, ``.databrickscfg``, ``.kube/config``, ``*.pem``, ``*.key``, ``id_rsa*``,
    ``secrets.json``, ``*-key.json``...: the list and the reason for each entry are in
    :mod:`mlrun_magic.packaging.secrets`), matched case-insensitively, are excluded unless the
@@ -32,6 +36,8 @@ from dataclasses import dataclass, field
 
 import pathspec
 
+from mlrun_magic.packaging.mlflow_stores import (CONTENT_REASON, STORE_RULES, is_mlflow_sqlite,
+                                                 store_reason)
 from mlrun_magic.packaging.secrets import NOT_SECRET, SECRET_RULES
 
 #: Read instead of ``.gitignore`` when present at the project root.
@@ -40,14 +46,13 @@ GITIGNORE = ".gitignore"
 
 #: Always excluded (gitignore patterns); a negation in the ignore file does not bring them back.
 DEFAULT_EXCLUDES = (
-    ".git/", ".venv/", "venv/", "__pycache__/", "*.pyc", "mlruns", ".ipynb_checkpoints/",
-    ".mlrun_magic/",
+    ".git/", ".venv/", "venv/", "__pycache__/", "*.pyc", ".ipynb_checkpoints/", ".mlrun_magic/",
 )
 #: Excluded unless explicitly re-included by a ``!`` pattern in the ignore file (matched
 #: against the lower-cased path).
 SECRET_PATTERNS = tuple(pattern for pattern, _ in SECRET_RULES)
 #: Bumped whenever the rules above change, so cached manifests are not reused across versions.
-RULES_VERSION = "3"
+RULES_VERSION = "4"
 SECRET_PREFIX = "secret '"
 
 _LITERAL = re.compile(r"[A-Za-z0-9_\-]")
@@ -108,6 +113,7 @@ def _rules(lines: list[str], source: str) -> list[Rule]:
 
 
 _DEFAULT_RULES = [Rule(t, "default", 0, _compile(t)) for t in DEFAULT_EXCLUDES]
+_STORE_NAMES = frozenset(name for name, _ in STORE_RULES)
 _SECRET_RULES = [Rule(t, "secret", 0, _compile(t)) for t in SECRET_PATTERNS]
 _NOT_SECRET = [_compile(t) for t in NOT_SECRET]
 _SECRET_KINDS = dict(SECRET_RULES)
@@ -229,10 +235,12 @@ class IgnoreRules:
         """Drop the layers added by the matching :meth:`enter`."""
         del self.layers[token:]
 
-    def check(self, rel: str, abs_path: str | None = None, is_dir: bool = False) -> str | None:
+    def check(self, rel: str, abs_path: str | None = None, is_dir: bool = False,
+              size: int = 0) -> str | None:
         """Why ``rel`` is excluded (a readable reason), or None when it is included.
 
-        ``rel`` is project-relative with ``/`` separators; folders end with ``/``.
+        ``rel`` is project-relative with ``/`` separators; folders end with ``/``. A regular
+        file's ``abs_path`` and ``size`` let an MLflow sqlite store be recognised by content.
         """
         for rule in _DEFAULT_RULES:
             if rule.matches(rel):
@@ -249,10 +257,17 @@ class IgnoreRules:
                 break
         if user is not None and not user.negated:
             return user.describe()
+        if user is not None and layer.names(user, rel):
+            return None  # re-included by name: neither a store nor a secret rule applies
+        # Store names are matched as a path's own last part: a re-included mlruns/ is entered
+        # and what lies below it is not a store again.
+        name = rel.rstrip("/").rsplit("/", 1)[-1]
+        if name in _STORE_NAMES:
+            return store_reason(name)
+        if not is_dir and abs_path is not None and is_mlflow_sqlite(abs_path, size):
+            return CONTENT_REASON
         secret = secret_rule(rel)
-        if secret is not None and not (user is not None and layer.names(user, rel)):
-            return secret.describe()
-        return None
+        return secret.describe() if secret is not None else None
 
     def fingerprint(self) -> str:
         """A digest of every rule in force so far (part of the manifest cache key)."""

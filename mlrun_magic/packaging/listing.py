@@ -21,6 +21,7 @@ from pathlib import Path
 
 from mlrun_magic.errors import PackagingError
 from mlrun_magic.packaging.ignore import IgnoreRules, secret_exclusions
+from mlrun_magic.packaging.mlflow_stores import store_exclusions
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,11 @@ class FileListing:
         (the pattern that matched, what such a file is)."""
         return secret_exclusions(self.excluded)
 
+    @property
+    def stores(self) -> list[dict]:
+        """The paths left out as MLflow's local stores: ``{"path", "reason"}``."""
+        return store_exclusions(self.excluded)
+
     def to_dict(self) -> dict:
         """JSON-ready form (for ``package --dry-run --json``)."""
         return {
@@ -93,6 +99,7 @@ class FileListing:
                           **({"link": e.link} if e.link else {})} for e in self.entries],
             "excluded": [{"path": p, "reason": r} for p, r in self.excluded],
             "excluded_secrets": self.secrets,
+            "excluded_stores": self.stores,
         }
 
 
@@ -142,7 +149,8 @@ def _walk(abs_dir: str, rel_dir: str, rules: IgnoreRules, entries: list[Entry],
                                      hint="Fix its permissions, or add it to .mlflowignore.") \
                     from exc
             is_dir = stat.S_ISDIR(st.st_mode)
-            reason = rules.check(rel + "/" if is_dir else rel, child.path, is_dir)
+            reason = rules.check(rel + "/" if is_dir else rel, child.path, is_dir,
+                                 st.st_size if stat.S_ISREG(st.st_mode) else 0)
             if reason is not None:
                 excluded.append((rel + "/" if is_dir else rel, reason))
             elif is_dir:

@@ -55,3 +55,46 @@ def _parses(kind, text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+#: Names this alike (:func:`difflib.get_close_matches` ratio) are taken for a typo.
+CLOSE_RATIO = 0.75
+
+
+def close_match(name: str, declared) -> str | None:
+    """The declared parameter ``name`` was probably meant to be, or ``None``.
+
+    Close means: the same name in another case (``LR`` for ``lr``); names alike by
+    :data:`CLOSE_RATIO` (``lrr`` for ``lr``, ``learning_rat`` for ``learning_rate``); or, for
+    short names (4 characters or fewer, 2 or more), one character added, dropped, changed or
+    two swapped (``rl`` for ``lr``). An undeclared name close to nothing has no match: MLflow
+    passes such extras on by design.
+    """
+    import difflib
+
+    declared = [d for d in declared if d != name]
+    lowered = {d.lower(): d for d in reversed(declared)}  # the first declared one wins a tie
+    key = name.lower()
+    if key in lowered:
+        return lowered[key]
+    found = difflib.get_close_matches(key, list(lowered), n=1, cutoff=CLOSE_RATIO)
+    if found:
+        return lowered[found[0]]
+    if 2 <= len(key) <= 4:
+        for candidate in declared:
+            if 2 <= len(candidate) <= 4 and _one_edit(key, candidate.lower()):
+                return candidate
+    return None
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """True when ``a`` becomes ``b`` by one insertion, deletion, substitution or swap of two
+    neighbours."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long_ = sorted((a, b), key=len)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))

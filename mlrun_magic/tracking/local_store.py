@@ -1,7 +1,14 @@
 """A local MLflow store (a folder, ``sqlite:///...`` or another database URI) through the
-``mlflow`` library, with the interface of :class:`~mlrun_magic.tracking.rest.RestTracking`."""
+``mlflow`` library, with the interface of :class:`~mlrun_magic.tracking.rest.RestTracking`.
+
+MLflow puts the artifacts of a database store in ``./mlruns`` of the current folder: the
+experiments a store is made with (``Default``, when this process creates the database) and
+the ones created here take theirs from ``artifact_root`` instead, when one is given.
+"""
 
 from __future__ import annotations
+
+from urllib.parse import unquote
 
 from mlrun_magic.errors import TrackingError
 from mlrun_magic.tracking.rest import MAX_PARAMS_PER_BATCH, Experiment, tracking_error
@@ -12,7 +19,7 @@ class LocalStoreTracking:
 
     child_env: dict[str, str] = {}
 
-    def __init__(self, uri: str):
+    def __init__(self, uri: str, artifact_root: str | None = None):
         from mlrun_magic.redact import redact_url
 
         self.shown = redact_url(uri)  # a database URI may hold a password
@@ -24,7 +31,29 @@ class LocalStoreTracking:
                 hint="pip install mlflow-skinny, or point MLFLOW_TRACKING_URI at an MLflow "
                      "server (http://...).") from None
         self.uri = uri
+        self.artifact_root = artifact_root
+        self._store = self._open_store(uri, artifact_root) if artifact_root else None
         self.client = MlflowClient(tracking_uri=uri)
+
+    def _open_store(self, uri: str, artifact_root: str):
+        """The store itself, made with ``artifact_root`` (its folder created first, as SQLite
+        does not); ``None`` for a folder store, which keeps artifacts inside itself."""
+        import os
+
+        path = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else None
+        try:
+            os.makedirs(os.path.dirname(unquote(path)) if path else artifact_root,
+                        exist_ok=True)
+        except OSError as exc:
+            raise TrackingError(f"cannot create the MLflow store {self.shown}: "
+                                f"{exc.strerror or exc}",
+                                hint="Make the folder writable, or set MLFLOW_TRACKING_URI "
+                                     "(or --tracking-uri) to another store.") from None
+        if path is None:
+            return None
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        return self._guard("open store", SqlAlchemyStore, uri, artifact_root)
 
     def _guard(self, what, fn, *args, **kwargs):
         from mlflow.exceptions import MlflowException
@@ -44,7 +73,8 @@ class LocalStoreTracking:
         return Experiment(exp.experiment_id, exp.name)
 
     def create_experiment(self, name):
-        return Experiment(self._guard("create experiment", self.client.create_experiment, name), name)
+        create = self._store.create_experiment if self._store else self.client.create_experiment
+        return Experiment(self._guard("create experiment", create, name), name)
 
     def create_run(self, experiment_id, tags, run_name):
         run = self._guard("create run", self.client.create_run, experiment_id, tags=tags,

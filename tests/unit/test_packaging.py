@@ -280,7 +280,7 @@ def test_dry_run_listing_writes_nothing(tmp_path):
     project = make_project(tmp_path / "p", files)
     listing = list_files(project)
     assert {e.path for e in listing.files} == set(sample_files())
-    assert dict(listing.excluded) == {".env": "secret '.env'", "mlruns/": "default exclude 'mlruns'"}
+    assert dict(listing.excluded) == {".env": "secret '.env'", "mlruns/": "MLflow store 'mlruns'"}
     assert listing.total_bytes == sum(e.size for e in listing.files)
     assert json.loads(json.dumps(listing.to_dict()))["file_count"] == len(sample_files())
     assert not (tmp_path / "xdg-cache").exists()

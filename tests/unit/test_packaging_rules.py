@@ -46,11 +46,11 @@ def test_default_excludes(tmp_path):
         ".venv/": "default exclude '.venv/'",
         "envs/conda1/": "default exclude: conda environment (holds conda-meta/)",
         "envs/myenv/": "default exclude: virtualenv (holds pyvenv.cfg)",
-        "mlruns/": "default exclude 'mlruns'",
+        "mlruns/": "MLflow store 'mlruns'",
         "nb/.ipynb_checkpoints/": "default exclude '.ipynb_checkpoints/'",
         "pkg/__pycache__/": "default exclude '__pycache__/'",
         "pkg/old.pyc": "default exclude '*.pyc'",
-        "sub/mlruns": "default exclude 'mlruns'",
+        "sub/mlruns": "MLflow store 'mlruns'",
         "venv/": "default exclude 'venv/'",
     }
 
@@ -381,7 +381,7 @@ def test_new_secret_rules_leave_look_alikes_packed(tmp_path):
 def test_the_rules_version_is_part_of_the_manifest_fingerprint(tmp_path):
     from mlrun_magic.packaging.ignore import RULES_VERSION, IgnoreRules
 
-    assert RULES_VERSION == "3"
+    assert RULES_VERSION == "4"
     import hashlib
 
     expected = hashlib.sha256(f"rules-v{RULES_VERSION}\n".encode()).hexdigest()
