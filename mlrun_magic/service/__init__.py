@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 import weakref
+from dataclasses import replace
 from pathlib import Path
 
 from mlrun_magic.errors import MlrunMagicError, RunFailedError
@@ -60,8 +61,14 @@ class RunService:
 
     # -- planning --------------------------------------------------------------------------
     def plan(self, request: RunRequest | Plan) -> Plan:
-        """Resolve ``request`` without side effects."""
-        return request if isinstance(request, Plan) else make_plan(request)
+        """Resolve ``request`` without side effects; a profile or tracking URI it does not
+        give comes from the settings (``%config ProjectRun`` in a notebook), whichever front
+        end made it (``mlrun_magic.run()`` included)."""
+        if isinstance(request, Plan):
+            return request
+        defaults = {name: getattr(self.settings, name, None)
+                    for name in ("profile", "tracking_uri") if getattr(request, name) is None}
+        return make_plan(replace(request, **{k: v for k, v in defaults.items() if v}))
 
     def dry_run(self, request: RunRequest | Plan) -> DryRun:
         """The plan and, for Databricks, the ``runs/submit`` request it would send."""

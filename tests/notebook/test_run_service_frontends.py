@@ -45,9 +45,12 @@ def test_a_cli_run_is_listed_and_cancelled_from_the_notebook(dbip, cell):
     assert "KILLED" in line
 
 
-def test_python_runs_are_in_the_notebook_history_and_plan_stays_a_function(ip, cell):
+def test_python_runs_are_in_the_notebook_history_and_plan_stays_a_function(ip, cell,
+                                                                          mlflow_server):
     run = mlrun_magic.run(parameters={"epochs": 5}, wait=True)
     assert run.status().status == "FINISHED"
+    # %config ProjectRun.tracking_uri holds for the Python API too, not only for the magic
+    assert run.links.mlflow_run.startswith(mlflow_server.url + "/")
     _, cap = cell("%project_run list")
     assert run.run_id in cap.outputs[0].data["text/plain"]
     importlib.import_module("mlrun_magic.planning")  # the submodule must not shadow plan()
