@@ -60,7 +60,15 @@ def test_sigint_while_the_history_is_written_kills_the_local_process(local, mlfl
     (folder / ".mlrun_magic").mkdir()
     fifo = folder / ".mlrun_magic" / "history.jsonl"
     os.mkfifo(fifo)  # open(..., "a") blocks here until a reader comes: the step is held
-    sigint_when(lambda: main_thread_in("_record_submission"))
+    pressed = sigint_when(lambda: main_thread_in("_record_submission"))
+
+    def drain_after_ctrl_c():  # the step was held; later history writes (the end) go through
+        pressed.join()
+        while True:
+            with open(fifo, "rb") as f:
+                f.read()
+
+    threading.Thread(target=drain_after_ctrl_c, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
         local.launch(local_request(folder, mlflow_server))
     [watched] = local._runs.values()
