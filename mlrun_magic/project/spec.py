@@ -19,6 +19,7 @@ from mlrun_magic.project.env import EnvSpec, resolve_env
 from mlrun_magic.project.parameters import KNOWN_TYPES, Parameter, check_value
 from mlrun_magic.project.template import check_template
 from mlrun_magic.project.yamlfile import YamlDoc, brief, load_yaml
+from mlrun_magic.redact import redact_text
 
 MLPROJECT_FILE_NAME = "mlproject"
 KNOWN_TOP_LEVEL_KEYS = ("name", "entry_points", "python_env", "conda_env", "docker_env",
@@ -82,7 +83,7 @@ class Project:
 
     def broken_warnings(self, running: str | None = None) -> list[str]:
         """A warning for each broken entry point but ``running`` (whose error is raised)."""
-        return [f"entry point '{name}' cannot run: {error.message}"
+        return [redact_text(f"entry point '{name}' cannot run: {error.message}")
                 for name, error in self.broken.items() if name != running]
 
     def _entry_point_hint(self) -> str:
