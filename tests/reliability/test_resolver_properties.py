@@ -1,6 +1,7 @@
 """The resolver under generated MLproject documents (issue 13): a plan or our error, nothing else.
 
-Each example writes a real MLproject: a few entry points, parameters of every type (short and
+Each example writes a real MLproject: an environment key (none, a missing or unusable file,
+docker, a Spark job), a few entry points, parameters of every type (short and
 mapping forms, malformed specs), defaults YAML turns into odd values (dates, timestamps, big and
 non-finite floats, booleans, null, octal and sexagesimal numbers, binary, lists, maps, sets),
 commands made of random text, braces and placeholders of every shape, and sometimes a broken
@@ -47,6 +48,10 @@ TEMPLATE_PIECES = [
     "{n]}", "{[}", "ü", "\t",
 ]
 
+#: The environment part of the document: none, missing, unusable or unsupported files.
+ENV_LINES = ["", "", "", "python_env: python_env.yaml\n", "conda_env: nope.yaml\n",
+             "python_env: " + "x" * 300 + "\n", 'conda_env: "a\\0b"\n', "python_env: [a]\n",
+             "docker_env: {image: x}\n", "databricks_spark_job: {python_file: x.py}\n"]
 names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,5}", fullmatch=True)
 odd_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
 default_yaml = st.one_of(st.sampled_from(ODD_DEFAULTS), odd_text.map(json.dumps))
@@ -102,7 +107,8 @@ def entry_point_body(draw) -> str:
 @st.composite
 def mlproject(draw) -> tuple[str, list[str]]:
     entry_names = draw(st.lists(names, min_size=1, max_size=3, unique=True))
-    text = "name: props\nentry_points:\n" + "".join(
+    env = draw(st.sampled_from(ENV_LINES))
+    text = "name: props\n" + env + "entry_points:\n" + "".join(
         f"  {name}:{draw(entry_point_body())}" for name in entry_names)
     return text, entry_names
 
@@ -165,3 +171,12 @@ def test_escapes_found_are_plans_or_our_errors(tmp_path, spec, params):
 def test_unusable_project_uris_are_our_errors(uri):
     with pytest.raises(MlrunMagicError, match="not a usable folder path or URI"):
         make_plan(RunRequest(uri=uri))
+
+
+@pytest.mark.parametrize("line", ['python_env: "a\\0b"', "python_env: " + "x" * 5000,
+                                  "conda_env: " + "x/" * 3000])
+def test_env_file_names_no_system_takes_are_our_errors(tmp_path, line):
+    """OSError (name too long) escaped from the env file check before the fix."""
+    (tmp_path / "MLproject").write_text(line + "\nentry_points:\n  main:\n    command: t\n")
+    with pytest.raises(MlrunMagicError, match="NUL|no such file was found"):
+        make_plan(RunRequest(uri=str(tmp_path)))
