@@ -183,6 +183,11 @@ def check_request(request: RunRequest) -> None:
         if isinstance(value, (dict, list, tuple, set)):
             raise ArgumentsError(f"parameter '{brief(key)}' must be a single value, not "
                                  f"{brief(value)}", hint="Pass text or a number.")
+        try:
+            str(value)
+        except Exception as exc:  # e.g. an int over Python's 4300-digit str() limit
+            raise ArgumentsError(f"parameter {brief(key)} has no text form ({exc})",
+                                 hint="Pass text or a number.") from None
     if request.backend_config is not None and not isinstance(request.backend_config, (str, dict)):
         raise ArgumentsError(f"backend_config must be a file path, inline JSON or a mapping, "
                              f"not {type(request.backend_config).__name__}")
@@ -281,7 +286,7 @@ def _check_script_inside(project, name: str, mlproject: str | None) -> None:
 
 def make_plan(request: RunRequest) -> Plan:
     """Resolve ``request`` into a :class:`Plan`; raise an MlrunMagicError if anything is wrong."""
-    from mlrun_magic.project.command import check_template, render_command, resolve_parameters
+    from mlrun_magic.project.command import render_command, resolve_parameters
     from mlrun_magic.project.spec import load_project
 
     check_request(request)
@@ -318,12 +323,11 @@ def make_plan(request: RunRequest) -> Plan:
         return Plan(request=request, source=source, project=project, entry_point=None,
                     parameters=None, command="python " + " ".join(quote(a) for a in args),
                     env_manager=env_manager, warnings=warnings, **tracking)
-    entry_point = project.entry_point(request.entry_point)
+    entry_point = project.entry_point(request.entry_point)  # a broken one raises its error
+    warnings += project.broken_warnings(running=request.entry_point)
     mlproject = str(project.mlproject_path) if project.mlproject_path else None
     if entry_point.implicit:
         _check_script_inside(project, entry_point.name, mlproject)
-    else:
-        check_template(entry_point, file=mlproject)
     params = resolve_parameters(project, entry_point, request.parameters,
                                 resolve_paths=request.backend == "local",
                                 cwd=Path(request.cwd or os.getcwd()))

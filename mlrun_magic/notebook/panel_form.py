@@ -10,7 +10,7 @@ import os
 
 from mlrun_magic.errors import MlrunMagicError
 from mlrun_magic.notebook import panel_parts as parts
-from mlrun_magic.redact import redact_url
+from mlrun_magic.redact import redact_text, redact_url
 
 
 class PanelForm:
@@ -32,9 +32,11 @@ class PanelForm:
         project = load_project(source.directory)
         self.project, self.project_dir = project, source.directory
         self.source_html.value = parts.source_line(project.name, source)
-        names = list(project.entry_points) or ["main"]
-        self.entry.options = names
-        self.entry.value = "main" if "main" in names else names[0]
+        names = project.entry_point_names or ["main"]
+        # A broken entry point stays in the list, marked, so choosing it shows why.
+        self.entry.options = parts.entry_point_options(names, project.broken)
+        good = [name for name in names if name not in project.broken] or names
+        self.entry.value = "main" if "main" in good else good[0]
         self.build_parameters()
         self.refresh_history()
 
@@ -93,6 +95,11 @@ class PanelForm:
         rows = [row("Project", self.project_text, self.load_button),
                 [self._cell("blank:source"), self.source_html],
                 row("Entry point", self.entry)]
+        broken = self.broken_entry_point()
+        if broken is not None:
+            text = redact_text(f"This entry point cannot run: {broken}")  # message, then hint
+            rows.append([self._cell("blank:broken"), self._cell(
+                f"note:broken:{text}", parts.note_html(text, problem=True), span=True)])
         rows += [field.cells for field in self.fields.values()]
         rows.append(row("Extra params", self.extra_params, self.notes["extra"]))
         rows.append(row("Backend", self.backend))
@@ -148,9 +155,13 @@ class PanelForm:
                     self.notes[note].value = parts.note_html("required", problem=True)
                     ok = False
         ok = self._check_extra() and ok
-        self._valid = ok and self.project is not None
+        self._valid = ok and self.project is not None and self.broken_entry_point() is None
         self._set_buttons()
         return self._valid
+
+    def broken_entry_point(self):
+        """The error of the chosen entry point when it is broken, else ``None``."""
+        return self.project.broken.get(self.entry.value) if self.project else None
 
     def extra_parameters(self) -> dict[str, str]:
         """The Extra params field: ``name=value`` pairs split like a shell line, as
@@ -198,6 +209,8 @@ class PanelForm:
         from mlrun_magic.planning import RunRequest
 
         if not self.validate():
+            if self.broken_entry_point() is not None:
+                raise self.broken_entry_point()
             raise MlrunMagicError("some fields are missing or invalid" if self.project
                                   else "no project loaded",
                                   hint="Fix the fields marked in red." if self.project

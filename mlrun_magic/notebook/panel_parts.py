@@ -16,7 +16,7 @@ from html import escape
 
 from mlrun_magic.notebook.render import BADGE_COLOURS
 from mlrun_magic.packaging.progress import Progress, human_bytes
-from mlrun_magic.redact import redact_url
+from mlrun_magic.redact import redact_text, redact_url
 from mlrun_magic.runs import TERMINAL
 
 #: Grid columns of the form: labels, fields, notes (type hints and inline problems).
@@ -56,6 +56,29 @@ def note_html(text: str = "", *, problem: bool = False) -> str:
         return (f"<span class='mlrun-magic-invalid' style='color:{RED};{style}'>"
                 f"{escape(text)}</span>")
     return f"<span style='color:{GREY};{style}'>{escape(text)}</span>"
+
+
+#: How much of a broken entry point's problem its dropdown label shows.
+BROKEN_LABEL = 48
+
+
+def entry_point_options(names: list[str], broken: dict) -> list:
+    """The entry point dropdown's options: the names, a broken one labelled
+    ``train (broken: ...)`` with the start of its problem (the form shows all of it)."""
+    if not broken:
+        return list(names)
+    options = []
+    for name in names:
+        label = name
+        if name in broken:
+            error = broken[name]
+            reason = error.message.split(f"key '{error.key}': ", 1)[-1] if error.key \
+                else error.message
+            if len(reason) > BROKEN_LABEL:
+                reason = reason[:BROKEN_LABEL - 3].rstrip() + "..."
+            label = redact_text(f"{name} (broken: {reason})")
+        options.append((label, name))
+    return options
 
 
 def label_html(text: str, required: bool = False) -> str:

@@ -6,8 +6,9 @@ value into ``shlex.quote(str(value))``, substitute them with ``str.format`` and 
 (undeclared) parameters as ``--key value``. We do exactly that, and also check what MLflow
 leaves to chance: ``float``/``int`` values must parse, required parameters must be given,
 extra-parameter keys must be plain option names, no name or value holds a NUL byte, and a
-placeholder is a plain ``{name}`` (optionally padded, ``{name:>8}``): a conversion, an index,
-an attribute or a precision would act on the *quoted* text and could undo the quoting.
+placeholder is a plain ``{name}`` (optionally padded, ``{name:>8}``; see
+:mod:`mlrun_magic.project.template`). Defaults of any type YAML makes (dates, lists...) are
+passed on as ``str(value)``, as MLflow does; ``plan --json`` shows them as that text.
 """
 
 from __future__ import annotations
@@ -17,24 +18,19 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from shlex import quote
-from string import Formatter
 from typing import Any
 from urllib.parse import urlparse
 
 from mlrun_magic.errors import MLprojectError
-from mlrun_magic.project.parameters import Parameter, check_value
+from mlrun_magic.project.parameters import (
+    Parameter, brief_text, check_value, text_problem, typed_value)
 from mlrun_magic.project.spec import EntryPoint, Project
+from mlrun_magic.project.template import (  # noqa: F401 (re-exported)
+    PLACEHOLDER_HINT, SAFE_FORMAT_SPEC, check_template, render_template)
 from mlrun_magic.project.yamlfile import brief
 
 #: An extra parameter becomes `--key value` on a shell line, so its key must be a plain name.
 SAFE_EXTRA_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
-#: The only format spec a placeholder may carry: padding (fill, alignment, a bounded width),
-#: which MLflow applies to the quoted value and which cannot break its quoting.
-SAFE_FORMAT_SPEC = re.compile(r"(?:(?P<fill>[\w .,:/=+@%-])?[<>^])?(?:[1-9][0-9]{0,3})?s?")
-PLACEHOLDER_HINT = ("Write a plain {name}: MLflow substitutes the shell-quoted value, so a "
-                    "conversion (!r), an index ([0]), an attribute (.x) or a number format "
-                    "(:.2f) would act on the quoted text. Padding such as {name:>8} is allowed; "
-                    "write literal braces as {{ and }}.")
 
 
 @dataclass
@@ -52,14 +48,6 @@ class ResolvedParameters:
     command_values: dict[str, str] = field(default_factory=dict)
     declared: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
-
-
-def _typed(parameter: Parameter, value):
-    if parameter.type == "float" and not isinstance(value, float):
-        return float(str(value))
-    if parameter.type == "int" and not isinstance(value, int):
-        return int(str(value))
-    return value
 
 
 def resolve_parameters(project: Project, entry_point: EntryPoint, user: dict[str, Any] | None,
@@ -85,11 +73,11 @@ def resolve_parameters(project: Project, entry_point: EntryPoint, user: dict[str
         value = user[name] if name in user else parameter.default
         source = "given value" if name in user else "default"
         _check_text(entry_point, name, value, source, where)
-        problem = check_value(parameter, value)
+        problem = check_value(parameter, value, default=name not in user)
         if problem:
             raise MLprojectError(f"{source} {problem}", key=f"entry_points.{entry_point.name}."
                                  f"parameters.{name}", line=parameter.line, **where)
-        out.values[name] = _typed(parameter, value)
+        out.values[name] = typed_value(parameter, value)
         out.raw[name] = str(value)
         out.command_values[name] = str(value)
         if parameter.type == "path" and resolve_paths:
@@ -108,23 +96,11 @@ def resolve_parameters(project: Project, entry_point: EntryPoint, user: dict[str
         if isinstance(value, (dict, list, tuple, set)):
             raise MLprojectError(f"extra parameter '{key}' must be a single value, not {brief(value)}",
                                  key=f"entry_points.{entry_point.name}.parameters", **where)
-        out.values[key] = value
+        out.values[key] = typed_value(Parameter(name=key), value)
         out.raw[key] = str(value)
         out.command_values[key] = str(value)
         out.extra.append(key)
     return out
-
-
-def text_problem(text: str) -> str | None:
-    """What makes ``text`` impossible to pass on a command line or in a file name, if anything:
-    a NUL byte, or bytes that are not UTF-8 (a terminal hands those over as lone surrogates)."""
-    if "\0" in text:
-        return "holds a NUL byte (\\0)"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "holds bytes that are not UTF-8 text"
-    return None
 
 
 def _check_text(entry_point: EntryPoint, name, value, source: str, where: dict) -> None:
@@ -139,17 +115,26 @@ def _check_text(entry_point: EntryPoint, name, value, source: str, where: dict) 
 
 
 def _resolve_path(project: Project, parameter: Parameter, value: str, cwd, where) -> str:
-    parsed = urlparse(value)
+    try:
+        parsed = urlparse(value)
+    except ValueError as exc:  # `http://[::1`
+        raise MLprojectError(f"Got value {brief_text(value)} for parameter {parameter.name}, "
+                             f"which is neither a path nor a URI ({exc})",
+                             key=f"parameters.{parameter.name}", line=parameter.line,
+                             **where) from None
     if parsed.scheme and not (parsed.scheme == "file" and not parsed.netloc):
         return value  # remote: handed to the command as given
     local = parsed.path if parsed.scheme == "file" else value
     candidates = [Path(cwd or os.getcwd()) / local, project.directory / local]
     for candidate in candidates:
-        if candidate.exists():
-            return os.path.abspath(candidate)
+        try:
+            if candidate.exists():
+                return os.path.abspath(candidate)
+        except OSError:  # a name over the system's limit: no such file either
+            continue
     raise MLprojectError(
-        f"Got value {value} for parameter {parameter.name}, but no such file or directory was "
-        f"found.", key=f"parameters.{parameter.name}", line=parameter.line, **where,
+        f"Got value {brief_text(value)} for parameter {parameter.name}, but no such file or "
+        f"directory was found.", key=f"parameters.{parameter.name}", line=parameter.line, **where,
         hint=f"Looked in {candidates[0].parent} and in the project folder {project.directory}.")
 
 
@@ -166,62 +151,3 @@ def render_command(entry_point: EntryPoint, params: ResolvedParameters,
         command = render_template(entry_point, quoted, file=file)
     extras = [f"--{quote(key)} {quote(params.command_values[key])}" for key in params.extra]
     return " ".join([command, *extras])
-
-
-def render_template(entry_point: EntryPoint, quoted: dict[str, str],
-                    *, file: str | None = None) -> str:
-    """``entry_point.command`` with each placeholder replaced by its quoted value.
-
-    The same text ``str.format`` gives for what :func:`check_template` accepts; anything else
-    is an :class:`MLprojectError` naming the entry point and the placeholder.
-    """
-    out = []
-    for literal, field_name, spec, _ in check_template(entry_point, file=file):
-        out.append(literal)
-        if field_name is None:
-            continue
-        if field_name not in quoted:
-            declared = ", ".join(quoted) or "none"
-            raise _placeholder_error(entry_point, "{" + field_name + "}",
-                                     f"names no declared parameter (declared: {declared})", file)
-        out.append(format(quoted[field_name], spec))
-    return "".join(out)
-
-
-def check_template(entry_point: EntryPoint, *, file: str | None = None) -> list[tuple]:
-    """The parsed command template of ``entry_point``, once every placeholder is known safe:
-    a parameter name, with no conversion, index or attribute, and only padding as format."""
-    try:
-        pieces = list(Formatter().parse(entry_point.command))
-    except ValueError as exc:
-        raise MLprojectError(f"is not a valid command template: {exc}", file=file,
-                             key=f"entry_points.{entry_point.name}.command",
-                             line=entry_point.line, hint="Write literal braces as {{ and }}.") \
-            from None
-    for _, field_name, spec, conversion in pieces:
-        if field_name is None:
-            continue
-        problem = None
-        if field_name == "" or field_name.isdigit():
-            problem = "is positional; name a declared parameter"
-        elif "." in field_name or "[" in field_name:
-            problem = "uses an attribute or an index"
-        elif conversion is not None:
-            problem = f"uses the conversion !{conversion}"
-        elif not SAFE_FORMAT_SPEC.fullmatch(spec):
-            problem = f"uses the format spec ':{spec}'"
-        if problem:
-            shown = ("{" + field_name + (f"!{conversion}" if conversion else "")
-                     + (f":{spec}" if spec else "") + "}")
-            raise _placeholder_error(entry_point, shown, problem, file)
-    return pieces
-
-
-def _placeholder_error(entry_point: EntryPoint, shown: str, problem: str,
-                       file: str | None) -> MLprojectError:
-    if len(shown) > 80:
-        shown = shown[:77] + "...}"
-    return MLprojectError(f"placeholder {shown} in the command of entry point "
-                          f"'{entry_point.name}' {problem}", file=file,
-                          key=f"entry_points.{entry_point.name}.command", line=entry_point.line,
-                          hint=PLACEHOLDER_HINT)

@@ -12,6 +12,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from mlrun_magic.project.parameters import text_problem
 from mlrun_magic.project.yamlfile import YamlDoc, brief, load_yaml
 
 ENV_KEYS = ("docker_env", "python_env", "conda_env")
@@ -61,13 +62,16 @@ def resolve_env(doc: YamlDoc, directory: Path) -> EnvSpec:
         if not isinstance(value, str):
             raise doc.error("must be a file name relative to the project folder, not "
                             f"{brief(value)}", key)
+        problem = text_problem(value)
+        if problem:
+            raise doc.error(f"the file name {problem}", key, hint="Remove that character from the file name.")
         path = directory / value
         if not _inside(path, directory):
             raise doc.error(f"{value} is outside the project folder: the cluster only gets the "
                             "project's own files", key,
                             hint="Put the environment file in the project and name it "
                                  "relative to the MLproject.")
-        if not path.is_file():
+        if not _is_file(path):
             what = "python_env" if kind == "python" else "conda environment"
             raise doc.error(f"Project specified {what} file {path}, but no such file was found.",
                             key, hint=f"Create {value} or fix the file name in the MLproject.")
@@ -86,6 +90,13 @@ def _inside(path: Path, directory: Path) -> bool:
     except (ValueError, OSError, RuntimeError):
         return False
     return True
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name over the system's limit: no such file either
+        return False
 
 
 def _from_file(kind: str, path: Path, origin: str) -> EnvSpec:

@@ -6,6 +6,7 @@ the value a user gives), which is why it sits below both.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -14,6 +15,8 @@ from mlrun_magic.project.yamlfile import brief
 
 #: Parameter types MLflow documents; any other type name is accepted and treated as string.
 KNOWN_TYPES = ("string", "float", "int", "path", "uri")
+#: The types whose values are checked; every other type takes ``str(value)`` as it is.
+STRICT_TYPES = ("float", "int", "path", "uri")
 
 
 @dataclass(frozen=True)
@@ -31,28 +34,80 @@ class Parameter:
         return self.default is None
 
 
-def check_value(parameter: Parameter, value) -> str | None:
-    """Why ``value`` is not valid for ``parameter``'s type, or ``None`` when it is."""
-    if isinstance(value, (dict, list, tuple, set)):
+def check_value(parameter: Parameter, value, *, default: bool = False) -> str | None:
+    """Why ``value`` is not valid for ``parameter``'s type, or ``None`` when it is.
+
+    A ``default`` from the MLproject may be any value YAML makes (a date, a list, a mapping,
+    binary...): for a string-like type MLflow passes ``str(value)`` on, and so do we. A value
+    given for a run must be a single value, and ``float``/``int``/``path``/``uri`` defaults too.
+    """
+    collection = isinstance(value, (dict, list, tuple, set, frozenset))
+    if collection and not (default and parameter.type not in STRICT_TYPES):
         return f"must be a single value, not {brief(value)}"
     text = str(value)
+    problem = text_problem(text)
+    if problem:
+        return f"of parameter '{parameter.name}' {problem}, which no command line can carry"
     if parameter.type == "float":
         if isinstance(value, bool) or not _parses(float, text):
-            return f"'{text}' is not a number (parameter '{parameter.name}' has type float)"
+            return (f"'{brief_text(text)}' is not a number (parameter '{parameter.name}' has "
+                    "type float)")
     elif parameter.type == "int":
         if isinstance(value, bool) or not _parses(int, text):
-            return f"'{text}' is not a whole number (parameter '{parameter.name}' has type int)"
+            return (f"'{brief_text(text)}' is not a whole number (parameter '{parameter.name}' "
+                    "has type int)")
     elif parameter.type == "uri":
-        if not urlparse(text).scheme:
+        if not uri_scheme(text):
             # MLflow's own wording, then what to do.
-            return f"Expected URI for parameter {parameter.name} but got {text}"
+            return f"Expected URI for parameter {parameter.name} but got {brief_text(text)}"
     return None
+
+
+def uri_scheme(text: str) -> str | None:
+    """The scheme of URI ``text`` (``""`` for none), or ``None`` when no URI parser takes it
+    (``http://[::1``: an unclosed IPv6 address)."""
+    try:
+        return urlparse(text).scheme
+    except ValueError:
+        return None
+
+
+def typed_value(parameter: Parameter, value):
+    """``value`` as ``plan --json`` shows it: a number for ``float``/``int``, else the value
+    if JSON holds it as is (text, a boolean, a finite number), else the text MLflow logs,
+    ``str(value)`` (a date, a list, ``inf``...). Call it on a value :func:`check_value` passed."""
+    if parameter.type == "float" and not isinstance(value, float):
+        value = float(str(value).strip())
+    elif parameter.type == "int" and not isinstance(value, int):
+        value = int(str(value).strip())
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    return str(value)
+
+
+def text_problem(text: str) -> str | None:
+    """What makes ``text`` impossible to pass on a command line or in a file name, if anything:
+    a NUL byte, or bytes that are not UTF-8 (a terminal hands those over as lone surrogates)."""
+    if "\0" in text:
+        return "holds a NUL byte (\\0)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "holds bytes that are not UTF-8 text"
+    return None
+
+
+def brief_text(text: str) -> str:
+    """``text`` cut to 80 characters for a message."""
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _parses(kind, text: str) -> bool:
     try:
         kind(text.strip())
-    except ValueError:
+    except (ValueError, OverflowError):
         return False
     return True
 

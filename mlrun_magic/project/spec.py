@@ -17,7 +17,9 @@ from pathlib import Path
 from mlrun_magic.errors import MLprojectError
 from mlrun_magic.project.env import EnvSpec, resolve_env
 from mlrun_magic.project.parameters import KNOWN_TYPES, Parameter, check_value
+from mlrun_magic.project.template import check_template
 from mlrun_magic.project.yamlfile import YamlDoc, brief, load_yaml
+from mlrun_magic.redact import redact_text
 
 MLPROJECT_FILE_NAME = "mlproject"
 KNOWN_TOP_LEVEL_KEYS = ("name", "entry_points", "python_env", "conda_env", "docker_env",
@@ -47,9 +49,20 @@ class Project:
     env: EnvSpec
     databricks_spark_job: dict | None = None
     warnings: list[str] = field(default_factory=list)
+    #: The declared entry points that cannot run, by name, with what is wrong (file order).
+    #: MLflow reads an entry point only when it runs it, so one broken entry point never
+    #: stops the others: only running or planning that one raises its error.
+    broken: dict[str, MLprojectError] = field(default_factory=dict)
+    #: Every declared entry point, the broken ones included, in file order.
+    entry_point_names: list[str] = field(default_factory=list)
 
     def entry_point(self, name: str) -> EntryPoint:
-        """The entry point called ``name``, or an implicit one for a ``.py``/``.sh``/``.R`` file."""
+        """The entry point called ``name``, or an implicit one for a ``.py``/``.sh``/``.R`` file.
+
+        A declared entry point that is broken raises its :class:`MLprojectError`.
+        """
+        if name in self.broken:
+            raise self.broken[name]
         if name in self.entry_points:
             return self.entry_points[name]
         ext = os.path.splitext(name)[1]
@@ -63,14 +76,19 @@ class Project:
                     hint=self._entry_point_hint())
             return EntryPoint(name=name, command=implicit_command(name), implicit=True)
         raise MLprojectError(
-            f"Could not find {name} among entry points {list(self.entry_points)} or interpret "
+            f"Could not find {name} among entry points {self.entry_point_names} or interpret "
             f"{name} as a runnable script. Supported script file extensions: ['.py', '.sh']",
             file=str(self.mlproject_path) if self.mlproject_path else None,
             key="entry_points", hint=self._entry_point_hint())
 
+    def broken_warnings(self, running: str | None = None) -> list[str]:
+        """A warning for each broken entry point but ``running`` (whose error is raised)."""
+        return [redact_text(f"entry point '{name}' cannot run: {error.message}")
+                for name, error in self.broken.items() if name != running]
+
     def _entry_point_hint(self) -> str:
-        if self.entry_points:
-            return "Use -e with one of: " + ", ".join(self.entry_points) + "."
+        if self.entry_point_names:
+            return "Use -e with one of: " + ", ".join(self.entry_point_names) + "."
         return "Declare it under entry_points in the MLproject file, or name a .py or .sh file."
 
 
@@ -120,56 +138,75 @@ def load_project(directory: str | os.PathLike) -> Project:
     name = data.get("name")
     if name is not None and not isinstance(name, str):
         raise doc.error(f"must be a string, not a {_kind(name)}", "name")
-    entry_points = _load_entry_points(doc, warnings)
+    entry_points, broken, names = _load_entry_points(doc, warnings)
     spark_job = data.get("databricks_spark_job")
     if spark_job is not None:
-        _validate_spark_job(doc, spark_job, entry_points)
+        _validate_spark_job(doc, spark_job, entry_points, names)
     env = resolve_env(doc, directory)
     return Project(directory=directory, mlproject_path=mlproject, name=name,
                    entry_points=entry_points, env=env, databricks_spark_job=spark_job,
-                   warnings=warnings)
+                   warnings=warnings, broken=broken, entry_point_names=names)
 
 
-def _load_entry_points(doc: YamlDoc, warnings: list[str]) -> dict[str, EntryPoint]:
+def _load_entry_points(doc: YamlDoc, warnings: list[str]):
+    """The entry points that can run, the broken ones with their error, and every name in
+    file order. An entry point is checked whole (command, parameters, defaults, placeholders)
+    when the project loads; a problem in it breaks that entry point only."""
     raw = doc.data.get("entry_points")
     if raw is None:
-        return {}
+        return {}, {}, []
     if not isinstance(raw, dict):
         raise doc.error(f"must be a mapping of entry point names to {{command, parameters}}, "
                         f"not a {_kind(raw)}", "entry_points")
-    entry_points = {}
+    entry_points, broken, names = {}, {}, []
     for ep_name, body in raw.items():
-        path = ("entry_points", ep_name)
-        if not isinstance(ep_name, str):
-            raise doc.error(f"entry point names must be strings, not {brief(ep_name)}", *path)
-        if not isinstance(body, dict):
-            raise doc.error(f"must be a mapping with `command` (and optional `parameters`), "
-                            f"not a {_kind(body)}", *path)
-        for key in body:
-            if key not in ("command", "parameters"):
-                warnings.append(f"{doc.path}:{doc.line(*path, key)}: unknown key '{key}' in "
-                                f"entry point '{ep_name}' is ignored")
-        command = body.get("command")
-        if command is None:
-            raise doc.error("has no `command`", *path,
-                            hint="Add a command, e.g. `command: python train.py {alpha}`.")
-        if not isinstance(command, str):
-            raise doc.error(f"must be a string, not a {_kind(command)}", *path, "command")
-        params_raw = body.get("parameters")
-        if params_raw is None:
-            params_raw = {}
-        if not isinstance(params_raw, dict):
-            raise doc.error(f"must be a mapping of parameter names to types or "
-                            f"{{type, default}}, not a {_kind(params_raw)}", *path, "parameters")
-        parameters = {}
-        for p_name, spec in params_raw.items():
-            parameters[str(p_name)] = _load_parameter(doc, path + ("parameters", p_name),
-                                                      str(p_name), spec, warnings)
-        entry_point = EntryPoint(name=ep_name, command=command, parameters=parameters,
-                                 line=doc.line(*path))
-        _check_placeholders(doc, entry_point, path)
-        entry_points[ep_name] = entry_point
-    return entry_points
+        # A name YAML read as a number or a date is still the name `-e` gives.
+        name = ep_name if isinstance(ep_name, str) else str(ep_name)
+        if name in names:
+            continue  # `1` and `"1"`: the first one wins, as `-e 1` can only mean one
+        names.append(name)
+        notes: list[str] = []
+        try:
+            entry_points[name] = _load_entry_point(doc, ep_name, name, body, notes)
+        except MLprojectError as exc:
+            broken[name] = exc
+        else:
+            warnings.extend(notes)
+    return entry_points, broken, names
+
+
+def _load_entry_point(doc: YamlDoc, ep_name, name: str, body, warnings) -> EntryPoint:
+    path = ("entry_points", ep_name)
+    if not isinstance(ep_name, str):
+        raise doc.error(f"entry point names must be strings, not {brief(ep_name)}", *path,
+                        hint=f'Quote the name: "{name}":')
+    if not isinstance(body, dict):
+        raise doc.error(f"must be a mapping with `command` (and optional `parameters`), "
+                        f"not a {_kind(body)}", *path)
+    for key in body:
+        if key not in ("command", "parameters"):
+            warnings.append(f"{doc.path}:{doc.line(*path, key)}: unknown key '{key}' in "
+                            f"entry point '{ep_name}' is ignored")
+    command = body.get("command")
+    if command is None:
+        raise doc.error("has no `command`", *path,
+                        hint="Add a command, e.g. `command: python train.py {alpha}`.")
+    if not isinstance(command, str):
+        raise doc.error(f"must be a string, not a {_kind(command)}", *path, "command")
+    params_raw = body.get("parameters")
+    if params_raw is None:
+        params_raw = {}
+    if not isinstance(params_raw, dict):
+        raise doc.error(f"must be a mapping of parameter names to types or "
+                        f"{{type, default}}, not a {_kind(params_raw)}", *path, "parameters")
+    parameters = {}
+    for p_name, spec in params_raw.items():
+        parameters[str(p_name)] = _load_parameter(doc, path + ("parameters", p_name),
+                                                  str(p_name), spec, warnings)
+    entry_point = EntryPoint(name=name, command=command, parameters=parameters,
+                             line=doc.line(*path))
+    check_template(entry_point, file=str(doc.path), line=doc.line(*path, "command"))
+    return entry_point
 
 
 def _load_parameter(doc: YamlDoc, path: tuple, name: str, spec, warnings) -> Parameter:
@@ -185,8 +222,6 @@ def _load_parameter(doc: YamlDoc, path: tuple, name: str, spec, warnings) -> Par
         if not isinstance(ptype, str):
             raise doc.error(f"must be a type name such as string, float, int, path or uri, "
                             f"not {brief(ptype)}", *path, "type")
-        if isinstance(default, (dict, list)):
-            raise doc.error(f"must be a single value, not a {_kind(default)}", *path, "default")
     else:
         raise doc.error(
             f"must be a type name (`{name}: float`) or a mapping "
@@ -199,39 +234,21 @@ def _load_parameter(doc: YamlDoc, path: tuple, name: str, spec, warnings) -> Par
                         f"(known types: {', '.join(KNOWN_TYPES)})")
     parameter = Parameter(name=name, type=ptype, default=default, line=doc.line(*path))
     if default is not None:
-        problem = check_value(parameter, default)
+        problem = check_value(parameter, default, default=True)
         if problem:
             raise doc.error(f"default {problem}", *path, "default")
     return parameter
 
 
-def _check_placeholders(doc: YamlDoc, entry_point: EntryPoint, path: tuple) -> None:
-    from string import Formatter
-
-    try:
-        fields = [f for _, f, _, _ in Formatter().parse(entry_point.command) if f is not None]
-    except ValueError as exc:
-        raise doc.error(f"is not a valid command template: {exc}", *path, "command",
-                        hint="Write literal braces as {{ and }}.") from None
-    for field_name in fields:
-        base = field_name.split(".", 1)[0].split("[", 1)[0]
-        if base == "" or base not in entry_point.parameters:
-            declared = ", ".join(entry_point.parameters) or "none"
-            raise doc.error(
-                f"placeholder {{{field_name}}} names no declared parameter (declared: {declared})",
-                *path, "command",
-                hint=f"Declare '{base}' under parameters, or write literal braces as {{{{ }}}}.")
-
-
-def _validate_spark_job(doc: YamlDoc, spec, entry_points) -> None:
+def _validate_spark_job(doc: YamlDoc, spec, entry_points, names) -> None:
     path = ("databricks_spark_job",)
     if not isinstance(spec, dict):
         raise doc.error(f"must be a mapping, not a {_kind(spec)}", *path)
     python_file = spec.get("python_file")
-    if python_file is None and not entry_points:
+    if python_file is None and not names:
         raise doc.error("Databricks Spark job requires either 'databricks_spark_job.python_file' "
                         "setting or 'entry_points' setting.", *path)
-    if python_file is not None and entry_points:
+    if python_file is not None and names:
         raise doc.error("Databricks Spark job does not allow setting both "
                         "'databricks_spark_job.python_file' and 'entry_points'.", *path)
     for ep in entry_points.values():

@@ -124,9 +124,16 @@ def resolve_source(uri: str, version: str | None = None) -> ProjectSource:
     """Resolve ``uri`` (and ``version`` for git) to a :class:`ProjectSource`."""
     check_version(version)
     base, sub = split_uri(uri)
-    local = _local_path(base)
     shown_uri = redact_url(uri.strip("'\""))
-    if local is not None and local.exists() and not _is_bare_repo(local) and version is None:
+    try:
+        local = _local_path(base)
+        exists = local is not None and local.exists()
+    except (ValueError, OSError) as exc:  # `file://[::1`, a name over the system's limit
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ProjectURIError(f"{shown_uri[:200]} is not a usable folder path or URI: {reason}",
+                              hint="Give the project folder or a git URL such as "
+                                   "https://github.com/org/repo#subfolder.") from None
+    if exists and not _is_bare_repo(local) and version is None:
         directory = _inside((local / sub).resolve(), local, sub, redact_url(base))
         if not directory.is_dir():
             raise ProjectURIError(f"{directory} is not a folder",
@@ -134,7 +141,7 @@ def resolve_source(uri: str, version: str | None = None) -> ProjectSource:
         return ProjectSource(uri=shown_uri, directory=directory, kind="local",
                              source_name=_local_source_name(directory), subdirectory=sub,
                              git=git_info(directory))
-    if local is not None and not local.exists():
+    if local is not None and not exists:
         raise ProjectURIError(f"project folder {local} does not exist",
                               hint="Check the path, or give a git URL such as "
                                    "https://github.com/org/repo#subfolder.")

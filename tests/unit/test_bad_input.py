@@ -41,8 +41,10 @@ BAD = [
      "main", {}, MLprojectError, ["parameters.a", "3"]),
     ("type not a string", EP + "    parameters:\n      a: {type: [x]}\n    command: x {a}\n",
      {}, "main", {}, MLprojectError, ["parameters.a.type"]),
-    ("default a mapping", EP + "    parameters:\n      a: {default: {b: 1}}\n    command: x {a}\n",
-     {}, "main", {}, MLprojectError, ["parameters.a.default", "single value"]),
+    # A string default may be a mapping (MLflow passes str() on); a number's may not.
+    ("float default a mapping", EP + "    parameters:\n      a: {type: float, default: {b: 1}}\n"
+     "    command: x {a}\n", {}, "main", {}, MLprojectError, ["parameters.a.default",
+                                                             "single value"]),
     ("float default not a number", EP + "    parameters:\n      a: {type: float, default: abc}\n"
      "    command: x {a}\n", {}, "main", {}, MLprojectError, ["'abc' is not a number", "default"]),
     ("float value not a number", EP + "    parameters:\n      a: float\n    command: x {a}\n",
