@@ -323,10 +323,13 @@ class LaunchPanel(PanelForm):
 
         self._background("Cancelling..." if cancel else "Refreshing...", work)
 
-    def refresh_history(self) -> None:
-        """Re-read the project's history (merged with this kernel's live states)."""
+    def refresh_history(self, ask: bool = False) -> None:
+        """Re-read the project's history (merged with this kernel's live states); ``ask``:
+        first learn the current state of the runs that had not ended, and which workspace
+        is the current one (as ``%project_run list`` does)."""
         with self._history_lock:
-            entries = self.service.runs(self.project_dir) if self.project_dir else []
+            entries = self.service.runs(self.project_dir, refresh=ask) if self.project_dir \
+                else []
             self.history.update(entries[::-1])
             self._newest_entry = entries[-1] if entries else None
         self.snapshot.update()

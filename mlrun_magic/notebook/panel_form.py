@@ -7,6 +7,7 @@ builds the widgets and mixes this in; nothing here launches anything.
 from __future__ import annotations
 
 import os
+import threading
 
 from mlrun_magic.errors import MlrunMagicError
 from mlrun_magic.notebook import panel_parts as parts
@@ -39,6 +40,10 @@ class PanelForm:
         self.entry.value = "main" if "main" in good else good[0]
         self.build_parameters()
         self.refresh_history()
+        # Then, without holding the panel up, the current states and which workspace is
+        # the current one (a run of another workspace is marked, its links no longer valid).
+        threading.Thread(target=self.refresh_history, kwargs={"ask": True}, daemon=True,
+                         name="mlrun-magic-panel-history").start()
 
     def project_uri(self) -> str | None:
         """The Project field's URI as it was typed, credentials included.

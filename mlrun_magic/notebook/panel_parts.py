@@ -11,13 +11,13 @@ from __future__ import annotations
 import configparser
 import os
 import threading
-import time
 from html import escape
 
-from mlrun_magic.notebook.render import BADGE_COLOURS
+from mlrun_magic.notebook.render import BADGE_COLOURS, format_when
 from mlrun_magic.packaging.progress import Progress, human_bytes
 from mlrun_magic.redact import redact_text, redact_url
 from mlrun_magic.runs import TERMINAL
+from mlrun_magic.service.listing import note_of
 
 #: Grid columns of the form: labels, fields, notes (type hints and inline problems).
 FORM_COLUMNS = "112px 330px minmax(200px, 1fr)"
@@ -256,8 +256,12 @@ class HistoryTable:
             f"<a href='{escape(redact_url(links[k]), quote=True)}' target='_blank' "
             f"rel='noopener noreferrer' style='color:#1d4ed8'>{escape(label)}</a>"
             for k, label in HISTORY_LINKS if links.get(k))
-        submitted = entry.get("submitted")
-        when = time.strftime("%d %b %H:%M", time.localtime(submitted)) if submitted else ""
+        when = format_when(entry.get("started") or entry.get("submitted"))
+        note = note_of(entry)
+        if note:  # another workspace's run, or one whose state is not current: said, greyed
+            colour = GREY
+            anchors = (f"<span class='mlrun-magic-history-note' title='{escape(note, quote=True)}'"
+                       f" style='color:{GREY}'>{escape(_short_note(entry))}</span> {anchors}")
         values = [
             f"<code title='{escape(entry['run_id'], quote=True)}'>{escape(entry['run_id'][:12])}"
             f"</code>",
@@ -271,6 +275,12 @@ class HistoryTable:
         for cell, value in zip(row, values):
             cell.value = f"<span style='font-size:12px;white-space:nowrap'>{value}</span>"
         row[6].disabled = status in TERMINAL
+
+
+def _short_note(entry: dict) -> str:
+    """The history table's word for an entry whose state is not current."""
+    return "other workspace" if entry.get("workspace") == "other" and not entry.get("note") \
+        else "not current"
 
 
 def source_line(name: str | None, source) -> str:

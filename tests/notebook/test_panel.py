@@ -406,3 +406,21 @@ def test_the_profile_hint_does_not_read_as_missing_credentials(open_panel, dbip)
     text = unescape(" ".join(getattr(c, "value", "") for c in panel.form.children
                              if isinstance(getattr(c, "value", None), str)))
     assert "none found" not in text and "the SDK's default chain" in text
+
+
+def test_history_rows_of_another_workspace_are_marked_not_current(open_panel, dbip):
+    """Issue 12 item 3: a run the history holds from a workspace that is not the current one
+    (as `make demo`'s after `make lab`) is marked, never shown as if it were this one's."""
+    import json
+
+    history = dbip.project_dir / ".mlrun_magic" / "history.jsonl"
+    history.parent.mkdir(exist_ok=True)
+    gone = {"run_id": "d" * 32, "backend": "databricks", "entry_point": "main",
+            "status": "FINISHED", "submitted": time.time() - 60, "job_run_id": 731000000001,
+            "host": "http://127.0.0.1:1", "links": {"job_run": "http://127.0.0.1:1/#job/1/run/1"}}
+    history.write_text(json.dumps(gone) + "\n")
+    panel = open_panel()
+    notes = lambda: [row[4].value for row in panel.history.rows  # noqa: E731
+                     if "mlrun-magic-history-note" in row[4].value]
+    assert wait_for(lambda: len(notes()) == 1, timeout=30)
+    assert "other workspace" in notes()[0] and "127.0.0.1:1" in notes()[0]
