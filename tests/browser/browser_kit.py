@@ -75,3 +75,19 @@ def wait_or_shoot(page, selector: str, shot: Path, timeout: int):
     except Exception:
         page.screenshot(path=str(shot))
         raise
+
+
+def open_panel_notebook(browser, lab, shot_dir: Path, name: str):
+    """A page on a new notebook ``name`` that loads the extension and shows the launch
+    panel, every cell run and the form drawn (the caller closes the page)."""
+    url, token, root = lab
+    write_notebook(root / name, "%load_ext mlrun_magic", "%project_run panel")
+    page = browser.new_page(viewport={"width": 1280, "height": 1200})
+    try:
+        open_and_run_all(page, url, token, name, shot_dir)
+        wait_or_shoot(page, ".mlrun-magic-panel .mlrun-magic-form", shot_dir / "no-panel.png",
+                      90_000)
+    except BaseException:
+        page.close()
+        raise
+    return page

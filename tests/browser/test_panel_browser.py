@@ -12,7 +12,8 @@ import uuid
 
 import pytest
 
-from browser_kit import REPO, open_and_run_all, wait_or_shoot, write_notebook
+from browser_kit import (REPO, open_and_run_all, open_panel_notebook, wait_or_shoot,
+                         write_notebook)
 
 pytestmark = pytest.mark.browser
 
@@ -119,12 +120,8 @@ def test_number_fields_launch_what_they_show_or_refuse(browser, lab, tmp_path):
     the type takes is what the dry run's command shows; any other keeps the text as typed,
     says why next to the field and disables Launch and Dry run."""
     url, token, root = lab
-    write_notebook(root / "fields.ipynb", "%load_ext mlrun_magic", "%project_run panel")
-    page = browser.new_page(viewport={"width": 1280, "height": 1200})
+    page = open_panel_notebook(browser, lab, tmp_path, "fields.ipynb")
     try:
-        open_and_run_all(page, url, token, "fields.ipynb", tmp_path)
-        wait_or_shoot(page, ".mlrun-magic-panel .mlrun-magic-form", tmp_path / "no-panel.png",
-                      90_000)
         launch = page.locator(".mlrun-magic-launch")
         dry_run = page.locator(".mlrun-magic-dry-run")
         cases = [("epochs", "1.5", None), ("epochs", "1e3", None), ("epochs", "abc", None),

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from browser_kit import REPO, open_and_run_all, wait_or_shoot, write_notebook
+from browser_kit import REPO, open_panel_notebook
 from mlrun_magic.notebook.render import RunSnapshot, RunView
 
 pytestmark = pytest.mark.browser
@@ -58,12 +58,8 @@ def test_in_jupyterlab_the_live_panel_hides_its_snapshot(browser, lab, tmp_path)
     """The snapshot that exports show (issue 12 #9) is hidden while the widget shows, and the
     saved notebook holds the form as it was edited."""
     url, token, root = lab
-    write_notebook(root / "snapshot.ipynb", "%load_ext mlrun_magic", "%project_run panel")
-    page = browser.new_page(viewport={"width": 1280, "height": 1200})
+    page = open_panel_notebook(browser, lab, tmp_path, "snapshot.ipynb")
     try:
-        open_and_run_all(page, url, token, "snapshot.ipynb", tmp_path)
-        wait_or_shoot(page, ".mlrun-magic-panel .mlrun-magic-form", tmp_path / "no-panel.png",
-                      90_000)
         snapshot = page.locator(".mlrun-magic-panel-fallback")
         assert snapshot.count() == 1 and not snapshot.is_visible()
         children = page.locator(".jp-OutputArea-child")

@@ -3,6 +3,7 @@ our links use. Skipped where only mlflow-skinny is installed (`make test` needs 
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -63,11 +64,18 @@ def test_the_ui_install_is_the_skinny_version_without_dependencies():
     assert re.fullmatch(r"graphene[<>=!~,.\d]*", graphene_requirement())
 
 
+def dry_make(*args: str) -> str:
+    """What ``make -n ARGS`` would run, as from a terminal: under ``make test`` the parent
+    make's flags would otherwise add "Entering/Leaving directory" lines."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")}
+    return subprocess.run(["make", "--no-print-directory", "-n", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60, check=True).stdout
+
+
 def test_demo_and_lab_install_the_ui_once_and_test_does_not():
     def plan(target: str) -> list[str]:
-        out = subprocess.run(["make", "-n", "-W", "pyproject.toml", target], cwd=REPO,
-                             capture_output=True, text=True, timeout=60, check=True).stdout
-        return out.splitlines()
+        return dry_make("-W", "pyproject.toml", target).splitlines()
 
     for target, script in (("demo", "scripts/demo.py"), ("lab", "scripts/lab.py")):
         steps = plan(target)
@@ -75,6 +83,5 @@ def test_demo_and_lab_install_the_ui_once_and_test_does_not():
         assert "touch .venv/.mlflow-ui-stamp" in steps[ui + 1]
         assert script in steps[-1] and ui < len(steps) - 1
     assert not any("mlflow_ui" in s for s in plan("test"))
-    lab = subprocess.run(["make", "-n", "lab", "DIR=/tmp/my project"], cwd=REPO,
-                         capture_output=True, text=True, timeout=60, check=True).stdout
+    lab = dry_make("lab", "DIR=/tmp/my project")
     assert lab.splitlines()[-1].endswith('scripts/lab.py "/tmp/my project"')

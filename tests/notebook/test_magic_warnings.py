@@ -4,19 +4,9 @@ no tracking URI (item 7)."""
 
 from __future__ import annotations
 
-import time
+from test_magics import wait_terminal
 
 from mlrun_magic.tracking import RestTracking
-
-
-def wait_terminal(run, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if run.status().is_terminal:
-            return run.status()
-        time.sleep(0.1)
-    raise AssertionError(f"run {run.run_id} did not end")
-
 
 TYPO = ("warning: parameter alpah is not declared by entry point main; did you mean alpha? "
         "(it is passed on as --alpah 0.7, as mlflow run does)")
