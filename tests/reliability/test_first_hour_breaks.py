@@ -16,15 +16,13 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 
 import pytest
 
 from service_breaks import (GET, REPO, Settings, bounded, db, db_request,  # noqa: F401
-                            poller, project, wait_until)
+                            poller, project)
 
 from mlrun_magic.errors import MlrunMagicError
-from mlrun_magic.history import read_history
 from mlrun_magic.service import RunService
 from mlrun_magic.service.listing import note_of
 from mlrun_magic.testing import Workspace
