@@ -126,10 +126,21 @@ def _typed(entry: dict) -> dict:
             out["parameters"] = {str(k): v for k, v in params.items()
                                  if isinstance(v, (str, int, float, bool)) or v is None}
     job_run_id = out.pop("job_run_id", None)
-    if isinstance(job_run_id, int) and not isinstance(job_run_id, bool) or \
-            isinstance(job_run_id, str) and job_run_id.isascii() and job_run_id.isdigit():
+    if _job_run_id(job_run_id):
         out["job_run_id"] = job_run_id
     return out
+
+
+#: Databricks job run ids are positive int64s.
+_MAX_JOB_RUN_ID = 2 ** 63 - 1
+
+
+def _job_run_id(value) -> bool:
+    """Whether ``value`` can be a job run id (digits that would not fit, or 0, never are)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        value = int(value)
+    return isinstance(value, int) and not isinstance(value, bool) \
+        and 0 < value <= _MAX_JOB_RUN_ID
 
 
 def _submitted(run: dict) -> float:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mlrun_magic.errors import ArgumentsError, MlrunMagicError, MLprojectError, ProjectURIError
-from mlrun_magic.redact import redact_text, redact_url
+from mlrun_magic.redact import redact_secrets, redact_text, redact_url
 from mlrun_magic.runs import BACKENDS, DEFAULT_ENV_MANAGER, ENV_MANAGERS
 
 #: The request fields that hold one piece of text (or nothing).
@@ -220,7 +220,8 @@ def default_store() -> tuple[str, str] | None:
     from urllib.parse import quote
 
     home = os.path.expanduser("~")
-    if not os.path.isabs(home):
+    # HOME="" is no home, though expanduser makes it "/" (a store at the file system's root).
+    if not os.path.isabs(home) or not os.environ.get("HOME", home).strip():
         return None
     folder = os.path.join(home, STORE_FOLDER)
     if importlib.util.find_spec("sqlalchemy") is None:
@@ -255,22 +256,40 @@ def _tracking_of(request: RunRequest) -> tuple[str | None, bool, list[str]]:
         f"outside the project; see them with `mlflow ui --backend-store-uri {shown}`"]
 
 
+#: Undeclared parameters checked for typos, and near-name warnings shown, per plan: a
+#: generated list of thousands of extras (or a panel field pasted full) stays quick to check
+#: and short to read.
+MAX_TYPO_CHECKS = 200
+MAX_TYPO_WARNINGS = 10
+
+
 def parameter_warnings(entry_point, extra: dict[str, str]) -> list[str]:
     """A warning for each undeclared parameter of ``extra`` (name -> value as passed on)
     whose name is close to a declared one of ``entry_point``: probably a typo, passed on all
-    the same, as ``mlflow run`` does. The one check of the plan and of the launch panel."""
+    the same, as ``mlflow run`` does. The one check of the plan and of the launch panel.
+    A value that looks secret (by its name, the name meant, or its shape) shows as ``***``."""
     from shlex import quote
 
     from mlrun_magic.project.parameters import close_match
 
     out = []
-    for name, value in extra.items():
+    undeclared = [name for name in extra if name not in entry_point.parameters]
+    for name in undeclared[:MAX_TYPO_CHECKS]:
         meant = close_match(name, list(entry_point.parameters))
-        if meant is not None and name not in entry_point.parameters:
-            out.append(redact_text(
-                f"parameter {name} is not declared by entry point {entry_point.name}; did you "
-                f"mean {meant}? (it is passed on as --{name} {quote(str(value))}, as mlflow "
-                "run does)"))
+        if meant is None:
+            continue
+        value = str(extra[name])
+        masked = redact_secrets({name: value, meant: value}) != {name: value, meant: value}
+        out.append(redact_text(
+            f"parameter {name} is not declared by entry point {entry_point.name}; did you "
+            f"mean {meant}? (it is passed on as --{name} {'***' if masked else quote(value)}, "
+            "as mlflow run does)"))
+    if len(out) > MAX_TYPO_WARNINGS:
+        out[MAX_TYPO_WARNINGS:] = [f"... and {len(out) - MAX_TYPO_WARNINGS} more undeclared "
+                                   "parameters close to declared ones"]
+    if len(undeclared) > MAX_TYPO_CHECKS:
+        out.append(f"only the first {MAX_TYPO_CHECKS} of {len(undeclared)} undeclared "
+                   "parameters were checked for typos")
     return out
 
 

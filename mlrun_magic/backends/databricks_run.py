@@ -141,13 +141,17 @@ class DatabricksSubmittedRun(SubmittedRun):
 
 def _mlflow_run_id_from_job(run: dict) -> str | None:
     """The MLflow run id a job run was submitted for (it is the bootstrap's --spec run_id)."""
-    for task in run.get("tasks") or []:
-        params = (task.get("spark_python_task") or {}).get("parameters") or []
-        if "--spec" in params:
+    tasks = run.get("tasks")
+    for task in tasks if isinstance(tasks, list) else []:
+        python_task = task.get("spark_python_task") if isinstance(task, dict) else None
+        params = python_task.get("parameters") if isinstance(python_task, dict) else None
+        if isinstance(params, list) and "--spec" in params:
             try:
-                return json.loads(params[params.index("--spec") + 1]).get("run_id")
-            except (ValueError, IndexError):
+                spec = json.loads(params[params.index("--spec") + 1])
+            except (TypeError, ValueError, IndexError):
                 return None
+            found = spec.get("run_id") if isinstance(spec, dict) else None
+            return found if isinstance(found, str) else None
     return None
 
 
@@ -186,9 +190,12 @@ def _project_name(source_name: str | None) -> str:
 
 def _seconds(millis) -> float | None:
     """Epoch milliseconds (a number, or digits as some servers send int64) as seconds."""
-    if isinstance(millis, str) and millis.isascii() and millis.isdigit():
+    from mlrun_magic.databricks.jobs import LAST_EPOCH_SECONDS
+
+    if isinstance(millis, str) and millis.isascii() and millis.isdigit() and len(millis) < 20:
         millis = int(millis)
-    if isinstance(millis, bool) or not isinstance(millis, (int, float)) or millis <= 0:
+    if isinstance(millis, bool) or not isinstance(millis, (int, float)) or \
+            not 0 < millis <= LAST_EPOCH_SECONDS * 1000:  # also false for NaN
         return None
     return millis / 1000.0
 
@@ -199,10 +206,11 @@ STATE_BATCH_WORKERS = 8
 STATE_BATCH_DEADLINE = 5.0
 
 
-def job_run_states(job_run_ids, auth) -> dict:
+def job_run_states(job_run_ids, auth, owners: dict | None = None) -> dict:
     """The current state of each job run of the workspace of ``auth`` (a
     :class:`~mlrun_magic.databricks.auth.WorkspaceAuth`), asked all at once:
-    ``{job_run_id: RunState or the MlrunMagicError that came instead}``."""
+    ``{job_run_id: RunState or the MlrunMagicError that came instead}``; ``owners`` (if
+    given) gets ``{job_run_id: the MLflow run id it was submitted for, or None}``."""
     from concurrent.futures import ThreadPoolExecutor
 
     from mlrun_magic.databricks.client import DatabricksClient
@@ -217,9 +225,12 @@ def job_run_states(job_run_ids, auth) -> dict:
 
     def one(job_run_id: int):
         try:
-            return run_state(client.get(f"{JOBS_API}/runs/get", run_id=job_run_id))
+            run = client.get(f"{JOBS_API}/runs/get", run_id=job_run_id)
         except MlrunMagicError as exc:
             return exc
+        if owners is not None:
+            owners[job_run_id] = _mlflow_run_id_from_job(run)
+        return run_state(run)
 
     with ThreadPoolExecutor(max_workers=min(STATE_BATCH_WORKERS, len(ids)),
                             thread_name_prefix="mlrun-magic-list") as pool:

@@ -43,9 +43,15 @@ def run_state(run: dict) -> RunState:
                    ended_at=ended if state.is_terminal else None)
 
 
+#: The last second of the year 9999: a later time (or ``1e400``, which JSON parses as
+#: infinity) is no time of a run, and no clock or calendar function takes it.
+LAST_EPOCH_SECONDS = 253_402_300_799
+
+
 def _epoch_seconds(millis) -> float | None:
-    """Databricks' epoch milliseconds as seconds (0 or missing: not yet)."""
-    if isinstance(millis, bool) or not isinstance(millis, (int, float)) or millis <= 0:
+    """Databricks' epoch milliseconds as seconds (0, missing or impossible: not known)."""
+    if isinstance(millis, bool) or not isinstance(millis, (int, float)) or \
+            not 0 < millis <= LAST_EPOCH_SECONDS * 1000:  # also false for NaN
         return None
     return millis / 1000.0
 

@@ -12,6 +12,7 @@ credential, whatever a backend put in a link or an error.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -56,7 +57,8 @@ class RunSnapshot:
 
 
 def format_elapsed(seconds: float) -> str:
-    seconds = int(max(0, seconds))
+    """``1h 02m 03s``; ``0s`` for a duration that is not a number of seconds at all."""
+    seconds = int(seconds) if math.isfinite(seconds) and seconds > 0 else 0
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:

@@ -23,6 +23,7 @@ secret is.
 from __future__ import annotations
 
 import os
+import stat
 from urllib.parse import quote
 
 #: ``(name, what it is)``: a file or folder with that name, at any depth, is a store.
@@ -59,11 +60,19 @@ def is_mlflow_sqlite(path: str, size: int) -> bool:
     if size < MIN_STORE_BYTES:
         return False
     try:
-        with open(path, "rb") as f:
-            if f.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
-                return False
+        # Non-blocking, and only a regular file: the walk's size may be of a file since
+        # replaced by a FIFO or a device, and opening a FIFO waits for a writer forever.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) |
+                     getattr(os, "O_NOFOLLOW", 0))
     except OSError:
-        return False  # unreadable files are reported by the walk itself
+        return False  # unreadable files (and links) are reported by the walk itself
+    with os.fdopen(fd, "rb") as f:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode) or \
+                    f.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+                return False
+        except OSError:
+            return False
     try:
         import sqlite3
     except ImportError:  # a Python built without sqlite3: only the names above are known

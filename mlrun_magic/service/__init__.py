@@ -204,8 +204,8 @@ class RunService:
         (the job runs of the current workspace at once; runs of another workspace keep their
         last known state and say so)."""
         from mlrun_magic.service.attach import current_auth
-        from mlrun_magic.service.listing import (DEFAULT_LIMIT, mark_workspaces, merged_runs,
-                                                 refresh_entries)
+        from mlrun_magic.service.listing import (DEFAULT_LIMIT, mark_not_refreshed,
+                                                 mark_workspaces, merged_runs, refresh_entries)
 
         with self._lock:
             live = list(self._runs.values())
@@ -217,8 +217,10 @@ class RunService:
         mark_workspaces(entries, self._current_workspace((profile, tracking_uri), live,
                                                          auth, refresh))
         if refresh:
-            refresh_entries(self, entries[-DEFAULT_LIMIT:], {w.run_id for w in live}, auth=auth,
+            live_ids = {w.run_id for w in live}
+            refresh_entries(self, entries[-DEFAULT_LIMIT:], live_ids, auth=auth,
                             record_end=lambda entry: self._record_entry_end(project_dir, entry))
+            mark_not_refreshed(entries[:-DEFAULT_LIMIT], live_ids)
         return entries
 
     def _current_workspace(self, key, live, auth, resolved: bool) -> str | None:
@@ -301,18 +303,19 @@ class RunService:
         """The poller's answer. A state the run learned has already come through its
         ``state_hook``; only a failed poll (a state the poller made) is new here."""
         if state is not run.last_state:
-            self._on_state(run, state)
+            self._on_state(run, state, learned=False)
 
-    def _on_state(self, run, state: RunState) -> None:
+    def _on_state(self, run, state: RunState, learned: bool = True) -> None:
         """Every status learned (poll, wait, cancel, refresh, a direct ``run.status()``) ends
-        here: remember it, record the end once, tell every view."""
+        here: remember it, record the end once, tell every view. ``learned=False``: a
+        failed poll's state, which says why the status is unavailable and is no newer."""
         watched = self._runs.get(run.run_id)
         if watched is None or watched.run is not run:
             return
         if watched.state.is_terminal and not state.is_terminal:
             return  # an end is final: a later failed poll does not make the run live again
         first_end = state.is_terminal and watched.ended_at is None
-        watched.learn(state)
+        watched.learn(state, learned=learned)
         if first_end:
             if state.status != "FINISHED":
                 try:

@@ -9,38 +9,55 @@ only, and a run is attached only on the workspace that ran it.
 from __future__ import annotations
 
 from mlrun_magic.errors import MlrunMagicError
-from mlrun_magic.redact import redact_url
 
 _OTHER_HINT = ("Select that workspace (--profile NAME, or %config ProjectRun.profile) to see "
                "it; `%project_run list` shows where each run ran.")
 
 
 def history_entry(project_dir, ref: str | None, current_host=lambda: None) -> dict | None:
-    """The newest history entry of ``project_dir`` whose MLflow run id is or starts with
-    ``ref``, or whose Databricks job run id is ``ref`` on the current workspace
-    (``current_host()``); the newest entry without ``ref``."""
+    """The newest history entry of ``project_dir`` whose MLflow run id is ``ref``, else whose
+    Databricks job run id is ``ref`` on the current workspace (``current_host()``), else
+    whose MLflow run id starts with ``ref`` (one run only); the newest entry without ``ref``.
+    The same MLflow run id on two workspaces (a copied history) means the current one's."""
     from mlrun_magic.history import read_history
 
     entries = read_history(project_dir) if project_dir else []
     if not ref:
         return entries[-1] if entries else None
     newest_first = entries[::-1]
-    by_id = [e for e in newest_first if e["run_id"].startswith(ref)]
-    exact = [e for e in by_id if e["run_id"] == ref]
-    if exact or by_id:
-        return (exact or by_id)[0]
+    exact = [e for e in newest_first if e["run_id"] == ref]
+    if exact:
+        return exact[0] if len({e.get("host") for e in exact}) == 1 else \
+            _on_current(exact, f"run {ref}", current_host())
     jobs = [e for e in newest_first if str(e.get("job_run_id")) == ref]
-    if not jobs:
-        return None
-    host = current_host()
+    if jobs:
+        return _on_current(jobs, f"job run {ref}", current_host(),
+                           "Name the run by its MLflow run id instead. ")
+    by_id = [e for e in newest_first if e["run_id"].startswith(ref)]
+    ids = list(dict.fromkeys(e["run_id"] for e in by_id))
+    if len(ids) > 1:
+        shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        raise MlrunMagicError(f"{ref!r} is the start of {len(ids)} MLflow run ids of the "
+                              f"project's history: {shown}",
+                              hint="Give more of the run id; `%project_run list` shows them.")
+    if by_id and len({e.get("host") for e in by_id}) > 1:
+        return _on_current(by_id, f"run {ids[0]}", current_host())
+    return by_id[0] if by_id else None
+
+
+def _on_current(entries: list[dict], what: str, host: str | None, hint: str = "") -> dict:
+    """The newest of ``entries`` that may be of the current workspace ``host``, or the
+    error that says where they ran."""
+    from mlrun_magic.service.listing import shown_host
+
     # An entry older than hosts in the history may be of this workspace: attach checks it.
-    here = [e for e in jobs if not e.get("host") or e.get("host") == host]
+    here = [e for e in entries if not e.get("host") or e.get("host") == host]
     if here:
         return here[0]
-    where = ", ".join(sorted({redact_url(e["host"]) for e in jobs}))
-    raise MlrunMagicError(f"job run {ref} of the project's history ran on {where}, not on the "
+    where = ", ".join(sorted({shown_host(e["host"]) for e in entries}))
+    raise MlrunMagicError(f"{what} of the project's history ran on {where}, not on the "
                           f"current workspace {host or '(none configured)'}",
-                          hint="Name the run by its MLflow run id instead. " + _OTHER_HINT)
+                          hint=hint + _OTHER_HINT)
 
 
 def attach_run(ref: str | None, entry: dict | None, *, profile: str | None,
@@ -113,7 +130,9 @@ def _check_workspace(entry: dict, host: str | None) -> None:
     """Refuse to look a run up on a workspace other than the one that ran it (its job run id
     would name another run there, and the credentials are not that workspace's)."""
     if entry.get("host") and host and entry["host"] != host:
-        raise MlrunMagicError(f"run {entry['run_id']} ran on workspace {redact_url(entry['host'])}, "
-                              f"not on "
+        from mlrun_magic.service.listing import shown_host
+
+        raise MlrunMagicError(f"run {entry['run_id']} ran on workspace "
+                              f"{shown_host(entry['host'])}, not on "
                               f"the current workspace {host}; its last known status is "
                               f"{entry.get('status', 'unknown')}", hint=_OTHER_HINT)

@@ -66,19 +66,46 @@ def refresh_entries(service, entries: list[dict], live_ids: set[str], *, auth,
              and e.get("workspace") == "current" and e.get("status") not in TERMINAL]
     if not stale or auth is None:
         return
-    states = job_run_states([e["job_run_id"] for e in stale], auth)
+    ids = [int(e["job_run_id"]) for e in stale]
+    owners: dict[int, str | None] = {}
+    # One job run first: a workspace that does not answer costs one call's retries, not
+    # those of every run listed (minutes, for 50 runs).
+    states = job_run_states(ids[:1], auth, owners=owners)
+    unanswered = [s for s in states.values() if _no_answer(s)]
+    if not unanswered:
+        states.update(job_run_states(ids[1:], auth, owners=owners))
     failed = [s for s in states.values() if isinstance(s, MlrunMagicError)]
-    if failed and len(failed) == len(states):  # nothing answered: say it of the workspace
+    if unanswered or failed and len(failed) == len(states):  # say it of the workspace
         for entry in stale:
             entry["note"] = f"workspace not reachable: {failed[0]}"
         return
     for entry in stale:
-        _take(entry, states.get(int(entry["job_run_id"])), record_end)
+        job_run_id = int(entry["job_run_id"])
+        _take(entry, states.get(job_run_id), owners.get(job_run_id), record_end)
 
 
-def _take(entry: dict, state, record_end) -> None:
+def mark_not_refreshed(entries: list[dict], live_ids: set[str]) -> None:
+    """Say of the runs older than those a refresh asks about that had not ended that their
+    state is the last one known, not a current one."""
+    for entry in entries:
+        if entry["run_id"] not in live_ids and entry.get("status") not in TERMINAL \
+                and not entry.get("note"):
+            entry["note"] = (f"last known: only the newest {DEFAULT_LIMIT} runs are "
+                             "refreshed")
+
+
+def _no_answer(state) -> bool:
+    """A status call that got no answer at all (not an HTTP error): the workspace is gone."""
+    return isinstance(state, MlrunMagicError) and getattr(state, "status_code", 0) is None
+
+
+def _take(entry: dict, state, owner: str | None, record_end) -> None:
     if isinstance(state, MlrunMagicError) or state is None:
         entry["note"] = f"not refreshed: {state}" if state else "not refreshed"
+        return
+    if owner and owner != entry["run_id"]:  # the id names another run's job run here
+        entry["note"] = (f"not refreshed: job run {entry['job_run_id']} of this workspace "
+                         f"belongs to MLflow run {owner}")
         return
     entry.update(status=state.status, message=state.message)
     if state.started_at:
@@ -109,5 +136,16 @@ def note_of(entry: dict) -> str:
     if entry.get("note"):
         return redact_text(entry["note"])
     if entry.get("workspace") == "other":
-        return f"ran on another workspace ({redact_text(entry.get('host', ''))}): last known"
+        return f"ran on another workspace ({shown_host(entry.get('host', ''))}): last known"
     return ""
+
+
+#: Characters of a workspace host a message shows (a real one has under 100).
+HOST_SHOWN_CHARS = 120
+
+
+def shown_host(host: str) -> str:
+    """``host`` as a message shows it: no ``user:password@``, and at most
+    :data:`HOST_SHOWN_CHARS` characters (a history file may hold anything)."""
+    shown = redact_text(host)
+    return shown if len(shown) <= HOST_SHOWN_CHARS else shown[:HOST_SHOWN_CHARS] + "..."

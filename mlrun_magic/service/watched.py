@@ -46,10 +46,12 @@ class WatchedRun:
         start = self.started_at or self.run.info.started_at
         return max(0.0, (self.ended_at or time.time()) - start)
 
-    def learn(self, state: RunState) -> None:
-        """Take ``state`` as the run's latest, with the times it carries."""
+    def learn(self, state: RunState, learned: bool = True) -> None:
+        """Take ``state`` as the run's latest, with the times it carries (``learned=False``:
+        a failed poll's, which leaves "as of" at the last state really learned)."""
         self.state = state
-        self.checked_at = time.time()
+        if learned or self.checked_at is None:
+            self.checked_at = time.time()
         if state.started_at:
             self.started_at = state.started_at
         if state.is_terminal and self.ended_at is None:

@@ -48,6 +48,12 @@ def default_folder() -> Path:
 def check_folder(path: str | os.PathLike | None) -> Path:
     """``path`` as an absolute folder, or a :class:`LabError` saying what is wrong with it."""
     folder = Path(path).expanduser() if path else default_folder()
+    try:
+        folder.stat()
+    except FileNotFoundError:
+        pass  # said below
+    except (OSError, ValueError) as exc:  # too long a name, no permission, a NUL byte
+        raise LabError(f"{folder} cannot be served: {getattr(exc, 'strerror', None) or exc}")
     if not folder.exists():
         raise LabError(f"{folder} does not exist: give JupyterLab a folder to serve, e.g. "
                        f"`make lab DIR=~/my-project`.")
@@ -119,7 +125,11 @@ def run_lab(path: str | None, root: str | None = None, pending_seconds: float = 
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
-    workspace = fresh_workspace("lab", root, pending_seconds=pending_seconds)
+    try:
+        workspace = fresh_workspace("lab", root, pending_seconds=pending_seconds)
+    except OSError as exc:
+        raise LabError(f"cannot make the workspace folder under {root or 'the default root'}: "
+                       f"{exc.strerror or exc}; give --root a folder you can write to") from None
     lab, runtime = None, None
     try:
         try:
