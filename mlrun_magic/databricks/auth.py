@@ -13,6 +13,7 @@ stored by mlrun_magic, never printed and never part of an error message.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
@@ -91,9 +92,11 @@ def resolve_workspace(profile: str | None = None, tracking_uri: str | None = Non
 
     from mlrun_magic.version import __version__
 
+    _quiet_host_metadata()
     profile = profile or profile_from_tracking_uri(tracking_uri)
+    # Whole seconds, at least one: the SDK reads the budget as an int, and 0 means none.
     kwargs = dict(product="mlrun-magic", product_version=__version__,
-                  retry_timeout_seconds=retry_seconds)
+                  retry_timeout_seconds=max(1, int(retry_seconds)))
     if profile:
         kwargs["profile"] = profile
     try:
@@ -105,6 +108,25 @@ def resolve_workspace(profile: str | None = None, tracking_uri: str | None = Non
                                   hint=_fix_hint(profile))
     return WorkspaceAuth(host=config.host.rstrip("/"), profile=config.profile or profile,
                          auth_type=config.auth_type or "unknown", config=config)
+
+
+class _HostMetadataNoise(logging.Filter):
+    """Drops the SDK's warning that its best-effort host-metadata probe failed: it falls back
+    to the configuration given, and a host that cannot be reached is our sentence when a
+    request needs it (the warning otherwise lands in the notebook cell as stray stderr)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Failed to automatically resolve config from "
+                                              "host metadata")
+
+
+_NOISE = _HostMetadataNoise()
+
+
+def _quiet_host_metadata() -> None:
+    sdk = logging.getLogger("databricks.sdk")
+    if _NOISE not in sdk.filters:
+        sdk.addFilter(_NOISE)
 
 
 def _explain(reason: str, profile: str | None) -> str:

@@ -197,3 +197,19 @@ def test_an_unreachable_workspace_is_said_not_hidden(two):
     from mlrun_magic.service.listing import note_of
     assert note_of(listed[watched.run_id]).startswith("workspace not reachable")
     assert listed[watched.run_id]["status"] == "SUBMITTED"  # the last known, not a guess
+
+
+def test_resolving_an_unreachable_workspace_prints_nothing_stray(monkeypatch, tmp_path, caplog):
+    """The SDK's best-effort host probe warns on stderr when the host does not answer; in a
+    notebook that is a red line in the cell of `list` or the panel. Ours is the sentence."""
+    from mlrun_magic.databricks.auth import resolve_workspace
+    from mlrun_magic.testing.mlflow_server import free_port
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "none.cfg"))
+    monkeypatch.delenv("DATABRICKS_CONFIG_PROFILE", raising=False)
+    monkeypatch.setenv("DATABRICKS_HOST", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-not-used")
+    caplog.set_level("WARNING")
+    assert resolve_workspace(retry_seconds=0.5).host.startswith("http://127.0.0.1:")
+    assert not [r for r in caplog.records if "host metadata" in r.getMessage()]
