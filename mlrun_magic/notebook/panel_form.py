@@ -42,8 +42,10 @@ class PanelForm:
         self.refresh_history()
         # Then, without holding the panel up, the current states and which workspace is
         # the current one (a run of another workspace is marked, its links no longer valid).
-        threading.Thread(target=self.refresh_history, kwargs={"ask": True}, daemon=True,
-                         name="mlrun-magic-panel-history").start()
+        self.history_thread = threading.Thread(
+            target=self.refresh_history, kwargs={"ask": True}, daemon=True,
+            name="mlrun-magic-panel-history")
+        self.history_thread.start()
 
     def project_uri(self) -> str | None:
         """The Project field's URI as it was typed, credentials included.

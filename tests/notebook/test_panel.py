@@ -204,6 +204,7 @@ def test_dry_run_and_errors_stay_in_the_panel(open_panel, dbip):
     panel = open_panel()
     panel.backend.value = "databricks"
     assert panel.spec_file in panel.form.children and panel.profile in panel.form.children
+    panel.history_thread.join(30)  # opening the panel asks the workspace about its history
     before = len(ws.requests())
     panel.dry_run_button.click()
     settle(panel)
