@@ -1,7 +1,8 @@
 """The one home of redaction: what keeps secrets out of everything mlrun_magic shows or logs.
 
 * :func:`redact_url` / :func:`redact_text`: a URL's ``user:password@`` removed (one URL, or
-  every URL in free text such as git's error output).
+  every URL in free text such as git's error output); :func:`redact_url_query` also masks
+  the query's values (download links).
 * :func:`split_userinfo`: an MLflow tracking URI without its credentials, and the credentials
   as the environment variables MLflow reads.
 * :func:`scrub`: anything that looks like a token or password in an error message masked.
@@ -31,6 +32,9 @@ _USERINFO = re.compile(
     r"|[^/?#\s]*(?=@))@")
 
 
+_REMOTE = re.compile(r"(?![fF][iI][lL][eE]://)[a-zA-Z][\w+.-]*://")
+
+
 def split_authority(url: str) -> tuple[str, str, str] | None:
     """``(scheme + "://", userinfo, the rest)`` when ``url`` starts with ``scheme://userinfo@``,
     else None. ``http://a:pa/ss@h:1/x`` gives ``("http://", "a:pa/ss", "h:1/x")``."""
@@ -44,6 +48,22 @@ def redact_url(url: str) -> str:
     """``url`` without user names and passwords (``https://tok@host/x`` -> ``https://host/x``)."""
     parts = split_authority(url)
     return url if parts is None else parts[0] + parts[2]
+
+
+def redact_url_query(url: str) -> str:
+    """``url`` without user names and passwords and with every query value masked
+    (``https://h/get?token=abc&n=p.zip`` -> ``https://h/get?token=***&n=***``): the query of a
+    download link is often its credential (``?token=``, pre-signed ``X-Amz-Signature=``,
+    ``sig=``), under names no list can know. The ``#fragment`` (a subdirectory) is kept, and
+    so is a path's ``?`` (a plain path or ``file://`` URL has no query)."""
+    url = redact_url(url)
+    head, mark, rest = url.partition("?")
+    if not mark or not _REMOTE.match(head):
+        return url
+    query, hash_, fragment = rest.partition("#")
+    masked = "&".join(p.partition("=")[0] + "=***" if "=" in p else "***" if p else ""
+                      for p in query.split("&"))
+    return f"{head}?{masked}{hash_}{fragment}"
 
 
 def redact_text(text: str) -> str:

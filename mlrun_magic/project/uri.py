@@ -1,4 +1,4 @@
-"""Project URIs: a folder, a ``file://`` path, or a git repository with ``#subdirectory``.
+"""Project URIs: a folder, a ``file://`` path, a git repository or a zip, with ``#subdirectory``.
 
 ``resolve_source(uri, version)`` turns what the user typed into a folder holding the project
 and its git provenance (commit, repo URL without credentials, branch, dirty flag). A git
@@ -11,20 +11,18 @@ for a git option. With no URI, the project is the one that holds the notebook: s
 
 from __future__ import annotations
 
-import atexit
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from mlrun_magic.errors import ProjectURIError
-from mlrun_magic.redact import redact_text, redact_url, split_authority
+from mlrun_magic.project.tempdirs import make_temp_dir
+from mlrun_magic.project.ziparchive import is_zip_uri, open_zip_project
+from mlrun_magic.redact import redact_text, redact_url, redact_url_query, split_authority
 
 _GIT_URL = re.compile(r"^(https?|ssh|git|git\+ssh|git\+https)://|^[\w.-]+@[\w.-]+:")
-_temp_clones: list[str] = []
 
 
 @dataclass
@@ -46,9 +44,9 @@ class ProjectSource:
     """A resolved project location.
 
     ``directory`` is the folder holding the MLproject; ``uri`` the URI as typed with any
-    credentials removed; ``kind`` is ``local`` or ``git``; ``found_by`` says how a project was
-    found when no URI was given (``argument``, ``__vsc_ipynb_file__``, ``JPY_SESSION_NAME``,
-    ``cwd``); ``source_name`` is the value of MLflow's ``mlflow.source.name`` tag.
+    credentials removed; ``kind`` is ``local``, ``git`` or ``zip``; ``found_by`` says how a
+    project was found when no URI was given (``argument``, ``__vsc_ipynb_file__``,
+    ``JPY_SESSION_NAME``, ``cwd``); ``source_name`` is MLflow's ``mlflow.source.name`` tag.
     """
 
     uri: str
@@ -79,7 +77,7 @@ def split_uri(uri: str) -> tuple[str, str]:
     if sub:
         parts = Path(sub).parts
         if Path(sub).is_absolute() or ".." in parts:
-            raise ProjectURIError(f"subdirectory '#{sub}' of {redact_url(base)} must be a "
+            raise ProjectURIError(f"subdirectory '#{sub}' of {redact_url_query(base)} must be a "
                                   "relative path inside the repository, without '..'")
     return base, sub
 
@@ -124,7 +122,7 @@ def resolve_source(uri: str, version: str | None = None) -> ProjectSource:
     """Resolve ``uri`` (and ``version`` for git) to a :class:`ProjectSource`."""
     check_version(version)
     base, sub = split_uri(uri)
-    shown_uri = redact_url(uri.strip("'\""))
+    shown_uri = redact_url_query(uri.strip("'\""))
     try:
         local = _local_path(base)
         exists = local is not None and local.exists()
@@ -133,6 +131,10 @@ def resolve_source(uri: str, version: str | None = None) -> ProjectSource:
         raise ProjectURIError(f"{shown_uri[:200]} is not a usable folder path or URI: {reason}",
                               hint="Give the project folder or a git URL such as "
                                    "https://github.com/org/repo#subfolder.") from None
+    if is_zip_uri(base) and not (exists and local.is_dir()):  # MLflow: zip before folder
+        directory, name = open_zip_project(base, local, sub, version, shown=shown_uri)
+        return ProjectSource(uri=shown_uri, directory=directory, kind="zip", source_name=name,
+                             subdirectory=sub)
     if exists and not _is_bare_repo(local) and version is None:
         directory = _inside((local / sub).resolve(), local, sub, redact_url(base))
         if not directory.is_dir():
@@ -221,10 +223,7 @@ def git_info(directory: Path) -> GitInfo | None:
 def _clone(url: str, version: str | None, *, shown_base: str) -> Path:
     import git
 
-    dst = tempfile.mkdtemp(prefix="mlrun-magic-git-")
-    if not _temp_clones:
-        atexit.register(_remove_temp_clones)
-    _temp_clones.append(dst)
+    dst = str(make_temp_dir("mlrun-magic-git-"))
     env = {"GIT_TERMINAL_PROMPT": "0"}
     repo = git.Repo.init(dst)
     try:
@@ -291,11 +290,6 @@ def _git_error(exc) -> str:
     text = (getattr(exc, "stderr", "") or str(exc)).strip()
     text = text.removeprefix("stderr:").strip().strip("'").strip()
     return redact_text(text.splitlines()[-1] if text else str(exc))
-
-
-def _remove_temp_clones() -> None:
-    for path in _temp_clones:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def locate_notebook_dir(notebook: str | None = None, user_ns: dict | None = None,
