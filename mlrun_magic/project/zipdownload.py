@@ -74,7 +74,7 @@ def _http_reason(response, url: str, shown: str) -> str:
     the start of a short non-HTML answer (MLflow appends the whole answer)."""
     status = response.status_code
     side = "Client" if status < 500 else "Server"
-    reason = f"{status} {side} Error: {response.reason} for url: {shown}"
+    reason = f"{status} {side} Error: {response.reason} for url: {url}"
     kind = response.headers.get("Content-Type", "")
     if "html" not in kind.lower():
         text = response.raw.read(1024, decode_content=True).decode("utf-8", "replace").strip()
@@ -84,11 +84,13 @@ def _http_reason(response, url: str, shown: str) -> str:
 
 
 def _clean(text: str, url: str, shown: str) -> str:
-    """``text`` without the URL's credentials: the raw URL and its pieces replaced by their
-    shown form, then every ``user:secret@`` and ``token=...`` masked."""
+    """``text`` without the URL's credentials: the raw URL replaced by its shown form, its
+    query values and userinfo (as libraries quote them) masked, every ``user:secret@`` and
+    ``token=...`` masked."""
     from urllib.parse import urlsplit
 
-    text = text.replace(url, shown)
+    placeholder = "\0url\0"
+    text = text.replace(url, placeholder)
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -99,4 +101,4 @@ def _clean(text: str, url: str, shown: str) -> str:
         for secret in sorted(filter(None, secrets), key=len, reverse=True):
             if len(secret) >= 3:
                 text = text.replace(secret, "***")
-    return scrub(redact_text(text))
+    return scrub(redact_text(text)).replace(placeholder, shown)

@@ -33,6 +33,8 @@ QUICKSTART = REPO / "example_notebooks" / "quickstart"
 USER, PASSWORD, TOKEN = "alice", "pa55word-zip", "t0ken-zip-secret"
 WRONG = "wr0ng-t0ken"
 SECRETS = (PASSWORD, TOKEN, WRONG)
+CLUSTER = {"spark_version": "15.4.x-cpu-ml-scala2.12", "node_type_id": "Standard_D4ds_v5",
+           "num_workers": 1}
 
 
 def zip_folder(folder: Path, dest: Path, prefix: str = "") -> Path:
@@ -157,7 +159,9 @@ def test_credentials_reach_the_server_and_nothing_else(server, quick_zip, system
     with pytest.raises(ProjectURIError) as info:
         resolve_source(uri.replace(TOKEN, WRONG))
     texts.append(str(info.value))
-    assert "403 Client Error" in str(info.value)
+    assert info.value.message == ("Unable to retrieve ZIP file. Reason: 403 Client Error: "
+                                  f"Forbidden: bad token *** for url: {shown}")
+    assert len(texts) == 5  # with the history of the run (in its unpacked folder)
     for text in texts:
         assert not any(secret in text for secret in SECRETS), text
 
@@ -359,17 +363,19 @@ def test_cli_plans_dry_runs_and_runs_a_zip(mlflow_server, quick_zip, tmp_path):
 def test_a_databricks_run_from_a_zip_url(workspace_client, server, quick_zip):
     server.routes["/quickstart.zip"] = quick_zip.read_bytes()
     uri = f"{server.url}/quickstart.zip"
-    run = mlrun_magic.run(uri, backend="databricks",
-                          backend_config={"spark_version": "15.4.x-cpu-ml-scala2.12",
-                                          "node_type_id": "Standard_D4ds_v5", "num_workers": 1},
+    run = mlrun_magic.run(uri, backend="databricks", backend_config=CLUSTER,
                           experiment_name=f"/Shared/zip-{uuid.uuid4().hex[:8]}",
                           parameters={"epochs": "3"})
     state = run.wait(timeout=120, poll_interval=0.3)
     assert state.status == "FINISHED", run.logs()
     from mlrun_magic.databricks.auth import resolve_workspace
     from mlrun_magic.databricks.tracking import databricks_tracking
+    from mlrun_magic.service import default_service
 
     tags = databricks_tracking("databricks", resolve_workspace()).get_run(run.run_id)["tags"]
+    dry = default_service().dry_run(RunRequest(uri=uri, backend="databricks",
+                                               backend_config=CLUSTER)).to_dict()
+    assert dry["databricks"]["submit"]["body"]["run_name"] == f"MLflow Run for {uri}"
     assert tags["mlflow.source.name"] == uri and tags["mlflow.source.type"] == "PROJECT"
     assert tags["mlflow.project.backend"] == "databricks"
     assert run.info.project == "quickstart"
