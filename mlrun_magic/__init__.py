@@ -92,9 +92,9 @@ def plan(uri=None, **kwargs):
     :class:`~mlrun_magic.planning.Plan`.
 
     Takes the same arguments as :class:`mlrun_magic.planning.RunRequest`: ``uri`` (a folder, a
-    ``file://`` path or a git URI with optional ``#subdirectory``; default: the project that
-    holds the notebook or the current folder), ``entry_point``, ``parameters``, ``version``,
-    ``env_manager``, ...
+    ``file://`` path, a git URI or a ``.zip`` file or link, with optional ``#subdirectory``;
+    default: the project that holds the notebook or the current folder), ``entry_point``,
+    ``parameters``, ``version``, ``env_manager``, ...
     """
     from mlrun_magic.planning import RunRequest
     from mlrun_magic.service import default_service

@@ -38,8 +38,8 @@ STORE_FOLDER = ".mlrun_magic"
 class RunRequest:
     """What the user asked for, as typed: the input of :func:`make_plan`.
 
-    ``uri`` is a folder, a ``file://`` path or a git URI with optional ``#subdirectory``; with
-    ``None`` the project is the one holding the notebook (``notebook``, ``user_ns``) or the
+    ``uri`` is a folder, a ``file://`` path, a git URI or a ``.zip`` file or ``http(s)`` link,
+    with optional ``#subdirectory``; with ``None`` the project is the one holding the notebook (``notebook``, ``user_ns``) or the
     current folder. ``parameters`` maps names to values (strings from a command line, or
     Python values).
     """

@@ -185,7 +185,7 @@ def _project_name(source_name: str | None) -> str:
     if not source_name:
         return ""
     path = source_name.split("#", 1)[-1] if "#" in source_name else source_name
-    return path.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
+    return path.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git").removesuffix(".zip")
 
 
 def _seconds(millis) -> float | None:

@@ -89,7 +89,22 @@ class Project:
     def _entry_point_hint(self) -> str:
         if self.entry_point_names:
             return "Use -e with one of: " + ", ".join(self.entry_point_names) + "."
+        inner = _only_folder_with_mlproject(self.directory) if self.mlproject_path is None \
+            else None
+        if inner is not None:  # a zip of a folder unpacks to that folder, as in mlflow run
+            return (f"This folder has no MLproject file but its only folder {inner}/ has one: "
+                    f"add #{inner} to the project URI.")
         return "Declare it under entry_points in the MLproject file, or name a .py or .sh file."
+
+
+def _only_folder_with_mlproject(directory: Path) -> str | None:
+    try:
+        entries = [e for e in directory.iterdir() if e.name != ".mlrun_magic"]
+        if len(entries) == 1 and entries[0].is_dir() and find_mlproject(entries[0]):
+            return entries[0].name
+    except OSError:
+        pass
+    return None
 
 
 def implicit_command(name: str) -> str:

@@ -114,6 +114,27 @@ def test_zip_whose_root_is_one_folder_is_unpacked_as_it_is_like_mlflow(tmp_path,
     assert (inner.directory / "MLproject").read_text() == MLPROJECT
 
 
+def test_planning_a_zip_of_one_folder_without_its_subdirectory_says_what_to_add(tmp_path,
+                                                                               tmpdir_root):
+    from mlrun_magic.errors import MLprojectError
+    from mlrun_magic.planning import RunRequest, make_plan
+
+    make_zip(tmp_path / "repo-main.zip", [("repo-main/MLproject", MLPROJECT)])
+    with pytest.raises(MLprojectError, match="Could not find main among entry points") as info:
+        make_plan(RunRequest(uri=str(tmp_path / "repo-main.zip")))
+    assert info.value.hint == ("This folder has no MLproject file but its only folder "
+                               "repo-main/ has one: add #repo-main to the project URI.")
+    assert make_plan(RunRequest(uri=f"{tmp_path}/repo-main.zip#repo-main")).project.name == \
+        "zipped"
+
+
+def test_a_run_attached_from_the_workspace_is_named_after_the_zip():
+    from mlrun_magic.backends.databricks_run import _project_name
+
+    assert _project_name("https://h/files/quickstart.zip") == "quickstart"
+    assert _project_name("/data/p.zip#inner") == "inner"
+
+
 def test_a_folder_named_like_a_zip_is_a_folder(tmp_path):
     folder = tmp_path / "odd.zip"
     folder.mkdir()
