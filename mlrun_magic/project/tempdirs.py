@@ -24,6 +24,11 @@ def make_temp_dir(prefix: str) -> Path:
     return Path(path)
 
 
+def temp_dirs() -> list[str]:
+    """The folders made by :func:`make_temp_dir` and not removed yet, oldest first."""
+    return list(_made)
+
+
 def remove_temp_dir(path: Path | str) -> None:
     """Remove one folder made by :func:`make_temp_dir` now (on a failed or interrupted fetch)."""
     shutil.rmtree(path, ignore_errors=True)

@@ -158,8 +158,8 @@ def stage(mlflow_server, tmp_path_factory):
 def extra_cells(stage: Stage, dest: Path) -> list[tuple[str, bool]]:
     """Cells appended to each example notebook: ``(source, expected to raise)``."""
     g, t = stage.git_uri, stage.tracking
-    copy = ("import pathlib, shutil\nfrom mlrun_magic.project import uri as _uri\n"
-            "for _i, _clone in enumerate(_uri._temp_clones):\n"
+    copy = ("import pathlib, shutil\nfrom mlrun_magic.project.tempdirs import temp_dirs\n"
+            "for _i, _clone in enumerate(temp_dirs()):\n"
             "    for _state in pathlib.Path(_clone).rglob('.mlrun_magic'):\n"
             f"        shutil.copytree(_state, pathlib.Path({str(dest)!r}) / str(_i), "
             "dirs_exist_ok=True)")
@@ -239,7 +239,7 @@ def run_panel(stage: Stage, mp) -> None:
     from traitlets.config import Config
 
     import mlrun_magic
-    from mlrun_magic.project import uri as uri_module
+    from mlrun_magic.project.tempdirs import temp_dirs
 
     mp.chdir(stage.project("panel-project"))
     config = Config()
@@ -264,7 +264,7 @@ def run_panel(stage: Stage, mp) -> None:
             assert panel.wait(240) and "Dry run" in panel.run_html.value, panel.errors
             panel.refresh_history()
             assert panel.errors == [], panel.errors
-            for index, clone in enumerate(uri_module._temp_clones):
+            for index, clone in enumerate(temp_dirs()):
                 for state in Path(clone).rglob(".mlrun_magic"):
                     shutil.copytree(state, stage.root / "clone-state" / f"panel-{index}",
                                     dirs_exist_ok=True)
