@@ -62,6 +62,10 @@ class ZipLimits:
     #: a zip bomb 1000x), for members of more than ``ratio_floor_bytes``.
     max_ratio: int = 200
     ratio_floor_bytes: int = 1 * MIB
+    #: Folders one member may be nested in (real projects use under 20), and the bytes of
+    #: its name (file systems take 255 a part and 4096 a path).
+    max_depth: int = 64
+    max_name_bytes: int = 1024
 
 
 LIMITS = ZipLimits()

@@ -18,10 +18,7 @@ from dataclasses import dataclass
 from mlrun_magic.errors import ProjectURIError
 from mlrun_magic.project.bounded import MIB
 
-#: Folders one member may be nested in: real projects use under 20.
-MAX_DEPTH = 64
-#: Bytes of one member's name (a file system takes 255 per component, 4096 per path).
-MAX_NAME_BYTES = 1024
+#: Bytes of one part of a path that Linux and macOS file systems take.
 _COMPONENT_BYTES = 255
 _SUPPORTED = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
 _DRIVE = re.compile(r"[A-Za-z]:")
@@ -94,7 +91,7 @@ def check_archive(zf: zipfile.ZipFile, shown: str, limits) -> list[Member]:
     folders: set[str] = set()
     total = 0
     for info in infos:
-        parts, problem = _name_parts(info.orig_filename)
+        parts, problem = _name_parts(info.orig_filename, limits)
         problem = problem or _type_problem(info)
         if problem is None and not parts:
             continue  # "./": the root itself
@@ -119,7 +116,7 @@ def check_archive(zf: zipfile.ZipFile, shown: str, limits) -> list[Member]:
     return members
 
 
-def _name_parts(raw: str) -> tuple[tuple[str, ...], str | None]:
+def _name_parts(raw: str, limits) -> tuple[tuple[str, ...], str | None]:
     """The path parts of a member name (``.`` and empty parts dropped), or why it is refused."""
     if any(ord(c) < 32 or ord(c) == 127 for c in raw):
         return (), "has a control character in its name"
@@ -133,12 +130,13 @@ def _name_parts(raw: str) -> tuple[tuple[str, ...], str | None]:
     parts = tuple(p for p in raw.split("/") if p not in ("", "."))
     if ".." in parts:
         return (), "has a '..' component, which would leave the project folder"
-    if len(parts) > MAX_DEPTH:
-        return (), f"is nested {len(parts)} folders deep; at most {MAX_DEPTH} are unpacked"
-    if len(os.fsencode(raw)) > MAX_NAME_BYTES or \
+    if len(parts) > limits.max_depth:
+        return (), (f"is nested {len(parts)} folders deep; at most {limits.max_depth} are "
+                    "unpacked (ZipLimits.max_depth)")
+    if len(os.fsencode(raw)) > limits.max_name_bytes or \
             any(len(os.fsencode(p)) > _COMPONENT_BYTES for p in parts):
-        return (), (f"has a name longer than {MAX_NAME_BYTES} bytes or a part longer than "
-                    f"{_COMPONENT_BYTES}")
+        return (), (f"has a name longer than {limits.max_name_bytes} bytes "
+                    f"(ZipLimits.max_name_bytes) or a part longer than {_COMPONENT_BYTES}")
     return parts, None
 
 

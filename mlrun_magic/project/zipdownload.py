@@ -101,4 +101,6 @@ def _clean(text: str, url: str, shown: str) -> str:
         for secret in sorted(filter(None, secrets), key=len, reverse=True):
             if len(secret) >= 3:
                 text = text.replace(secret, "***")
+    # Any other URL's query (a redirect's pre-signed link) is masked whole.
+    text = re.sub(r"\?[^\s'\"()]+", "?***", text)
     return scrub(redact_text(text)).replace(placeholder, shown)

@@ -130,6 +130,7 @@ def test_a_zip_over_http_resolves_and_a_404_says_mlflows_sentence(server, quick_
     assert leftovers(systemp) == [source.directory.parent.name]
 
 
+@pytest.mark.slow
 def test_credentials_reach_the_server_and_nothing_else(server, quick_zip, systemp,
                                                        mlflow_server, tmp_path):
     def guarded(handler):
@@ -159,9 +160,13 @@ def test_credentials_reach_the_server_and_nothing_else(server, quick_zip, system
     with pytest.raises(ProjectURIError) as info:
         resolve_source(uri.replace(TOKEN, WRONG))
     texts.append(str(info.value))
+    for args in (["plan", uri, "--json"], ["run", uri, "--dry-run"], ["plan", uri + "#nowhere"]):
+        out = cli(*args)
+        texts.append(out.stdout + out.stderr)
     assert info.value.message == ("Unable to retrieve ZIP file. Reason: 403 Client Error: "
                                   f"Forbidden: bad token *** for url: {shown}")
-    assert len(texts) == 5  # with the history of the run (in its unpacked folder)
+    assert len(texts) == 8  # with the history of the run (in its unpacked folder)
+    assert "Could not find subdirectory nowhere of " + shown in texts[-1]
     for text in texts:
         assert not any(secret in text for secret in SECRETS), text
 
@@ -230,6 +235,24 @@ def test_nothing_listening_is_mlflows_sentence_too(systemp):
                                               r"Connection refused") as info:
         resolve_source(f"http://127.0.0.1:1/get?token={TOKEN}&f=p.zip")
     assert TOKEN not in str(info.value)
+
+
+def test_a_redirect_to_a_presigned_link_that_fails_does_not_show_its_signature(server,
+                                                                              systemp):
+    def redirect(handler):
+        handler.send_response(302)
+        handler.send_header("Location", "http://127.0.0.1:1/bucket/p.zip?X-Amz-Signature="
+                                        "d34dbeef51gnature&X-Amz-Credential=AKIAEXAMPLE")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    server.routes["/p.zip"] = redirect
+    with pytest.raises(ProjectURIError, match="Unable to retrieve ZIP file. Reason: .*"
+                                              "Connection refused") as info:
+        resolve_source(f"{server.url}/p.zip")
+    assert "d34dbeef51gnature" not in str(info.value) and "AKIA" not in str(info.value)
+    assert "/bucket/p.zip?***" in str(info.value)
+    assert leftovers(systemp) == []
 
 
 def test_ctrl_c_during_the_download_leaves_no_temporary_folder(server, systemp):
