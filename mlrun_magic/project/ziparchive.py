@@ -33,6 +33,7 @@ from mlrun_magic.project.bounded import MIB
 from mlrun_magic.project.tempdirs import make_temp_dir, remove_temp_dir
 from mlrun_magic.project.zipcheck import check_archive, check_directory_size
 from mlrun_magic.project.zipdownload import REMOTE, download
+from mlrun_magic.redact import redact_url_query
 
 #: MLflow's test (``mlflow.projects.utils._ZIP_URI_REGEX``), applied to the URI without ``#...``.
 ZIP_URI = re.compile(r".+\.zip$")
@@ -80,8 +81,6 @@ def open_zip_project(base: str, local: Path | None, sub: str, version: str | Non
                      shown: str, limits: ZipLimits = LIMITS) -> tuple[Path, str]:
     """Unpack the zip at ``base`` (``local``: its path when it is not a URL) and return
     ``(project folder, mlflow.source.name)``. ``shown`` is the URI as it may be shown."""
-    from mlrun_magic.redact import redact_url_query
-
     shown_base = redact_url_query(base)
     if version is not None:
         raise ProjectURIError(f"--version needs a git project, and {shown} is a zip file",

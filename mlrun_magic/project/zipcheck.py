@@ -43,29 +43,24 @@ def mib(n: int) -> str:
 
 def check_directory_size(fp, shown: str, limits) -> None:
     """Refuse an archive whose end record declares more members or a larger central directory
-    than ``limits`` allow. Every end record in the last 64 KiB counts (zipfile picks one)."""
+    than ``limits`` allow. The end record is found as zipfile finds it (``_EndRecData``): the
+    last 22 bytes if they are one without a comment, else the last signature in the final
+    64 KiB; a zip64 record is the one right before its locator."""
     fp.seek(0, os.SEEK_END)
     size = fp.tell()
-    window = min(size, 22 + 65535 + 20)
+    window = min(size, 22 + 65536 + 20 + 56)
     fp.seek(size - window)
     tail = fp.read(window)
-    at = tail.find(_EOCD)
-    while at >= 0:
-        if len(tail) - at >= 22:
-            entries, directory = struct.unpack("<HI", tail[at + 10:at + 16])
-            if at >= 20 and tail[at - 20:at - 16] == _LOCATOR64:
-                entries, directory = _zip64_counts(fp, tail[at - 12:at - 4], entries, directory)
-            _check_counts(entries, directory, shown, limits)
-        at = tail.find(_EOCD, at + 1)
-
-
-def _zip64_counts(fp, offset_bytes: bytes, entries: int, directory: int) -> tuple[int, int]:
-    (offset,) = struct.unpack("<Q", offset_bytes)
-    fp.seek(offset)
-    record = fp.read(56)
-    if len(record) == 56 and record[:4] == _EOCD64:
-        return struct.unpack("<QQ", record[32:48])
-    return entries, directory
+    if len(tail) >= 22 and tail[-22:-18] == _EOCD and tail[-2:] == b"\0\0":
+        at = len(tail) - 22
+    else:
+        at = tail.rfind(_EOCD, max(0, len(tail) - 22 - 65536))
+        if at < 0 or len(tail) - at < 22:
+            return  # not a zip: zipfile says so
+    entries, directory = struct.unpack("<HI", tail[at + 10:at + 16])
+    if at >= 76 and tail[at - 20:at - 16] == _LOCATOR64 and tail[at - 76:at - 72] == _EOCD64:
+        entries, directory = struct.unpack("<QQ", tail[at - 76 + 32:at - 76 + 48])
+    _check_counts(entries, directory, shown, limits)
 
 
 def _check_counts(entries: int, directory: int, shown: str, limits) -> None:

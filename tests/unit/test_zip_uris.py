@@ -282,6 +282,16 @@ def test_too_many_members_are_refused_from_the_end_record(tmp_path, tmpdir_root)
         unpack_zip(archive, tmp_path / "out", shown="many.zip", limits=limits)
 
 
+def test_the_zip64_end_record_is_read_as_zipfile_reads_it(tmp_path):
+    archive = make_zip(tmp_path / "z64.zip", [(f"{i}", "") for i in range(70_000)])
+    tail = archive.read_bytes()[-98:]
+    assert tail[:4] == b"PK\x06\x06"  # zip64: the classic record says 65,535 members
+    with pytest.raises(ProjectURIError, match="declares 70,000 members; .* at most 65,600"):
+        unpack_zip(archive, tmp_path / "out", shown="z64.zip",
+                   limits=ZipLimits(max_members=65_600))
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_default_member_bound_holds(tmp_path, tmpdir_root):
     archive = make_zip(tmp_path / "many.zip", [(f"d/{i}", "") for i in range(20_001)])
     with pytest.raises(ProjectURIError, match="declares 20,001 members; .* at most 20,000"):
