@@ -37,7 +37,9 @@ class Member:
 
 
 def mib(n: int) -> str:
-    """``n`` bytes in MiB, for messages."""
+    """``n`` bytes in MiB (or bytes, under one), for messages."""
+    if n < MIB:
+        return f"{n:,} bytes"
     return f"{n / MIB:,.1f} MiB" if n < 10 * MIB else f"{n // MIB:,} MiB"
 
 

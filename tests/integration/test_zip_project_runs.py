@@ -218,7 +218,7 @@ def _trickle(chunks: int, pause: float, declared: int | None = None):
 @pytest.mark.parametrize("route,limits,problem", [
     (_trickle(1, 0, declared=10**9), ZipLimits(), "is 953 MiB, larger than 512 MiB "
                                                   r"\(ZipLimits.max_download_bytes\)"),
-    (_trickle(200, 0), ZipLimits(max_download_bytes=50_000), "is larger than 0.0 MiB"),
+    (_trickle(200, 0), ZipLimits(max_download_bytes=50_000), "is larger than 50,000 bytes"),
     (_trickle(40, 0.05), ZipLimits(download_seconds=0.5), r"took longer than 0.5 s"),
     (_trickle(1, 3), ZipLimits(read_timeout=0.3), "Read timed out"),
 ])
