@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 import struct
+import subprocess
 import tempfile
 import warnings
 import zipfile
@@ -92,7 +93,7 @@ def test_source_name_of_a_local_zip_is_mlflows(tmp_path, tmpdir_root, monkeypatc
         assert source.source_name == mlflow_source_name(uri) == str(tmp_path / "p.zip")
     # In a git work tree MLflow names it file://<work tree>#<path>; no git tags (the unpacked
     # folder is in no repository).
-    os.system(f"git init -q {tmp_path}")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     (tmp_path / "sub").mkdir()
     make_zip(tmp_path / "sub" / "q.zip", [("MLproject", MLPROJECT)])
     source = resolve_source("sub/q.zip")
