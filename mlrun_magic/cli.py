@@ -26,6 +26,7 @@ from mlrun_magic.errors import ArgumentsError, MlrunMagicError
 def request_from_args(args, **overrides):
     """A :class:`~mlrun_magic.planning.RunRequest` from parsed :data:`RUN_ARGUMENTS`."""
     from mlrun_magic.planning import RunRequest
+    from mlrun_magic.project.docker import parse_docker_args
 
     fields = dict(uri=args.uri, entry_point=args.entry_point,
                   parameters=parse_param_list(args.param_list), version=args.version,
@@ -33,7 +34,8 @@ def request_from_args(args, **overrides):
                   experiment_name=args.experiment_name, experiment_id=args.experiment_id,
                   env_manager=args.env_manager, run_name=args.run_name,
                   tracking_uri=args.tracking_uri, profile=args.profile,
-                  code_location=args.code_location)
+                  code_location=args.code_location, build_image=args.build_image,
+                  docker_args=parse_docker_args(args.docker_args) or None)
     fields.update(overrides)
     return RunRequest(**fields)
 

@@ -60,6 +60,8 @@ class RunRequest:
     notebook: str | None = None
     user_ns: dict | None = field(default=None, repr=False)
     cwd: str | None = None
+    docker_args: dict | None = None  # -A: `docker run` options of a docker_env project
+    build_image: bool = False
 
 
 @dataclass
@@ -78,6 +80,7 @@ class Plan:
     tracking_uri: str | None = None
     #: True when no tracking URI was set and ``tracking_uri`` is :func:`default_store`'s.
     tracking_default: bool = False
+    docker: Any = None  # a docker_env project's project.docker.DockerPlan
 
     @property
     def project_dir(self) -> Path:
@@ -103,6 +106,7 @@ class Plan:
             "tracking_uri": redact_url(self.tracking_uri) if self.tracking_uri else None,
             "tracking_default": self.tracking_default,
             "warnings": list(self.warnings),
+            "docker": self.docker.to_dict() if self.docker else None,
         }
 
     def describe(self) -> str:
@@ -319,12 +323,6 @@ def make_plan(request: RunRequest) -> Plan:
     warnings = list(project.warnings)
     tracking_uri, tracking_default, tracking_notes = _tracking_of(request)
     tracking = dict(tracking_uri=tracking_uri, tracking_default=tracking_default)
-    if project.env.type == "docker":
-        raise MLprojectError("docker_env projects are not supported by mlrun_magic: "
-                             "Running docker-based projects on Databricks is not yet supported, "
-                             "and no Docker engine is used locally.",
-                             file=str(project.mlproject_path), key="docker_env",
-                             hint="Use python_env.yaml or conda.yaml for the environment.")
     env_manager = resolve_env_manager(request, project)
     spark_file = (project.databricks_spark_job or {}).get("python_file")
     if project.databricks_spark_job is not None and request.backend != "databricks":
@@ -353,6 +351,12 @@ def make_plan(request: RunRequest) -> Plan:
     command = render_command(entry_point, params, file=mlproject)
     extra = {name: params.command_values[name] for name in params.extra}
     warnings += parameter_warnings(entry_point, extra) + tracking_notes
+    if project.env.type == "docker":  # the image is the environment (project/docker.py)
+        from mlrun_magic.project.docker import plan_docker
+
+        tracking["docker"], notes = plan_docker(project, request, command, tracking_uri,
+                                                source.git.commit if source.git else None)
+        command, env_manager, warnings = tracking["docker"].command, "local", warnings + notes
     return Plan(request=request, source=source, project=project, entry_point=entry_point,
                 parameters=params, command=command, env_manager=env_manager, warnings=warnings,
                 **tracking)

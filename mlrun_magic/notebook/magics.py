@@ -188,6 +188,7 @@ class ProjectRunMagics(Magics):
         """Line flags over cell body over settings, as a RunRequest."""
         from mlrun_magic.notebook.cellbody import parse_cell_body
         from mlrun_magic.planning import RunRequest
+        from mlrun_magic.project.docker import parse_docker_args as docker_args
 
         line_params = parse_param_list(args.param_list)
         body = parse_cell_body(cell)
@@ -211,6 +212,7 @@ class ProjectRunMagics(Magics):
             tracking_uri=args.tracking_uri or opts.get("tracking_uri") or s.tracking_uri,
             profile=args.profile or opts.get("profile") or s.profile,
             code_location=args.code_location or opts.get("code_location") or s.code_location,
+            docker_args=docker_args(args.docker_args) or None, build_image=args.build_image,
             user_ns=self.shell.user_ns, cwd=os.getcwd())
 
     def launch(self, request, *, dry_run: bool = False, wait: bool = False):

@@ -110,7 +110,7 @@ class LocalStoreTracking:
                 "run_name": run.info.run_name, "start_time": run.info.start_time,
                 "end_time": run.info.end_time,
                 "tags": dict(run.data.tags), "params": dict(run.data.params),
-                "metrics": dict(run.data.metrics)}
+                "metrics": dict(run.data.metrics), "artifact_uri": run.info.artifact_uri}
 
     def run_url(self, experiment_id, run_id):
         return None
