@@ -213,6 +213,12 @@ def looks_secret(name: str, value: str) -> bool:
             or redact_secrets(value) != value or redact_url(value) != value)
 
 
+def masked_environment(environment: list) -> list:
+    """The ``environment`` entries with the values of secret-looking pairs as ``***``."""
+    return [[e[0], "***"] if isinstance(e, list) and len(e) == 2
+            and looks_secret(str(e[0]), str(e[1])) else e for e in environment]
+
+
 def run_options(plan: DockerPlan, *, run_id: str, experiment_id: str, tracking_uri: str,
                 artifact_uri: str | None, environ, credentials: dict | None = None,
                 file: str | None = None) -> tuple[list[str], dict[str, str]]:

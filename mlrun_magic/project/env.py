@@ -39,8 +39,12 @@ class EnvSpec:
     docker: dict | None = None
 
     def to_dict(self) -> dict:
+        from mlrun_magic.project.docker import masked_environment
+
         out = asdict(self)
         out["file"] = str(self.file) if self.file else None
+        if self.docker and isinstance(self.docker.get("environment"), list):
+            out["docker"]["environment"] = masked_environment(self.docker["environment"])
         return out
 
 
