@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mlrun_magic.errors import ArgumentsError, MlrunMagicError, MLprojectError, ProjectURIError
+from mlrun_magic.project.docker import plan_docker, refuse_on_databricks
 from mlrun_magic.redact import redact_secrets, redact_text, redact_url
 from mlrun_magic.runs import BACKENDS, DEFAULT_ENV_MANAGER, ENV_MANAGERS
 
@@ -205,6 +206,8 @@ def check_choice(kind: str, value: str, allowed) -> None:
 def resolve_env_manager(request: RunRequest, project) -> str:
     manager = request.env_manager or DEFAULT_ENV_MANAGER
     check_choice("env_manager", manager, ENV_MANAGERS)
+    if project.env.type == "docker":  # its image is its environment; Databricks refuses it
+        return refuse_on_databricks(project, request.backend) or "local"
     if project.env.type == "python" and project.env.file and manager == "conda":
         raise MLprojectError(
             "python_env project cannot be executed using conda. Set `--env-manager` to "
@@ -351,12 +354,8 @@ def make_plan(request: RunRequest) -> Plan:
     command = render_command(entry_point, params, file=mlproject)
     extra = {name: params.command_values[name] for name in params.extra}
     warnings += parameter_warnings(entry_point, extra) + tracking_notes
-    if project.env.type == "docker":  # the image is the environment (project/docker.py)
-        from mlrun_magic.project.docker import plan_docker
-
-        tracking["docker"], notes = plan_docker(project, request, command, tracking_uri,
-                                                source.git.commit if source.git else None)
-        command, env_manager, warnings = tracking["docker"].command, "local", warnings + notes
+    docker = plan_docker(project, request, command, tracking_uri, source.git, warnings) \
+        if project.env.type == "docker" else None  # the `docker run` line (project/docker.py)
     return Plan(request=request, source=source, project=project, entry_point=entry_point,
-                parameters=params, command=command, env_manager=env_manager, warnings=warnings,
-                **tracking)
+                parameters=params, command=docker.command if docker else command,
+                env_manager=env_manager, warnings=warnings, docker=docker, **tracking)

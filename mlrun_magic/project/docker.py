@@ -82,9 +82,9 @@ class DockerPlan:
                 "volumes": list(self.volumes), "environment": names, "argv": list(self.argv)}
 
 
-def refuse_on_databricks(project) -> None:
-    """MLflow's refusal of docker projects on Databricks, with what to do instead."""
-    if project.env.type == "docker":
+def refuse_on_databricks(project, backend: str = "databricks") -> None:
+    """MLflow's refusal of docker projects on any backend but ``local``, with what to do."""
+    if project.env.type == "docker" and backend != "local":
         raise DockerError(
             "Running docker-based projects on Databricks is not yet supported: "
             f"{project.mlproject_path} declares docker_env (image "
@@ -258,14 +258,14 @@ def render(argv: list[str], entry_command: str) -> str:
     return " ".join([*words, entry_command])
 
 
-def plan_docker(project, request, entry_command: str, tracking_uri: str | None,
-                commit: str | None = None, environ=None) -> tuple[DockerPlan, list[str]]:
-    """The :class:`DockerPlan` of a docker project (``commit``: the project's git commit,
-    which tags a built image) and the plan's warnings about it."""
+def plan_docker(project, request, entry_command: str, tracking_uri: str | None, git=None,
+                warnings: list[str] | None = None, environ=None) -> DockerPlan:
+    """The :class:`DockerPlan` of a docker project; ``git`` (the source's git info) gives the
+    commit that tags a built image; the plan's notes about it are added to ``warnings``."""
     environ = os.environ if environ is None else environ
     file = str(project.mlproject_path) if project.mlproject_path else None
-    if request.backend != "local":
-        refuse_on_databricks(project)
+    refuse_on_databricks(project, request.backend)
+    commit = git.commit if git is not None else None
     if not project.name:
         raise MLprojectError("Project name in MLProject must be specified when using docker "
                              "for image tagging.", file=file, key="name",
@@ -284,7 +284,9 @@ def plan_docker(project, request, entry_command: str, tracking_uri: str | None,
     out.argv, _ = run_options(out, run_id=RUN_ID, experiment_id=EXPERIMENT_ID,
                               tracking_uri=tracking_uri or "", artifact_uri=None,
                               environ=environ, file=file)
-    return out, _warnings(out, request, tracking_uri)
+    if warnings is not None:
+        warnings.extend(_warnings(out, request, tracking_uri))
+    return out
 
 
 def _warnings(plan: DockerPlan, request, tracking_uri: str | None) -> list[str]:

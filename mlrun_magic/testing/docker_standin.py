@@ -4,7 +4,8 @@
 runs this script. Every call appends ``{"argv": [...], ...}`` as one JSON line to the file
 named by ``MLRUN_MAGIC_DOCKER_LOG``; images live in ``MLRUN_MAGIC_DOCKER_STATE`` (default:
 beside the log). ``MLRUN_MAGIC_DOCKER_DAEMON=down`` makes every daemon call fail as a real
-client does when nothing listens on the socket.
+client does when nothing listens on the socket; ``MLRUN_MAGIC_DOCKER_FAIL=build`` (or
+``pull``) makes that command fail with exit status 1 after some output.
 
 - ``info``, ``version``, ``--help``: answered (``info`` fails when the daemon is "down");
 - ``build -t TAG -f DOCKERFILE [--iidfile F] CONTEXT``: records the Dockerfile and the
@@ -32,8 +33,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-LOG_VAR, STATE_VAR, DAEMON_VAR = ("MLRUN_MAGIC_DOCKER_LOG", "MLRUN_MAGIC_DOCKER_STATE",
-                                  "MLRUN_MAGIC_DOCKER_DAEMON")
+LOG_VAR, STATE_VAR, DAEMON_VAR, FAIL_VAR = (
+    "MLRUN_MAGIC_DOCKER_LOG", "MLRUN_MAGIC_DOCKER_STATE", "MLRUN_MAGIC_DOCKER_DAEMON",
+    "MLRUN_MAGIC_DOCKER_FAIL")
 DOWN = ("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker "
         "daemon running?")
 #: `docker run` options that take no value (everything else starting with "-" takes one).
@@ -192,6 +194,11 @@ def main(argv: list[str]) -> int:
     if os.environ.get(DAEMON_VAR) == "down":
         print("Client:\n Version:    99.0.0-standin\n\nServer:")
         print(DOWN, file=sys.stderr)
+        return 1
+    if argv[0] == os.environ.get(FAIL_VAR):
+        if argv[0] == "build":
+            _record(["docker", *argv])
+        print(f"Step 1/3 : FROM ...\nERROR: failed to solve: {argv[0]} failed (stand-in fault)")
         return 1
     if argv[0] == "info":
         print("Client:\n Version:    99.0.0-standin\n\nServer:\n Server Version: standin")

@@ -10,9 +10,11 @@ refused before the workspace hears a single request.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -119,13 +121,17 @@ def test_built_image_runs_the_entry_point_tracked_by_the_server(standin, mlflow_
     assert SECRET not in out.out + out.err + run.logs()
 
 
-def test_base_image_is_pulled_and_a_local_store_is_mounted(standin, tmp_path):
+def test_base_image_is_pulled_and_a_local_store_is_mounted(standin, tmp_path, mlflow_server):
     from mlflow import MlflowClient
+
+    from mlrun_magic.testing.mlflow_server import _check_installed, _template_path
 
     proj = docker_project(tmp_path, git=False, command=(
         "python -c 'import mlflow; mlflow.start_run(); mlflow.log_metric(\"m\", 1)'"))
+    (tmp_path / "store").mkdir()  # a migrated empty store (the server's template): quick
+    shutil.copyfile(_template_path(_check_installed()), tmp_path / "store" / "mlflow.db")
     store = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
-    run = mlrun_magic.run(str(proj), tracking_uri=store, wait=True)
+    run = mlrun_magic.run(str(proj), tracking_uri=store, experiment_name="local", wait=True)
     assert run.status().status == "FINISHED", run.logs()
     calls = read_log(standin)
     assert [c["argv"][1:3] for c in calls[:4]] == [
@@ -149,6 +155,41 @@ def test_a_failing_container_marks_the_run_failed(standin, mlflow_server, tmp_pa
     assert run.wait(timeout=60).status == "FAILED"
     assert "exit status 3" in run.status().message
     assert RestTracking(mlflow_server.url).get_run(run.run_id)["status"] == "FAILED"
+
+
+@pytest.mark.parametrize("step,flags,said", [
+    ("build", {"build_image": True}, "Building docker image dock failed (exit status 1)"),
+    ("pull", {}, "Pulling python:3.11-slim failed (exit status 1)")])
+def test_a_failed_build_or_pull_ends_the_run_failed(standin, mlflow_server, tmp_path,
+                                                    monkeypatch, step, flags, said):
+    from mlrun_magic.errors import BackendError
+    from mlrun_magic.testing.docker_standin import FAIL_VAR
+
+    monkeypatch.setenv(FAIL_VAR, step)
+    proj = docker_project(tmp_path, git=False)
+    experiment = f"docker-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(BackendError, match=re.escape(said)):
+        mlrun_magic.run(str(proj), tracking_uri=mlflow_server.url, experiment_name=experiment,
+                        **flags)
+    server = RestTracking(mlflow_server.url)
+    runs = server.call("POST", "runs/search", json={
+        "experiment_ids": [server.get_experiment_by_name(experiment).experiment_id]})["runs"]
+    assert [r["info"]["status"] for r in runs] == ["FAILED"]
+    assert not any(c["argv"][1] == "run" for c in read_log(standin))
+    log = next((proj / ".mlrun_magic" / "logs").glob("*.log")).read_text()
+    assert "stand-in fault" in log and said in log
+
+
+def test_cancel_stops_the_container(standin, mlflow_server, tmp_path):
+    proj = docker_project(tmp_path, git=False, command=(
+        "python -c 'import time; print(\"up\", flush=True); time.sleep(120)'"))
+    run = mlrun_magic.run(str(proj), tracking_uri=mlflow_server.url)
+    for _ in range(400):  # until the entry point runs in the "container"
+        if "up" in run.logs():
+            break
+        time.sleep(0.05)
+    assert run.cancel().status == "KILLED"
+    assert RestTracking(mlflow_server.url).get_run(run.run_id)["status"] == "KILLED"
 
 
 def assert_refused_before_any_run(server, experiment, call, *words):
