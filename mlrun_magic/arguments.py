@@ -82,6 +82,19 @@ def parse_param_list(items: list[str]) -> dict[str, str]:
     return params
 
 
+def parse_docker_args(items: list[str] | None) -> dict:
+    """``-A``: ``["gpus=all", "t"]`` -> ``{"gpus": "all", "t": True}``, with MLflow's messages."""
+    from mlrun_magic.project.docker import check_docker_args
+
+    out: dict = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if name in out:
+            raise ArgumentsError(f"Repeated parameter: '{name}'")
+        out[name] = value if sep else True
+    return check_docker_args(out)
+
+
 def tail_count(text: str) -> int:
     """``--tail N``: how many lines, a whole number of at least 1."""
     try:

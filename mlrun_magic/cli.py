@@ -19,14 +19,14 @@ import logging
 import os
 import sys
 
-from mlrun_magic.arguments import RUN_ARGUMENTS, parse_param_list, tail_count
+from mlrun_magic.arguments import (RUN_ARGUMENTS, parse_docker_args, parse_param_list,
+                                    tail_count)
 from mlrun_magic.errors import ArgumentsError, MlrunMagicError
 
 
 def request_from_args(args, **overrides):
     """A :class:`~mlrun_magic.planning.RunRequest` from parsed :data:`RUN_ARGUMENTS`."""
     from mlrun_magic.planning import RunRequest
-    from mlrun_magic.project.docker import parse_docker_args
 
     fields = dict(uri=args.uri, entry_point=args.entry_point,
                   parameters=parse_param_list(args.param_list), version=args.version,

@@ -110,17 +110,6 @@ def check_docker_args(value) -> dict:
     return {k: (v if isinstance(v, (bool, str)) else str(v)) for k, v in value.items()}
 
 
-def parse_docker_args(items: list[str] | None) -> dict:
-    """``["gpus=all", "t"]`` -> ``{"gpus": "all", "t": True}``, with MLflow's messages."""
-    out: dict = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        if name in out:
-            raise ArgumentsError(f"Repeated parameter: '{name}'")
-        out[name] = value if sep else True
-    return check_docker_args(out)
-
-
 def docker_args_argv(docker_args: dict) -> list[str]:
     """MLflow's ``docker run`` options of ``-A``: ``--name value``, or ``--name`` for True."""
     argv: list[str] = []

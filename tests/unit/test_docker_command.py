@@ -19,7 +19,8 @@ import pytest
 
 from mlrun_magic.errors import ArgumentsError, MlrunMagicError, MLprojectError
 from mlrun_magic.planning import RunRequest, make_plan
-from mlrun_magic.project.docker import DockerError, parse_docker_args, run_options
+from mlrun_magic.arguments import parse_docker_args
+from mlrun_magic.project.docker import DockerError, run_options
 
 mlflow_local = pytest.importorskip("mlflow.projects.backend.local")
 REPO = Path(__file__).resolve().parents[2]
@@ -253,3 +254,25 @@ def test_plan_json_serializes_and_hides_secrets(tmp_path):
             data = json.loads(done.stdout)
             assert data["docker"]["docker_args"] == {"gpus": "all"}
             assert data["command"].startswith("docker run --rm --gpus all ")
+
+
+@pytest.mark.parametrize("params", [{}, {"a": "2", "extra": "x y"}])
+def test_the_line_is_mlflows_docker_words_then_mlflows_command(tmp_path, monkeypatch, params):
+    monkeypatch.chdir(tmp_path)
+    folder = write(tmp_path, "  image: img:1\n  volumes: [\"/d:/d\"]\n",
+                   command="python 't x.py' --a {a}")
+    mlflow_spec = pytest.importorskip("mlflow.projects._project_spec")
+    entry = mlflow_spec.load_project(str(folder)).get_entry_point("main")
+    expected_command = entry.compute_command(dict(params), str(folder))
+    plan = make_plan(RunRequest(uri=str(folder), parameters=dict(params),
+                                tracking_uri="http://h:1"))
+    assert plan.docker.entry_command == expected_command
+    words = mlflow_docker_words(monkeypatch, image="img:1", run_id="r", experiment_id="1",
+                                artifact_uri="mlflow-artifacts:/x", tracking_uri="http://h:1",
+                                docker_args={}, volumes=["/d:/d"], environment=None)
+    mine, _ = run_options(plan.docker, run_id="r", experiment_id="1", tracking_uri="http://h:1",
+                          artifact_uri="mlflow-artifacts:/x", environ={})
+    from mlrun_magic.project.docker import render
+
+    # MLflow joins its words with spaces, unquoted; ours are quoted only where needed.
+    assert render(mine, plan.docker.entry_command) == " ".join(words + [expected_command])
