@@ -105,8 +105,12 @@ def _run(cmd: list[str], out, what: str, hint: str) -> None:
         raise BackendError(f"{what} could not start {cmd[0]}: {exc.strerror}",
                            hint=INSTALL_HINT) from None
     with proc:
-        for line in proc.stdout:
-            out.write(line)
+        try:
+            for line in proc.stdout:
+                out.write(line)
+        except BaseException:  # Ctrl-C: stop the build or pull too, do not wait for it
+            proc.kill()
+            raise
     if proc.returncode != 0:
         raise BackendError(f"{what} failed (exit status {proc.returncode})", hint=hint)
 
@@ -145,7 +149,9 @@ def _build(plan, out) -> str:
         context = Path(tmp, "context")
         code = context / CONTEXT_NAME
         try:
-            shutil.copytree(plan.project_dir, code, symlinks=True,
+            # Links are followed, as MLflow copies the project (a link in an image would
+            # point at nothing); our own .mlrun_magic folder (logs, history) stays out.
+            shutil.copytree(plan.project_dir, code, ignore_dangling_symlinks=True,
                             ignore=shutil.ignore_patterns(".mlrun_magic"))
             (code / DOCKERFILE_NAME).write_text(dockerfile(docker.base_image))
         except (OSError, shutil.Error) as exc:

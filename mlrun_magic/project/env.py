@@ -169,8 +169,8 @@ def _docker(doc: YamlDoc) -> dict:
         raise doc.error(prefix + "Docker environment specified but no image attribute found.",
                         "docker_env")
     image = docker["image"]
-    if not isinstance(image, str) or text_problem(image) or not image.strip() \
-            or any(c.isspace() for c in image):
+    if not isinstance(image, str) or text_problem(image) or image.startswith("-") \
+            or not image.strip() or any(c.isspace() for c in image):
         raise doc.error(f"must be an image reference such as python:3.11-slim, not "
                         f"{brief(image)}", "docker_env", "image")
     volumes = docker.get("volumes")

@@ -153,7 +153,18 @@ def test_the_plan_renders_the_whole_line_with_placeholders(tmp_path, monkeypatch
     assert any("--build-image" in w for w in plan.warnings)
 
 
-def test_build_image_tags_name_and_commit_as_mlflow(tmp_path):
+def mlflow_image_uri(monkeypatch, name, folder):
+    if "docker" not in sys.modules:
+        try:
+            import docker  # noqa: F401
+        except ImportError:
+            monkeypatch.setitem(sys.modules, "docker", types.ModuleType("docker"))
+    from mlflow.projects.docker import _get_docker_image_uri
+
+    return _get_docker_image_uri(name, str(folder))
+
+
+def test_build_image_tags_name_and_commit_as_mlflow(tmp_path, monkeypatch):
     folder = write(tmp_path, "  image: base:1\n")
     subprocess.run(["git", "init", "-q", str(folder)], check=True)
     subprocess.run(["git", "-C", str(folder), "add", "."], check=True)
@@ -162,20 +173,15 @@ def test_build_image_tags_name_and_commit_as_mlflow(tmp_path):
     commit = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], text=True,
                             capture_output=True, check=True).stdout.strip()
     plan = make_plan(RunRequest(uri=str(folder), build_image=True, tracking_uri="http://h:1"))
-    from mlflow.projects.docker import _get_docker_image_uri  # noqa: E402 (needs `docker`)
-
-    assert plan.docker.image == f"dock:{commit[:7]}" == _get_docker_image_uri("dock", str(folder))
+    assert plan.docker.image == f"dock:{commit[:7]}" == mlflow_image_uri(monkeypatch, "dock",
+                                                                         folder)
     assert plan.command.split(" python t.py")[0].endswith(f" dock:{commit[:7]}")
 
 
 def test_image_uri_without_git_is_the_name(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "docker", sys.modules.get("docker")
-                        or types.ModuleType("docker"))
-    from mlflow.projects.docker import _get_docker_image_uri
-
     folder = write(tmp_path, "  image: base:1\n")
     plan = make_plan(RunRequest(uri=str(folder), build_image=True, tracking_uri="http://h:1"))
-    assert plan.docker.image == "dock" == _get_docker_image_uri("dock", str(folder))
+    assert plan.docker.image == "dock" == mlflow_image_uri(monkeypatch, "dock", folder)
 
 
 HOSTILE = [
@@ -199,6 +205,8 @@ HOSTILE = [
      "is not an environment variable name"),
     ("image a list", "  image: [x]\n", None, MLprojectError, "docker_env.image"),
     ("image with a space", "  image: 'x y'\n", None, MLprojectError, "docker_env.image"),
+    ("image like an option", "  image: --privileged\n", None, MLprojectError,
+     "docker_env.image"),
     ("copied variable unset", "  image: x\n  environment: [NOT_SET_ANYWHERE_42]\n", None,
      MLprojectError, "but NOT_SET_ANYWHERE_42 was not set"),
 ]
