@@ -33,7 +33,8 @@ class LocalStoreTracking:
         self.uri = uri
         self.artifact_root = artifact_root
         self._store = self._open_store(uri, artifact_root) if artifact_root else None
-        self.client = MlflowClient(tracking_uri=uri)
+        # MLflow 3 refuses a folder store unless MLFLOW_ALLOW_FILE_STORE=true: its sentence.
+        self.client = self._guard("open store", MlflowClient, tracking_uri=uri)
 
     def _open_store(self, uri: str, artifact_root: str):
         """The store itself, made with ``artifact_root`` (its folder created first, as SQLite

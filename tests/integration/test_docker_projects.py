@@ -149,6 +149,30 @@ def test_base_image_is_pulled_and_a_local_store_is_mounted(standin, tmp_path, ml
                           "import mlflow; mlflow.start_run(); mlflow.log_metric(\"m\", 1)"]
 
 
+def test_a_folder_store_is_mounted_as_mlflow_mounts_it(standin, tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    from mlrun_magic.errors import TrackingError
+
+    proj = docker_project(tmp_path, git=False, command=(
+        "python -c 'import mlflow; mlflow.start_run(); mlflow.log_metric(\"m\", 2)'"))
+    store = tmp_path / "mlruns"
+    with pytest.raises(TrackingError, match="MLFLOW_ALLOW_FILE_STORE=true"):  # MLflow 3's rule
+        mlrun_magic.run(str(proj), tracking_uri=str(store))
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    text = (proj / "MLproject").read_text().replace('"MY_TOKEN"]', '"MY_TOKEN", '
+                                                                   '"MLFLOW_ALLOW_FILE_STORE"]')
+    (proj / "MLproject").write_text(text)
+    run = mlrun_magic.run(str(proj), tracking_uri=str(store), wait=True)
+    assert run.status().status == "FINISHED", run.logs()
+    got = MlflowClient(str(store)).get_run(run.run_id)
+    assert got.data.metrics == {"m": 2.0} and got.info.status == "FINISHED"
+    words = read_log(standin)[-1]["argv"]
+    artifacts = got.info.artifact_uri.removeprefix("file://")
+    assert words[3:7] == ["-v", f"{store}:/mlflow/tmp/mlruns", "-v", f"{artifacts}:{artifacts}"]
+    assert "MLFLOW_TRACKING_URI=file:///mlflow/tmp/mlruns" in words
+
+
 def test_a_failing_container_marks_the_run_failed(standin, mlflow_server, tmp_path):
     proj = docker_project(tmp_path, git=False, command="python -c 'import sys; sys.exit(3)'")
     run = mlrun_magic.run(str(proj), tracking_uri=mlflow_server.url)
