@@ -66,7 +66,6 @@ class DockerPlan:
     docker_args: dict = field(default_factory=dict)
     volumes: list[str] = field(default_factory=list)
     environment: list = field(default_factory=list)
-    tracking_uri: str | None = None
     #: The plan's rendering: run id, experiment id and the artifact store as placeholders.
     argv: list[str] = field(default_factory=list)
 
@@ -133,6 +132,16 @@ def dockerfile(base_image: str) -> str:
             f" WORKDIR {WORKDIR}\n")
 
 
+def _parse(uri: str):
+    """``urlparse(uri)``; a URI it cannot split (``http://[::1``) is an opaque remote one."""
+    try:
+        parsed = urlparse(uri)
+        parsed.hostname  # noqa: B018 (raises for a malformed host)
+        return parsed
+    except ValueError:
+        return urlparse("opaque://unparsed")
+
+
 def tracking_options(tracking_uri: str, environ) -> tuple[list[str], dict[str, str]]:
     """The mount and variables of MLflow's tracking URI handling: a local store is mounted at
     ``/mlflow/tmp/mlruns``; a Databricks URI becomes ``databricks`` plus its variables."""
@@ -140,7 +149,7 @@ def tracking_options(tracking_uri: str, environ) -> tuple[list[str], dict[str, s
         env = {"MLFLOW_TRACKING_URI": "databricks"}
         env.update({n: environ[n] for n in DATABRICKS_VARS if environ.get(n)})
         return [], env
-    parsed = urlparse(tracking_uri)
+    parsed = _parse(tracking_uri)
     if parsed.netloc or parsed.scheme not in ("", "file", "sqlite"):
         return [], {}
     path = unquote(parsed.path)
@@ -150,9 +159,9 @@ def tracking_options(tracking_uri: str, environ) -> tuple[list[str], dict[str, s
 
 def artifact_options(artifact_uri: str, environ) -> tuple[list[str], dict[str, str]]:
     """MLflow's mounts and variables for the run's artifact store (by its URI scheme)."""
-    scheme = urlparse(artifact_uri).scheme
+    scheme = _parse(artifact_uri).scheme
     if scheme in ("", "file"):
-        folder = unquote(urlparse(artifact_uri).path) if scheme else artifact_uri
+        folder = unquote(_parse(artifact_uri).path) if scheme else artifact_uri
         inside = folder if os.path.isabs(folder) else os.path.normpath(
             os.path.join(WORKDIR, folder))
         return ["-v", f"{os.path.abspath(folder)}:{inside}"], {}
@@ -259,15 +268,14 @@ def plan_docker(project, request, entry_command: str, tracking_uri: str | None, 
         raise MLprojectError("Project name in MLProject must be specified when using docker "
                              "for image tagging.", file=file, key="name",
                              hint="Add a line `name: my-project` to the MLproject file.")
-    docker, build = project.env.docker, bool(getattr(request, "build_image", False))
-    if not isinstance(getattr(request, "build_image", False), bool):
-        raise ArgumentsError("build_image must be True or False")
+    docker, build = project.env.docker, request.build_image
+    if not isinstance(build, bool):
+        raise ArgumentsError(f"build_image must be True or False, not {build!r}")
     out = DockerPlan(base_image=docker["image"], image=docker["image"], build=build,
                      entry_command=entry_command,
                      docker_args=check_docker_args(getattr(request, "docker_args", None)),
                      volumes=list(docker.get("volumes") or []),
-                     environment=list(docker.get("environment") or []),
-                     tracking_uri=tracking_uri)
+                     environment=list(docker.get("environment") or []))
     if build:
         out.image = image_uri(project.name, commit)
     out.argv, _ = run_options(out, run_id=RUN_ID, experiment_id=EXPERIMENT_ID,
@@ -283,7 +291,7 @@ def _warnings(plan: DockerPlan, request, tracking_uri: str | None) -> list[str]:
     if request.env_manager not in (None, "local"):
         notes.append(f"--env-manager {request.env_manager} is ignored: a docker_env project "
                      "runs in its image, as with mlflow run")
-    host = urlparse(tracking_uri or "").hostname or ""
+    host = _parse(tracking_uri or "").hostname or ""
     network = {"network", "net"} & set(plan.docker_args)
     if _LOCALHOST.match(host) and not network:
         notes.append(f"the tracking URI {redact_url(tracking_uri)} is this machine's loopback, "

@@ -284,3 +284,20 @@ def test_the_line_is_mlflows_docker_words_then_mlflows_command(tmp_path, monkeyp
 
     # MLflow joins its words with spaces, unquoted; ours are quoted only where needed.
     assert render(mine, plan.docker.entry_command) == " ".join(words + [expected_command])
+
+
+@pytest.mark.parametrize("uri", ["http://[::1", "http://[zz]:1/x", "sqlite://", ""])
+def test_odd_tracking_uris_plan_without_a_traceback(tmp_path, uri):
+    folder = write(tmp_path, "  image: x\n")
+    try:
+        plan = make_plan(RunRequest(uri=str(folder), tracking_uri=uri or None))
+    except MlrunMagicError:
+        return
+    json.dumps(plan.to_dict())
+    assert plan.command.startswith("docker run --rm ")
+
+
+def test_build_image_must_be_a_yes_or_no(tmp_path):
+    folder = write(tmp_path, "  image: x\n")
+    with pytest.raises(ArgumentsError, match="build_image must be True or False"):
+        make_plan(RunRequest(uri=str(folder), build_image="yes", tracking_uri="http://h:1"))
