@@ -53,6 +53,15 @@ RUN_ARGUMENTS: list[tuple[tuple, dict]] = [
     (("--code-location",), dict(default=None, metavar="PATH",
                                 help="Where to upload the code on Databricks: /Volumes/..., "
                                      "/Workspace/... or dbfs:/...")),
+    (("-A", "--docker-args"), dict(action="append", default=[], metavar="NAME=VALUE",
+                                   dest="docker_args",
+                                   help="A `docker run` option of a docker_env project: -A "
+                                        "gpus=all gives --gpus all, -A t gives -t; repeat for "
+                                        "more.")),
+    (("--build-image",), dict(action="store_true",
+                              help="docker_env projects: build an image FROM the MLproject's "
+                                   "image with the project copied in (default: run that "
+                                   "image as is).")),
     (("--wait",), dict(action=argparse.BooleanOptionalAction, default=None,
                        help="Block until the run ends (local runs from a terminal always do).")),
     (("--dry-run",), dict(action="store_true",
@@ -71,6 +80,19 @@ def parse_param_list(items: list[str]) -> dict[str, str]:
             raise ArgumentsError(f"Repeated parameter: '{name}'")
         params[name] = value
     return params
+
+
+def parse_docker_args(items: list[str] | None) -> dict:
+    """``-A``: ``["gpus=all", "t"]`` -> ``{"gpus": "all", "t": True}``, with MLflow's messages."""
+    from mlrun_magic.project.docker import check_docker_args
+
+    out: dict = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if name in out:
+            raise ArgumentsError(f"Repeated parameter: '{name}'")
+        out[name] = value if sep else True
+    return check_docker_args(out)
 
 
 def tail_count(text: str) -> int:

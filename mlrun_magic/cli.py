@@ -19,7 +19,8 @@ import logging
 import os
 import sys
 
-from mlrun_magic.arguments import RUN_ARGUMENTS, parse_param_list, tail_count
+from mlrun_magic.arguments import (RUN_ARGUMENTS, parse_docker_args, parse_param_list,
+                                    tail_count)
 from mlrun_magic.errors import ArgumentsError, MlrunMagicError
 
 
@@ -33,7 +34,8 @@ def request_from_args(args, **overrides):
                   experiment_name=args.experiment_name, experiment_id=args.experiment_id,
                   env_manager=args.env_manager, run_name=args.run_name,
                   tracking_uri=args.tracking_uri, profile=args.profile,
-                  code_location=args.code_location)
+                  code_location=args.code_location, build_image=args.build_image,
+                  docker_args=parse_docker_args(args.docker_args) or None)
     fields.update(overrides)
     return RunRequest(**fields)
 

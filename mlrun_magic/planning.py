@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mlrun_magic.errors import ArgumentsError, MlrunMagicError, MLprojectError, ProjectURIError
+from mlrun_magic.project.docker import plan_docker, refuse_on_databricks
 from mlrun_magic.redact import redact_secrets, redact_text, redact_url
 from mlrun_magic.runs import BACKENDS, DEFAULT_ENV_MANAGER, ENV_MANAGERS
 
@@ -60,6 +61,8 @@ class RunRequest:
     notebook: str | None = None
     user_ns: dict | None = field(default=None, repr=False)
     cwd: str | None = None
+    docker_args: dict | None = None  # -A: `docker run` options of a docker_env project
+    build_image: bool = False
 
 
 @dataclass
@@ -78,6 +81,7 @@ class Plan:
     tracking_uri: str | None = None
     #: True when no tracking URI was set and ``tracking_uri`` is :func:`default_store`'s.
     tracking_default: bool = False
+    docker: Any = None  # a docker_env project's project.docker.DockerPlan
 
     @property
     def project_dir(self) -> Path:
@@ -103,6 +107,7 @@ class Plan:
             "tracking_uri": redact_url(self.tracking_uri) if self.tracking_uri else None,
             "tracking_default": self.tracking_default,
             "warnings": list(self.warnings),
+            "docker": self.docker.to_dict() if self.docker else None,
         }
 
     def describe(self) -> str:
@@ -201,6 +206,8 @@ def check_choice(kind: str, value: str, allowed) -> None:
 def resolve_env_manager(request: RunRequest, project) -> str:
     manager = request.env_manager or DEFAULT_ENV_MANAGER
     check_choice("env_manager", manager, ENV_MANAGERS)
+    if project.env.type == "docker":  # its image is its environment; Databricks refuses it
+        return refuse_on_databricks(project, request.backend) or "local"
     if project.env.type == "python" and project.env.file and manager == "conda":
         raise MLprojectError(
             "python_env project cannot be executed using conda. Set `--env-manager` to "
@@ -319,12 +326,6 @@ def make_plan(request: RunRequest) -> Plan:
     warnings = list(project.warnings)
     tracking_uri, tracking_default, tracking_notes = _tracking_of(request)
     tracking = dict(tracking_uri=tracking_uri, tracking_default=tracking_default)
-    if project.env.type == "docker":
-        raise MLprojectError("docker_env projects are not supported by mlrun_magic: "
-                             "Running docker-based projects on Databricks is not yet supported, "
-                             "and no Docker engine is used locally.",
-                             file=str(project.mlproject_path), key="docker_env",
-                             hint="Use python_env.yaml or conda.yaml for the environment.")
     env_manager = resolve_env_manager(request, project)
     spark_file = (project.databricks_spark_job or {}).get("python_file")
     if project.databricks_spark_job is not None and request.backend != "databricks":
@@ -353,6 +354,8 @@ def make_plan(request: RunRequest) -> Plan:
     command = render_command(entry_point, params, file=mlproject)
     extra = {name: params.command_values[name] for name in params.extra}
     warnings += parameter_warnings(entry_point, extra) + tracking_notes
+    docker = plan_docker(project, request, command, tracking_uri, source.git, warnings) \
+        if project.env.type == "docker" else None  # the `docker run` line (project/docker.py)
     return Plan(request=request, source=source, project=project, entry_point=entry_point,
-                parameters=params, command=command, env_manager=env_manager, warnings=warnings,
-                **tracking)
+                parameters=params, command=docker.command if docker else command,
+                env_manager=env_manager, warnings=warnings, docker=docker, **tracking)

@@ -73,9 +73,9 @@ class DatabricksBackend:
         """Everything but side effects on the workspace: compute, archive, run parameters."""
         from mlrun_magic.databricks.compute import resolve_compute
         from mlrun_magic.packaging import build_archive
+        from mlrun_magic.project.docker import refuse_on_databricks
 
-        if plan.project.env.type == "docker":
-            raise BackendError("Running docker-based projects on Databricks is not yet supported.")
+        refuse_on_databricks(plan.project)  # before anything is built, sent or created
         compute = resolve_compute(plan.request.backend_config,
                                   base_dir=Path(plan.request.cwd or os.getcwd()))
         archive = build_archive(plan.project_dir, progress=progress)

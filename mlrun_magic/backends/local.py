@@ -109,10 +109,12 @@ class LocalBackend:
     def submit(self, plan, *, tracking=None, echo: bool = False,
                progress=None) -> "LocalSubmittedRun":
         """Create the MLflow run, prepare the environment and start the command."""
-        from mlrun_magic.backends import local_env
+        from mlrun_magic.backends import local_docker, local_env
         from mlrun_magic.backends.tracking_uri import open_tracking
         from mlrun_magic.tracking import finish_run, start_project_run
 
+        if plan.docker is not None:
+            local_docker.check_docker()  # before the run exists: nothing to undo
         # The plan's URI: the one the user set, else the default store (never a store in the
         # project folder); the child gets the same one in MLFLOW_TRACKING_URI.
         tracking = tracking or open_tracking(plan.tracking_uri or plan.request.tracking_uri)
@@ -125,13 +127,16 @@ class LocalBackend:
             raise
         out = _Tee(log, echo)
         try:
-            prefix = local_env.prepare(plan, out)
-            if plan.env_manager != "local":
-                tracking.set_tag(mlflow_run.run_id, "mlflow.project.env", plan.env_manager)
-            command = f"{prefix} && {plan.command}" if prefix else plan.command
+            if plan.docker is not None:  # secrets go by name only: the line is safe to show
+                command, env = local_docker.prepare(plan, mlflow_run, tracking, out)
+            else:
+                prefix = local_env.prepare(plan, out)
+                if plan.env_manager != "local":
+                    tracking.set_tag(mlflow_run.run_id, "mlflow.project.env", plan.env_manager)
+                command = f"{prefix} && {plan.command}" if prefix else plan.command
+                env = _child_env(plan, mlflow_run, tracking, activated=prefix is not None)
             logger.info("=== Running command '%s' in run with ID '%s' === ", command,
                         mlflow_run.run_id)
-            env = _child_env(plan, mlflow_run, tracking, activated=prefix is not None)
             try:
                 process = subprocess.Popen(["bash", "-c", command], cwd=plan.project_dir, env=env,
                                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

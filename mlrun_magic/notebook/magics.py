@@ -15,7 +15,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from mlrun_magic.arguments import RUN_ARGUMENTS, parse_param_list, tail_count
+from mlrun_magic.arguments import RUN_ARGUMENTS, parse_docker_args, parse_param_list, tail_count
 from mlrun_magic.errors import ArgumentsError
 
 SUBCOMMANDS = ("status", "cancel", "logs", "list", "open", "panel")
@@ -211,6 +211,7 @@ class ProjectRunMagics(Magics):
             tracking_uri=args.tracking_uri or opts.get("tracking_uri") or s.tracking_uri,
             profile=args.profile or opts.get("profile") or s.profile,
             code_location=args.code_location or opts.get("code_location") or s.code_location,
+            docker_args=parse_docker_args(args.docker_args) or None, build_image=args.build_image,
             user_ns=self.shell.user_ns, cwd=os.getcwd())
 
     def launch(self, request, *, dry_run: bool = False, wait: bool = False):

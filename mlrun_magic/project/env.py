@@ -39,8 +39,12 @@ class EnvSpec:
     docker: dict | None = None
 
     def to_dict(self) -> dict:
+        from mlrun_magic.project.docker import masked_environment
+
         out = asdict(self)
         out["file"] = str(self.file) if self.file else None
+        if self.docker and isinstance(self.docker.get("environment"), list):
+            out["docker"]["environment"] = masked_environment(self.docker["environment"])
         return out
 
 
@@ -164,6 +168,11 @@ def _docker(doc: YamlDoc) -> dict:
     if not docker.get("image"):
         raise doc.error(prefix + "Docker environment specified but no image attribute found.",
                         "docker_env")
+    image = docker["image"]
+    if not isinstance(image, str) or text_problem(image) or image.startswith("-") \
+            or not image.strip() or any(c.isspace() for c in image):
+        raise doc.error(f"must be an image reference such as python:3.11-slim, not "
+                        f"{brief(image)}", "docker_env", "image")
     volumes = docker.get("volumes")
     if volumes and not (isinstance(volumes, list) and all(isinstance(v, str) for v in volumes)):
         raise doc.error(prefix + "Docker volumes must be a list of strings, "
@@ -176,5 +185,34 @@ def _docker(doc: YamlDoc) -> dict:
                         "define new environment variables).E.g.: "
                         "'[[\"NEW_VAR\", \"new_value\"], \"VAR_TO_COPY_FROM_HOST\"])",
                         "docker_env", "environment")
+    for index, entry in enumerate(environment or []):
+        _check_env_entry(doc, entry, index)
+    for index, volume in enumerate(volumes or []):
+        if text_problem(volume) or not volume.strip():
+            raise doc.error(f"{brief(volume)} is not a docker volume (host:container)",
+                            "docker_env", "volumes", index)
     return docker
+
+
+#: What a docker environment variable name may be (the name part of `-e NAME=value`).
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+
+
+def _check_env_entry(doc: YamlDoc, entry, index: int) -> None:
+    """One `environment` entry: a host variable's name, or a `[name, value]` pair (MLflow
+    takes the first two items of a list and fails obscurely on fewer)."""
+    where = ("docker_env", "environment", index)
+    if isinstance(entry, list):
+        if len(entry) != 2 or not isinstance(entry[1], (str, int, float, bool)):
+            raise doc.error(f"must be a [NAME, value] pair, not {brief(entry)}", *where,
+                            hint='E.g. ["NEW_VAR", "new_value"], or "VAR" to copy it from '
+                                 "this machine's environment.")
+        name, value = entry
+        if isinstance(value, str) and text_problem(value):
+            raise doc.error(f"the value of {brief(name)} {text_problem(value)}", *where)
+    else:
+        name = entry
+    if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
+        raise doc.error(f"{brief(name)} is not an environment variable name", *where,
+                        hint="Use letters, digits and _ (e.g. MY_VAR).")
 

@@ -33,7 +33,8 @@ class LocalStoreTracking:
         self.uri = uri
         self.artifact_root = artifact_root
         self._store = self._open_store(uri, artifact_root) if artifact_root else None
-        self.client = MlflowClient(tracking_uri=uri)
+        # MLflow 3 refuses a folder store unless MLFLOW_ALLOW_FILE_STORE=true: its sentence.
+        self.client = self._guard("open store", MlflowClient, tracking_uri=uri)
 
     def _open_store(self, uri: str, artifact_root: str):
         """The store itself, made with ``artifact_root`` (its folder created first, as SQLite
@@ -110,7 +111,7 @@ class LocalStoreTracking:
                 "run_name": run.info.run_name, "start_time": run.info.start_time,
                 "end_time": run.info.end_time,
                 "tags": dict(run.data.tags), "params": dict(run.data.params),
-                "metrics": dict(run.data.metrics)}
+                "metrics": dict(run.data.metrics), "artifact_uri": run.info.artifact_uri}
 
     def run_url(self, experiment_id, run_id):
         return None

@@ -187,7 +187,7 @@ class RestTracking:
 
     def get_run(self, run_id: str) -> dict:
         """``{"status", "experiment_id", "run_name", "start_time", "end_time", "tags",
-        "params", "metrics"}`` of a run (times in epoch milliseconds, ``None`` if unset)."""
+        "params", "metrics", "artifact_uri"}`` of a run (times in epoch milliseconds, ``None`` if unset)."""
         run = self.call("GET", "runs/get", params={"run_id": run_id})["run"]
         data = run.get("data", {})
         info = run["info"]
@@ -196,7 +196,8 @@ class RestTracking:
                 "end_time": info.get("end_time"),
                 "tags": {t["key"]: t["value"] for t in data.get("tags", [])},
                 "params": {p["key"]: p["value"] for p in data.get("params", [])},
-                "metrics": {m["key"]: m["value"] for m in data.get("metrics", [])}}
+                "metrics": {m["key"]: m["value"] for m in data.get("metrics", [])},
+                "artifact_uri": info.get("artifact_uri")}
 
     # -- links -----------------------------------------------------------------------
     def run_url(self, experiment_id: str, run_id: str) -> str:
