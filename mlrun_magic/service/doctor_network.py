@@ -25,7 +25,7 @@ AUTH_TYPES = {"pat": "personal access token", "oauth-m2m": "OAuth M2M (service p
               "Azure service principal", "azure-msi": "Azure managed identity",
               "github-oidc": "GitHub OIDC", "google-credentials": "Google credentials",
               "google-id": "Google ID", "runtime": "Databricks runtime"}
-MAX_WORKERS = 6
+MAX_WORKERS = 8
 
 
 @dataclass

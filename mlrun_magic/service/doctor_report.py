@@ -78,8 +78,9 @@ def guarded(name: str, step) -> list[Check]:
     except MlrunMagicError as exc:
         return [fail(name, exc.message, exc.hint or "")]
     except Exception as exc:  # noqa: BLE001 (one broken check never stops the others)
-        return [fail(name, f"the check itself failed: {type(exc).__name__}: {exc}",
-                     "This is a bug in mlrun_magic's doctor; the other checks still ran.")]
+        return [fail(name, f"the check could not finish: {type(exc).__name__}: {exc}",
+                     "Run the doctor again; if this stays, report it as an mlrun_magic bug "
+                     "with this line (the other checks still ran).")]
     return [result] if isinstance(result, Check) else list(result)
 
 
