@@ -120,14 +120,15 @@ def _connect(facts, timeout: float, holder: dict) -> list[Check]:
     from mlrun_magic.transport import ApiError
 
     request = facts.request
+    budget = timeout * 0.8  # the client gives up before the check's time is up
     try:
-        auth = resolve_workspace(request.profile, request.tracking_uri, retry_seconds=timeout)
+        auth = resolve_workspace(request.profile, request.tracking_uri, retry_seconds=budget)
     except MlrunMagicError as exc:
         return [fail("credentials", exc.message, exc.hint or ""),
                 warn("workspace", "not checked: no usable credentials", "Fix credentials first."),
                 warn("identity", "not checked: no usable credentials", "Fix credentials first.")]
     source = credential_source(auth)
-    client = DatabricksClient(auth, timeout=min(timeout, 60.0), deadline=timeout,
+    client = DatabricksClient(auth, timeout=min(budget, 60.0), deadline=budget,
                               backoff=0.2, max_backoff=2.0)
     try:
         me = client.call("GET", ME)
@@ -179,8 +180,7 @@ def experiment_step(facts, session) -> Check:
 
     tracking = DatabricksTracking(facts.tracking_uri or "databricks", session.client)
     if facts.experiment_id:
-        found = tracking.get_experiment(str(facts.experiment_id))
-        return ok("experiment", f"experiment {found.experiment_id} ({found.name})")
+        return _experiment_by_id(tracking, str(facts.experiment_id))
     name = facts.experiment_name
     if not name:
         if not session.user:
@@ -201,3 +201,17 @@ def experiment_step(facts, session) -> Check:
                     f"Create the folder (databricks workspace mkdirs {parent}) or use "
                     f"/Users/{session.user or '<you>'}/<name> or /Shared/<name>.")
     return ok("experiment", f"{name} will be created (folder {parent} exists)")
+
+
+def _experiment_by_id(tracking, experiment_id: str) -> Check:
+    from mlrun_magic.errors import TrackingError
+
+    try:
+        found = tracking.get_experiment(experiment_id)
+    except TrackingError as exc:
+        if getattr(exc, "error_code", None) in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+            return fail("experiment", f"no experiment with id {experiment_id}",
+                        "Check --experiment-id (or MLFLOW_EXPERIMENT_ID), or pass "
+                        "--experiment-name instead.")
+        raise
+    return ok("experiment", f"experiment {found.experiment_id} ({found.name})")

@@ -168,13 +168,24 @@ def test_no_credentials_at_all_fail_the_credentials_check(ws, monkeypatch):
     assert report.check("project").status == "ok"  # the cheap checks still ran
 
 
-def test_a_fault_on_one_endpoint_fails_only_that_check(ws):
-    ws.add_fault("/api/2.1/clusters/list-node-types", status=403, times=-1,
-                 body={"error_code": "PERMISSION_DENIED", "message": "no node types for you"})
-    report = doctor(ws)
-    assert statuses(report)["node type"] == "fail"
-    assert "no node types for you" in report.check("node type").found
-    assert [c.name for c in report.checks if c.status != "ok"] == ["node type"], report.text()
+@pytest.mark.parametrize("path,name,options", [
+    ("/api/2.1/clusters/list-node-types", "node type", {}),
+    ("/api/2.1/clusters/spark-versions", "spark version", {}),
+    ("/api/2.0/mlflow/experiments/get-by-name", "experiment", {}),
+    ("/api/2.1/unity-catalog/volumes/*", "volume", {"code_location": "/Volumes/m/s/v/x"}),
+    ("/api/2.0/dbfs/get-status", "DBFS root", {"code_location": "dbfs:/x"}),
+    ("/api/2.1/clusters/get", "cluster", {"backend_config": {"existing_cluster_id": CLUSTER_ID}}),
+])
+def test_a_fault_on_one_endpoint_fails_only_that_check(ws, path, name, options):
+    ws.add_cluster(CLUSTER_ID)
+    ws.add_fault(path, status=403, times=-1,
+                 body={"error_code": "PERMISSION_DENIED", "message": "no access for you"})
+    report = doctor(ws, **options)
+    assert statuses(report)[name] == "fail"
+    assert "no access for you" in report.check(name).found
+    others = [c.name for c in report.checks if c.status != "ok" and c.name != name]
+    # a failed volume or DBFS root leaves the code location unwritten: said, not hidden
+    assert others in ([], ["code location"]), report.text()
 
 
 def test_a_check_that_breaks_is_a_failed_check_not_an_exception(ws):
@@ -257,3 +268,19 @@ def test_a_tracking_host_name_is_resolved_in_the_network_pass_only(ws):
     check = doctor(ws, tracking_uri=uri).check("tracking URI")
     assert check.status in ("fail", "warn") and "resolves to" in check.found, check
     assert address in check.found
+
+
+def test_a_code_location_without_write_permission_fails(ws):
+    ws.add_volume("main.ml.projects")
+    ws.add_fault("/api/2.0/fs/files/*", method="PUT", status=403, times=-1,
+                 body={"error_code": "PERMISSION_DENIED", "message": "User lacks WRITE VOLUME"})
+    report = doctor(ws, code_location="/Volumes/main/ml/projects/code")
+    check = report.check("code location")
+    assert check.status == "fail" and "WRITE VOLUME" in check.found + check.fix
+    assert report.check("volume").status == "ok"
+
+
+def test_an_unknown_experiment_id_fails(ws):
+    report = doctor(ws, experiment_name=None, experiment_id="987654321")
+    check = report.check("experiment")
+    assert check.status == "fail" and "987654321" in check.found

@@ -33,12 +33,18 @@ TOKEN = "dapi0123456789abcdef0123456789abcdef"
 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch):
-    """Any name lookup or connection during a cheap check fails the test."""
+    """Any name lookup or connection during a cheap check fails the test (also when a
+    check turns the error into a failed check)."""
+    used = []
+
     def refuse(*args, **kwargs):
-        raise AssertionError(f"a cheap check used the network: {args!r}")
+        used.append(args)
+        raise OSError(f"a cheap check used the network: {args!r}")
 
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
+    yield
+    assert not used, f"a cheap check used the network: {used}"
 
 
 @pytest.fixture
@@ -301,3 +307,10 @@ def test_policy_rules():
     assert "fixes it to 'b'" in broken["node_type_id"]
     assert violations({"num_workers": "x"}, {"num_workers": {"type": "range", "minValue": 1}})
     assert not violations({}, {"x": {"type": "forbidden"}})
+
+
+def test_an_archive_that_cannot_be_packaged_fails_the_archive_check(project):
+    (project / "link").symlink_to("/etc/hostname")
+    found = checks(project)
+    assert found["archive"].status == "fail" and "link" in found["archive"].found
+    assert found["project"].status in ("ok", "warn")
