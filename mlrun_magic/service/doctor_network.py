@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
-from mlrun_magic.service.doctor_report import Check, fail, guarded, ok, warn
+from mlrun_magic.service.doctor_report import Check, fail, guarded, in_background, ok, warn
 
 AUTH_TYPES = {"pat": "personal access token", "oauth-m2m": "OAuth M2M (service principal)",
               "databricks-cli": "OAuth U2M (databricks auth login)", "azure-cli": "Azure CLI",
@@ -25,7 +24,6 @@ AUTH_TYPES = {"pat": "personal access token", "oauth-m2m": "OAuth M2M (service p
               "Azure service principal", "azure-msi": "Azure managed identity",
               "github-oidc": "GitHub OIDC", "google-credentials": "Google credentials",
               "google-id": "Google ID", "runtime": "Databricks runtime"}
-MAX_WORKERS = 8
 
 
 @dataclass
@@ -37,16 +35,17 @@ class Session:
 
 
 class Runner:
-    """Checks in a thread pool; :meth:`results` waits for each at most ``timeout`` seconds
-    after it started (a late one is a failed check; its thread ends on its own deadline)."""
+    """Checks run at once, each in its own daemon thread; :meth:`results` waits for each at
+    most ``timeout`` seconds after it started (a late one is a failed check; its request
+    ends on its own deadline, and nobody waits for it)."""
 
     def __init__(self, timeout: float):
         self.timeout = timeout
-        self.pool = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="doctor")
         self.jobs: list = []
 
     def submit(self, name: str, step) -> None:
-        self.jobs.append((name, self.pool.submit(guarded, name, step), time.monotonic()))
+        self.jobs.append((name, in_background(name, lambda: guarded(name, step)),
+                          time.monotonic()))
 
     def wait(self, job) -> list[Check]:
         name, future, started = job
@@ -57,10 +56,7 @@ class Runner:
                          "Check the network, or run the doctor again with a longer timeout.")]
 
     def results(self) -> list[Check]:
-        try:
-            return [check for job in self.jobs for check in self.wait(job)]
-        finally:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+        return [check for job in self.jobs for check in self.wait(job)]
 
 
 def network_checks(facts, timeout: float) -> list[Check]:

@@ -84,6 +84,25 @@ def guarded(name: str, step) -> list[Check]:
     return [result] if isinstance(result, Check) else list(result)
 
 
+def in_background(name: str, call) -> "Future":
+    """``call()`` in a daemon thread, as a :class:`concurrent.futures.Future`. Not a thread
+    pool: its workers are joined when the interpreter exits, so a request stuck until its
+    deadline would hold up Ctrl-C in a terminal; a check nobody waits for any more must not."""
+    import threading
+    from concurrent.futures import Future
+
+    future: Future = Future()
+
+    def work():
+        try:
+            future.set_result(call())
+        except BaseException as exc:  # noqa: BLE001 (handed to whoever waits)
+            future.set_exception(exc)
+
+    threading.Thread(target=work, name=f"doctor-{name}", daemon=True).start()
+    return future
+
+
 def ordered(checks) -> tuple[Check, ...]:
     """``checks`` in :data:`ORDER` (a stable sort: unknown names last, as they came)."""
     rank = {name: i for i, name in enumerate(ORDER)}

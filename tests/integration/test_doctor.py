@@ -284,3 +284,40 @@ def test_an_unknown_experiment_id_fails(ws):
     report = doctor(ws, experiment_name=None, experiment_id="987654321")
     check = report.check("experiment")
     assert check.status == "fail" and "987654321" in check.found
+
+
+DOCTOR_SCRIPT = """
+import sys
+from mlrun_magic.planning import RunRequest
+from mlrun_magic.service.doctor import run_doctor
+try:
+    run_doctor(RunRequest(uri=sys.argv[1], backend="databricks",
+                          backend_config={"spark_version": "15.4.x-cpu-ml-scala2.12",
+                                          "node_type_id": "Standard_D4ds_v5"}), timeout=60)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(130)
+print("finished", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_doctor_at_once_even_with_a_request_hanging(ws):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ws.add_fault("/api/2.1/clusters/spark-versions", "delay", seconds=120, times=-1)
+    proc = subprocess.Popen([sys.executable, "-c", DOCTOR_SCRIPT, str(ws.project)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not ws.requests(path="/api/2.1/clusters/spark-versions"):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)  # a hang guard: the request would take 48 s
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "interrupted" in out, err
