@@ -214,17 +214,23 @@ def _unreadable(target, compute, size) -> tuple[str, str] | None:
                 "Use a volume: --code-location /Volumes/<catalog>/<schema>/<volume>/...")
     if target.kind != "volume" or compute is None or compute.kind != "new_cluster":
         return None
-    spec = compute.task["new_cluster"]
+    return volume_problem(compute.task["new_cluster"], "a cluster")
+
+
+def volume_problem(spec: dict, what: str) -> tuple[str, str] | None:
+    """Why a cluster with ``spec`` (a new-cluster spec or a cluster's details) cannot read
+    a Unity Catalog volume: its access mode, or a runtime older than 13.3 LTS."""
     mode = str(spec.get("data_security_mode") or "")
     if mode == "NONE" or mode.startswith("LEGACY_"):
-        return (f"a cluster in access mode {mode} cannot read Unity Catalog volumes",
-                'Set "data_security_mode": "SINGLE_USER" (dedicated) or "USER_ISOLATION" '
-                "(standard), or use a /Workspace/... code location.")
+        return (f"{what} in access mode {mode} cannot read Unity Catalog volumes",
+                "Use data_security_mode SINGLE_USER (dedicated) or USER_ISOLATION (standard), "
+                "or a /Workspace/... code location.")
     version = _runtime(spec.get("spark_version"))
     if version is not None and version < (13, 3):
-        return (f"Databricks Runtime {version[0]}.{version[1]} cannot read volumes (13.3 LTS "
-                "or newer can)", "Use a newer spark_version, e.g. 15.4.x-scala2.12, or a "
-                                 "/Workspace/... code location.")
+        return (f"{what} on Databricks Runtime {version[0]}.{version[1]} cannot read volumes "
+                "(13.3 LTS or newer can)", "Use Databricks Runtime 13.3 LTS or newer (e.g. "
+                                          "15.4.x-scala2.12), or a /Workspace/... code "
+                                          "location.")
     return None
 
 

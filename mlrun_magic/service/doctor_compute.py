@@ -97,8 +97,16 @@ def cluster_step(facts, session) -> Check:
     if found is None:
         return fail("cluster", f"no cluster {cluster_id} on this workspace",
                     _some_clusters(session.client))
+    from mlrun_magic.service.doctor_cheap import volume_problem
+
     state = str(found.get("state") or "UNKNOWN")
     name = f"{cluster_id} ({found.get('cluster_name') or 'unnamed'})"
+    target = facts.target
+    problem = volume_problem(found, f"cluster {name}") if target is not None \
+        and target.kind == "volume" else None
+    if problem:
+        return fail("cluster", f"{problem[0]} (the code location is {target.folder})",
+                    problem[1])
     if state == "RUNNING" or state in STARTING:
         return ok("cluster", f"{name} is {state}")
     if state in ("TERMINATED", "TERMINATING"):

@@ -321,3 +321,28 @@ def test_ctrl_c_stops_the_doctor_at_once_even_with_a_request_hanging(ws):
     finally:
         proc.kill()
     assert proc.returncode == 130 and "interrupted" in out, err
+
+
+def test_an_existing_cluster_that_cannot_read_the_volume_fails(ws):
+    ws.add_volume("main.ml.projects")
+    ws.add_cluster(CLUSTER_ID, spark_version="12.2.x-scala2.12")
+    report = doctor(ws, backend_config={"existing_cluster_id": CLUSTER_ID},
+                    code_location="/Volumes/main/ml/projects/code")
+    check = report.check("cluster")
+    assert check.status == "fail" and "12.2" in check.found and "13.3" in check.fix
+    ws.add_cluster(CLUSTER_ID, data_security_mode="NONE")
+    check = doctor(ws, backend_config={"existing_cluster_id": CLUSTER_ID},
+                   code_location="/Volumes/main/ml/projects/code").check("cluster")
+    assert check.status == "fail" and "access mode NONE" in check.found
+
+
+def test_oauth_m2m_credentials_are_named_and_their_secret_never_shown(ws, monkeypatch):
+    monkeypatch.delenv("DATABRICKS_TOKEN")
+    monkeypatch.setenv("DATABRICKS_CLIENT_ID", ws.client_id)
+    monkeypatch.setenv("DATABRICKS_CLIENT_SECRET", ws.client_secret)
+    report = doctor(ws)
+    check = report.check("credentials")
+    assert check.status == "ok" and "oauth-m2m" in check.found, report.text()
+    assert "DATABRICKS_CLIENT_SECRET" in check.found
+    assert ws.client_secret not in json.dumps(report.to_dict()) + report.text()
+    assert report.check("identity").status == "ok"
