@@ -55,7 +55,8 @@ def clusters(client) -> list[dict]:
 
 def policy(client, policy_id: str) -> dict | None:
     """The cluster policy, its ``definition`` parsed (a JSON text in the API) into
-    ``rules``: ``{"node_type_id": {"type": "fixed", "value": ...}, ...}``."""
+    ``rules``: ``{"node_type_id": {"type": "fixed", "value": ...}, ...}`` (``None`` when the
+    definition is not a JSON object)."""
     found = _or_none(lambda: client.call("GET", POLICY, params={"policy_id": policy_id}))
     if found is None:
         return None
@@ -63,8 +64,8 @@ def policy(client, policy_id: str) -> dict | None:
     try:
         rules = json.loads(definition) if isinstance(definition, str) else dict(definition)
     except (ValueError, TypeError):
-        rules = {}
-    found["rules"] = rules if isinstance(rules, dict) else {}
+        rules = None
+    found["rules"] = rules if isinstance(rules, dict) else None
     return found
 
 

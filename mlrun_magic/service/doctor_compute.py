@@ -144,6 +144,9 @@ def policy_step(facts, session) -> Check:
                     "Use a policy id from `databricks cluster-policies list`, or remove "
                     "policy_id.")
     name = f"{found.get('name') or policy_id} ({policy_id})"
+    if found["rules"] is None:
+        return warn("policy", f"{name} exists, but its definition is not a JSON object: the "
+                    "spec was not checked against it", "Look at the policy in the Compute page.")
     broken = violations(spec, found["rules"])
     if broken:
         what = "; ".join(f"{path} {problem}" for path, problem in broken[:3])

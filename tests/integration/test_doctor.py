@@ -346,3 +346,10 @@ def test_oauth_m2m_credentials_are_named_and_their_secret_never_shown(ws, monkey
     assert "DATABRICKS_CLIENT_SECRET" in check.found
     assert ws.client_secret not in json.dumps(report.to_dict()) + report.text()
     assert report.check("identity").status == "ok"
+
+
+def test_a_policy_whose_definition_cannot_be_read_is_a_warning(ws):
+    ws.add_fault("/api/2.0/policies/clusters/get", status=200, times=-1,
+                 body={"policy_id": "P1", "name": "odd", "definition": "{not json"})
+    check = doctor(ws, backend_config={**CLUSTER, "policy_id": "P1"}).check("policy")
+    assert check.status == "warn" and "not a JSON object" in check.found
