@@ -47,7 +47,7 @@ def checks_html(checks) -> str:
         fix = (f" <span style='color:#4b5563'>&mdash; {escape(safe(check.fix))}</span>"
                if check.status != "ok" and check.fix else "")
         items.append(
-            f"<li class='mlrun-magic-check mlrun-magic-check-{escape(check.status)}' "
+            f"<li class='mlrun-magic-check-line mlrun-magic-check-{escape(check.status)}' "
             f"style='list-style:none;margin:1px 0'><span style='color:{colour};"
             f"font-weight:700;display:inline-block;width:1.2em'>"
             f"{escape(MARKS.get(check.status, '?'))}</span><b>{escape(check.name)}</b>: "

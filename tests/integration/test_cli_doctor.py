@@ -131,3 +131,14 @@ def test_the_dry_run_lists_the_cheap_checks_and_the_hint(doctor, workspace):
     out = doctor("-c", json.dumps(GOOD_SPEC), "--dry-run", "--json", command="run")
     checks = json.loads(out.stdout)["checks"]
     assert checks and all(set(c) == {"name", "status", "found", "fix"} for c in checks)
+
+
+@pytest.mark.slow
+def test_no_secret_in_the_report(doctor, workspace):
+    uri = "http://me:s3cr3t-pass@127.0.0.1:9"
+    for extra in ((), ("--json",)):
+        out = doctor("-c", json.dumps(GOOD_SPEC), "--tracking-uri", uri, *extra)
+        assert out.returncode == 1, out.stdout + out.stderr  # a loopback URI fails the check
+        assert "s3cr3t-pass" not in out.stdout + out.stderr
+        assert workspace.token not in out.stdout + out.stderr
+        assert "tracking URI" in out.stdout and "127.0.0.1" in out.stdout

@@ -77,7 +77,7 @@ def test_the_dry_run_view_lists_cheap_checks_and_the_hint(dbip, cell):
     assert result.success, result.error_in_exec
     text, html = shown(cap)
     assert "Checks (without the network):" in text and text.splitlines()[-1] == DOCTOR_HINT
-    assert "mlrun-magic-doctor-hint" in html and "mlrun-magic-check" in html
+    assert "mlrun-magic-doctor-hint" in html and "mlrun-magic-check-line" in html
     assert len(dbip.workspace.requests()) == before
 
 
