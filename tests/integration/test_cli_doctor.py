@@ -110,15 +110,6 @@ def test_bad_usage_is_exit_2_with_a_json_error(doctor):
 
 
 @pytest.mark.slow
-def test_a_terminal_that_cannot_show_marks_gets_ascii(doctor):
-    out = doctor("-c", json.dumps({**GOOD_SPEC, "node_type_id": "Standard_NOPE_v9"}),
-                 extra_env={"PYTHONIOENCODING": "ascii"})
-    assert out.returncode == 1, out.stderr
-    assert "[FAIL] node type:" in out.stdout and "[ok] spark version:" in out.stdout
-    assert "UnicodeEncodeError" not in out.stderr
-
-
-@pytest.mark.slow
 def test_the_dry_run_lists_the_cheap_checks_and_the_hint(doctor, workspace):
     before = len(workspace.requests())
     out = doctor("-c", json.dumps(GOOD_SPEC), "--dry-run", command="run")
@@ -134,11 +125,25 @@ def test_the_dry_run_lists_the_cheap_checks_and_the_hint(doctor, workspace):
 
 
 @pytest.mark.slow
-def test_no_secret_in_the_report(doctor, workspace):
+def test_no_secret_in_the_report_and_ascii_marks_where_needed(doctor, workspace):
     uri = "http://me:s3cr3t-pass@127.0.0.1:9"
-    for extra in ((), ("--json",)):
-        out = doctor("-c", json.dumps(GOOD_SPEC), "--tracking-uri", uri, *extra)
-        assert out.returncode == 1, out.stdout + out.stderr  # a loopback URI fails the check
+    spec = json.dumps({**GOOD_SPEC, "node_type_id": "Standard_NOPE_v9"})
+    text = doctor("-c", spec, "--tracking-uri", uri, extra_env={"PYTHONIOENCODING": "ascii"})
+    assert text.returncode == 1, text.stdout + text.stderr
+    assert "[FAIL] node type:" in text.stdout and "[ok] spark version:" in text.stdout
+    assert "UnicodeEncodeError" not in text.stderr
+    report = doctor("-c", spec, "--tracking-uri", uri, "--json")
+    assert report.returncode == 1 and json.loads(report.stdout)["ok"] is False
+    for out in (text, report):
         assert "s3cr3t-pass" not in out.stdout + out.stderr
         assert workspace.token not in out.stdout + out.stderr
         assert "tracking URI" in out.stdout and "127.0.0.1" in out.stdout
+
+
+@pytest.mark.slow
+def test_a_disabled_dbfs_root_fails_with_its_fix(doctor, workspace):
+    workspace.configure(dbfs_root_disabled=True)
+    out = doctor("-c", json.dumps(GOOD_SPEC), "--code-location", "dbfs:/mlflow-projects")
+    assert out.returncode == 1, out.stdout + out.stderr
+    line = lines(out)["DBFS root"]
+    assert line.startswith("✗ DBFS root:") and " — " in line and "/Volumes/" in line
