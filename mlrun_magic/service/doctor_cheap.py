@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mlrun_magic.errors import MlrunMagicError, MLprojectError
 from mlrun_magic.redact import redact_secrets
-from mlrun_magic.service.doctor_report import Check, fail, from_error, ok, warn
+from mlrun_magic.service.doctor_report import Check, fail, from_error, guarded, ok, warn
 
 #: base64 of the archive must fit this for workspace files (databricks.storage's limit).
 WORKSPACE_LIMIT = 10 * 1024 * 1024
@@ -57,9 +57,10 @@ def project_checks(facts: Facts, build: bool = False) -> list[Check]:
                 from_error("environment", exc) if env else
                 warn("environment", "not checked: the project did not resolve",
                      "Fix the project check first.")]
-    out = [_project(facts.plan), _environment(facts.plan)]
+    out = [*guarded("project", lambda: _project(facts.plan)),
+           *guarded("environment", lambda: _environment(facts.plan))]
     if facts.databricks:
-        out.append(_archive(facts, build))
+        out += guarded("archive", lambda: _archive(facts, build))
     return out
 
 

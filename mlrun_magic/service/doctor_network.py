@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
-from mlrun_magic.service.doctor_report import Check, fail, guarded, ok, warn
+from mlrun_magic.service.doctor_report import Check, fail, guarded, in_background, ok, warn
 
 AUTH_TYPES = {"pat": "personal access token", "oauth-m2m": "OAuth M2M (service principal)",
               "databricks-cli": "OAuth U2M (databricks auth login)", "azure-cli": "Azure CLI",
@@ -25,7 +24,6 @@ AUTH_TYPES = {"pat": "personal access token", "oauth-m2m": "OAuth M2M (service p
               "Azure service principal", "azure-msi": "Azure managed identity",
               "github-oidc": "GitHub OIDC", "google-credentials": "Google credentials",
               "google-id": "Google ID", "runtime": "Databricks runtime"}
-MAX_WORKERS = 6
 
 
 @dataclass
@@ -37,16 +35,17 @@ class Session:
 
 
 class Runner:
-    """Checks in a thread pool; :meth:`results` waits for each at most ``timeout`` seconds
-    after it started (a late one is a failed check; its thread ends on its own deadline)."""
+    """Checks run at once, each in its own daemon thread; :meth:`results` waits for each at
+    most ``timeout`` seconds after it started (a late one is a failed check; its request
+    ends on its own deadline, and nobody waits for it)."""
 
     def __init__(self, timeout: float):
         self.timeout = timeout
-        self.pool = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="doctor")
         self.jobs: list = []
 
     def submit(self, name: str, step) -> None:
-        self.jobs.append((name, self.pool.submit(guarded, name, step), time.monotonic()))
+        self.jobs.append((name, in_background(name, lambda: guarded(name, step)),
+                          time.monotonic()))
 
     def wait(self, job) -> list[Check]:
         name, future, started = job
@@ -57,10 +56,7 @@ class Runner:
                          "Check the network, or run the doctor again with a longer timeout.")]
 
     def results(self) -> list[Check]:
-        try:
-            return [check for job in self.jobs for check in self.wait(job)]
-        finally:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+        return [check for job in self.jobs for check in self.wait(job)]
 
 
 def network_checks(facts, timeout: float) -> list[Check]:
@@ -120,14 +116,15 @@ def _connect(facts, timeout: float, holder: dict) -> list[Check]:
     from mlrun_magic.transport import ApiError
 
     request = facts.request
+    budget = timeout * 0.8  # the client gives up before the check's time is up
     try:
-        auth = resolve_workspace(request.profile, request.tracking_uri, retry_seconds=timeout)
+        auth = resolve_workspace(request.profile, request.tracking_uri, retry_seconds=budget)
     except MlrunMagicError as exc:
         return [fail("credentials", exc.message, exc.hint or ""),
                 warn("workspace", "not checked: no usable credentials", "Fix credentials first."),
                 warn("identity", "not checked: no usable credentials", "Fix credentials first.")]
     source = credential_source(auth)
-    client = DatabricksClient(auth, timeout=min(timeout, 60.0), deadline=timeout,
+    client = DatabricksClient(auth, timeout=min(budget, 60.0), deadline=budget,
                               backoff=0.2, max_backoff=2.0)
     try:
         me = client.call("GET", ME)
@@ -179,8 +176,7 @@ def experiment_step(facts, session) -> Check:
 
     tracking = DatabricksTracking(facts.tracking_uri or "databricks", session.client)
     if facts.experiment_id:
-        found = tracking.get_experiment(str(facts.experiment_id))
-        return ok("experiment", f"experiment {found.experiment_id} ({found.name})")
+        return _experiment_by_id(tracking, str(facts.experiment_id))
     name = facts.experiment_name
     if not name:
         if not session.user:
@@ -201,3 +197,17 @@ def experiment_step(facts, session) -> Check:
                     f"Create the folder (databricks workspace mkdirs {parent}) or use "
                     f"/Users/{session.user or '<you>'}/<name> or /Shared/<name>.")
     return ok("experiment", f"{name} will be created (folder {parent} exists)")
+
+
+def _experiment_by_id(tracking, experiment_id: str) -> Check:
+    from mlrun_magic.errors import TrackingError
+
+    try:
+        found = tracking.get_experiment(experiment_id)
+    except TrackingError as exc:
+        if getattr(exc, "error_code", None) in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+            return fail("experiment", f"no experiment with id {experiment_id}",
+                        "Check --experiment-id (or MLFLOW_EXPERIMENT_ID), or pass "
+                        "--experiment-name instead.")
+        raise
+    return ok("experiment", f"experiment {found.experiment_id} ({found.name})")

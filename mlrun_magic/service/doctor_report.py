@@ -78,9 +78,29 @@ def guarded(name: str, step) -> list[Check]:
     except MlrunMagicError as exc:
         return [fail(name, exc.message, exc.hint or "")]
     except Exception as exc:  # noqa: BLE001 (one broken check never stops the others)
-        return [fail(name, f"the check itself failed: {type(exc).__name__}: {exc}",
-                     "This is a bug in mlrun_magic's doctor; the other checks still ran.")]
+        return [fail(name, f"the check could not finish: {type(exc).__name__}: {exc}",
+                     "Run the doctor again; if this stays, report it as an mlrun_magic bug "
+                     "with this line (the other checks still ran).")]
     return [result] if isinstance(result, Check) else list(result)
+
+
+def in_background(name: str, call) -> "Future":
+    """``call()`` in a daemon thread, as a :class:`concurrent.futures.Future`. Not a thread
+    pool: its workers are joined when the interpreter exits, so a request stuck until its
+    deadline would hold up Ctrl-C in a terminal; a check nobody waits for any more must not."""
+    import threading
+    from concurrent.futures import Future
+
+    future: Future = Future()
+
+    def work():
+        try:
+            future.set_result(call())
+        except BaseException as exc:  # noqa: BLE001 (handed to whoever waits)
+            future.set_exception(exc)
+
+    threading.Thread(target=work, name=f"doctor-{name}", daemon=True).start()
+    return future
 
 
 def ordered(checks) -> tuple[Check, ...]:

@@ -3,7 +3,7 @@ code goes there), and the folder is writable (a small probe written and deleted)
 
 from __future__ import annotations
 
-from mlrun_magic.service.doctor_report import Check, fail, ok, warn
+from mlrun_magic.service.doctor_report import Check, fail, guarded, ok, warn
 
 DBFS_FIX = ("Use --code-location /Volumes/<catalog>/<schema>/<volume>/… or /Workspace/… "
             "(this workspace has no DBFS root).")
@@ -25,9 +25,9 @@ def location_step(facts, session) -> list[Check]:
         target = Target("dbfs", "dbfs:/mlflow-experiments")
     out: list[Check] = []
     if target.kind == "volume":
-        out.append(_volume(session.client, target))
+        out += guarded("volume", lambda: _volume(session.client, target))
     elif target.kind == "dbfs":
-        out.append(_dbfs_root(session.client))
+        out += guarded("DBFS root", lambda: _dbfs_root(session.client))
     if out and out[0].status == "fail":
         return out + [warn("code location", f"{target.kind} {target.folder}: not written "
                            f"(see {out[0].name})", out[0].fix)]

@@ -129,14 +129,12 @@ def resolve_check(facts, timeout: float) -> Check:
 
 def _resolve(host: str, port: int, timeout: float):
     """``getaddrinfo`` bounded by ``timeout`` (it has no timeout of its own)."""
-    from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
+    from concurrent.futures import TimeoutError as FutureTimeout
 
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="doctor-dns")
+    from mlrun_magic.service.doctor_report import in_background
+
+    future = in_background("dns", lambda: socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM))
     try:
-        future = pool.submit(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
-        try:
-            return future.result(timeout=timeout)
-        except FutureTimeout:
-            raise OSError(f"no answer within {timeout:g} s") from None
-    finally:
-        pool.shutdown(wait=False)
+        return future.result(timeout=timeout)
+    except FutureTimeout:
+        raise OSError(f"no answer within {timeout:g} s") from None

@@ -33,12 +33,18 @@ TOKEN = "dapi0123456789abcdef0123456789abcdef"
 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch):
-    """Any name lookup or connection during a cheap check fails the test."""
+    """Any name lookup or connection during a cheap check fails the test (also when a
+    check turns the error into a failed check)."""
+    used = []
+
     def refuse(*args, **kwargs):
-        raise AssertionError(f"a cheap check used the network: {args!r}")
+        used.append(args)
+        raise OSError(f"a cheap check used the network: {args!r}")
 
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
+    yield
+    assert not used, f"a cheap check used the network: {used}"
 
 
 @pytest.fixture
@@ -263,3 +269,48 @@ def test_run_service_doctor_takes_the_settings_tracking_uri(project):
 
     report = RunService(Settings()).doctor(request(project), network=False)
     assert report.check("tracking URI").status == "fail"
+
+
+def test_an_archive_over_the_workspace_files_limit_goes_to_the_dbfs_root(project):
+    plan = make_plan(request(project))
+    found = {c.name: c for c in cheap_checks(plan, archive_size=11 * 1024 * 1024)}
+    assert found["archive"].status == "warn" and "/Volumes/" in found["archive"].fix
+    assert found["code location"].status == "warn" and "DBFS root" in found["code location"].found
+    plan = make_plan(request(project, code_location="/Workspace/Shared/code"))
+    found = {c.name: c for c in cheap_checks(plan, archive_size=11 * 1024 * 1024)}
+    assert found["code location"].status == "fail" and "10 MB" in found["code location"].found
+    assert found["archive"].status == "ok"
+
+
+def test_policy_rules():
+    from mlrun_magic.databricks.policy import violations
+
+    spec = {"node_type_id": "a", "num_workers": 4, "spark_conf": {"spark.x.y": "1"},
+            "autoscale": {"max_workers": 3}, "custom_tags": {"team": "ml"},
+            "enable_elastic_disk": True}
+    rules = {
+        "node_type_id": {"type": "fixed", "value": "b"},
+        "spark_conf.spark.x.y": {"type": "forbidden"},
+        "num_workers": {"type": "range", "maxValue": 2},
+        "autoscale.max_workers": {"type": "allowlist", "values": [1, 2]},
+        "custom_tags.team": {"type": "regex", "pattern": "data-.*"},
+        "enable_elastic_disk": {"type": "fixed", "value": "true"},  # text of True: fine
+        "driver_node_type_id": {"type": "fixed", "value": "c"},  # absent: Databricks fills it
+        "spark_version": {"type": "unlimited"},
+        "init_scripts.*.volumes.destination": {"type": "fixed", "value": "x"},
+        "weird": "not a rule", "bad_regex": {"type": "regex", "pattern": "("},
+        "cluster_name": {"type": "blocklist", "values": ["x"]},
+    }
+    broken = dict(violations(spec, rules))
+    assert set(broken) == {"node_type_id", "spark_conf.spark.x.y", "num_workers",
+                           "autoscale.max_workers", "custom_tags.team"}
+    assert "fixes it to 'b'" in broken["node_type_id"]
+    assert violations({"num_workers": "x"}, {"num_workers": {"type": "range", "minValue": 1}})
+    assert not violations({}, {"x": {"type": "forbidden"}})
+
+
+def test_an_archive_that_cannot_be_packaged_fails_the_archive_check(project):
+    (project / "link").symlink_to("/etc/hostname")
+    found = checks(project)
+    assert found["archive"].status == "fail" and "link" in found["archive"].found
+    assert found["project"].status in ("ok", "warn")
