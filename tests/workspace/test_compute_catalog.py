@@ -18,14 +18,24 @@ VOLUMES = "/api/2.1/unity-catalog/volumes"
 
 
 def _repo_text() -> str:
+    """The product, examples and docs, and the tests' shared fixtures (test files themselves
+    hold deliberately wrong runtimes and node types: the doctor's tests need them)."""
     parts = []
-    for top in ("tests", "examples", "docs", "mlrun_magic", "README.md"):
+    for top in ("mlrun_magic", "example_notebooks", "docs", "README.md", "tests"):
         root = REPO / top
         files = [root] if root.is_file() else root.rglob("*")
         for path in files:
+            if top == "tests" and path.name != "conftest.py":
+                continue
             if path.suffix in (".py", ".md", ".yaml", ".yml", ".json", ".ipynb", ".toml"):
                 parts.append(path.read_text(errors="replace"))
     return "\n".join(parts)
+
+
+#: What the tests submit and compare with (beyond the fixtures).
+USED_BY_TESTS = ("15.4.x-scala2.12", "15.4.x-cpu-ml-scala2.12", "13.3.x-scala2.12",
+                 "12.2.x-scala2.12", "17.3.x-scala2.13", "Standard_DS3_v2", "Standard_D4ds_v5",
+                 "Standard_NC6s_v3")
 
 
 def test_spark_versions_cover_lts_and_every_runtime_the_repo_uses(api):
@@ -34,8 +44,7 @@ def test_spark_versions_cover_lts_and_every_runtime_the_repo_uses(api):
     versions = answer.json()["versions"]
     keys = {v["key"] for v in versions}
     assert all(set(v) == {"key", "name"} and v["name"] for v in versions)
-    assert {"15.4.x-scala2.12", "15.4.x-cpu-ml-scala2.12", "13.3.x-scala2.12",
-            "17.3.x-scala2.13"} <= keys
+    assert {v for v in USED_BY_TESTS if not v.startswith("Standard_")} <= keys
     assert any("LTS" in v["name"] for v in versions)
     used = set(re.findall(r"\b\d+\.\d+\.x-[a-z0-9-]*scala2\.1[23]\b", _repo_text()))
     assert used and used <= keys, used - keys
@@ -49,6 +58,7 @@ def test_node_types_have_the_sdk_fields_and_every_type_the_repo_uses(api, worksp
         assert isinstance(node["memory_mb"], int) and isinstance(node["num_cores"], float)
         assert node["description"] and node["category"] and "is_deprecated" in node
     used = set(re.findall(r"\bStandard_[A-Za-z0-9_]+\b", _repo_text()))
+    used |= {v for v in USED_BY_TESTS if v.startswith("Standard_")}
     assert used and used <= set(by_id), used - set(by_id)
     assert by_id["Standard_DS3_v2"]["num_cores"] == 4.0
     assert any(n["is_deprecated"] for n in node_types)
