@@ -47,8 +47,32 @@ def spark_version_step(facts, session) -> Check:
         return ok("spark version", f"{key}" + (f" ({names[key]})" if names[key] else ""))
     lts = [k for k, name in names.items() if "LTS" in name] or list(names)
     return fail("spark version", f"{key} is not a runtime of this workspace",
-                f"Use one of the closest LTS runtimes: {', '.join(_closest(key, lts))}"
+                f"Use one of the closest LTS runtimes: {', '.join(closest_runtimes(key, lts))}"
                 if lts else "This workspace lists no runtimes; ask its admin.")
+
+
+def closest_runtimes(key: str, keys: list[str]) -> list[str]:
+    """The runtimes of ``keys`` nearest ``key``: the same flavour (``-cpu-ml-scala2.12``...)
+    first, then the nearest version (the newer on a tie); by spelling when ``key`` has no
+    version number."""
+    import re
+
+    def split(k):
+        match = re.match(r"(\d+)\.(\d+)\.x(.*)$", k)
+        return ((int(match[1]), int(match[2])), match[3]) if match else (None, k)
+
+    version, flavour = split(key)
+    if version is None:
+        return _closest(key, keys)
+
+    def rank(k):
+        v, f = split(k)
+        if v is None:
+            return (2, 0, 0, k)
+        distance = abs((v[0] * 100 + v[1]) - (version[0] * 100 + version[1]))
+        return (0 if f == flavour else 1, distance, -(v[0] * 100 + v[1]), k)
+
+    return sorted(keys, key=rank)[:SUGGESTIONS]
 
 
 def node_type_step(facts, session) -> Check:

@@ -13,7 +13,7 @@ MARKS = {"ok": "✓", "fail": "✗", "warn": "!"}
 #: The order checks are shown in (others after these, in the order they came).
 ORDER = ("credentials", "identity", "workspace", "project", "environment", "archive",
          "compute", "serverless", "spark version", "node type", "cluster", "policy",
-         "experiment", "code location", "DBFS root", "volume", "tracking URI")
+         "experiment", "volume", "DBFS root", "code location", "tracking URI")
 #: At most this many characters of a found/fix text (a pasted spec can be long).
 MAX_TEXT = 600
 

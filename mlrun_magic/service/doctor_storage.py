@@ -30,7 +30,7 @@ def location_step(facts, session) -> list[Check]:
         out += guarded("DBFS root", lambda: _dbfs_root(session.client))
     if out and out[0].status == "fail":
         return out + [warn("code location", f"{target.kind} {target.folder}: not written "
-                           f"(see {out[0].name})", out[0].fix)]
+                           f"(see {out[0].name})", f"Fix the {out[0].name} check first.")]
     return out + [_writable(session.client, target)]
 
 

@@ -314,3 +314,15 @@ def test_an_archive_that_cannot_be_packaged_fails_the_archive_check(project):
     found = checks(project)
     assert found["archive"].status == "fail" and "link" in found["archive"].found
     assert found["project"].status in ("ok", "warn")
+
+
+def test_closest_runtimes_keep_the_flavour_and_the_nearest_version():
+    from mlrun_magic.service.doctor_compute import closest_runtimes
+
+    keys = ["12.2.x-scala2.12", "13.3.x-scala2.12", "14.3.x-scala2.12", "15.4.x-scala2.12",
+            "16.4.x-scala2.12", "15.4.x-cpu-ml-scala2.12", "16.4.x-cpu-ml-scala2.12"]
+    assert closest_runtimes("15.3.x-scala2.12", keys) == [
+        "15.4.x-scala2.12", "14.3.x-scala2.12", "16.4.x-scala2.12"]
+    assert closest_runtimes("15.3.x-cpu-ml-scala2.12", keys)[:2] == [
+        "15.4.x-cpu-ml-scala2.12", "16.4.x-cpu-ml-scala2.12"]
+    assert len(closest_runtimes("latest", keys)) == 3
