@@ -28,12 +28,12 @@ MAX_CLUSTER_PAGES = 3
 
 def spark_versions(client) -> list[dict]:
     """``[{"key": "15.4.x-scala2.12", "name": "15.4 LTS (includes Apache Spark 3.5.0, ...)"}]``"""
-    return list(client.call("GET", SPARK_VERSIONS).get("versions") or [])
+    return _dicts(client.call("GET", SPARK_VERSIONS).get("versions"))
 
 
 def node_types(client) -> list[dict]:
     """``[{"node_type_id", "memory_mb", "num_cores", "category", "is_deprecated", ...}]``"""
-    return list(client.call("GET", NODE_TYPES).get("node_types") or [])
+    return _dicts(client.call("GET", NODE_TYPES).get("node_types"))
 
 
 def cluster(client, cluster_id: str) -> dict | None:
@@ -46,7 +46,7 @@ def clusters(client) -> list[dict]:
     out, token = [], None
     for _ in range(MAX_CLUSTER_PAGES):
         answer = client.call("GET", CLUSTERS, params={"page_token": token} if token else None)
-        out += answer.get("clusters") or []
+        out += _dicts(answer.get("clusters"))
         token = answer.get("next_page_token")
         if not token:
             break
@@ -79,6 +79,11 @@ def workspace_status(client, path: str) -> dict | None:
     """``{"path", "object_type": "DIRECTORY"|"NOTEBOOK"|"FILE"|..., ...}`` of a workspace
     path (``/Users/...``, ``/Shared/...``, ``/Workspace/...``)."""
     return _or_none(lambda: client.call("GET", WORKSPACE_STATUS, params={"path": path}))
+
+
+def _dicts(items) -> list[dict]:
+    """The objects of a JSON list (anything else in an odd answer is left out)."""
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
 
 def _or_none(call):

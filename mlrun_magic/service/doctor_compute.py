@@ -42,7 +42,7 @@ def spark_version_step(facts, session) -> Check:
 
     key = str(_spec(facts)["spark_version"])
     versions = catalog.spark_versions(session.client)
-    names = {v.get("key"): v.get("name") or "" for v in versions if v.get("key")}
+    names = {str(v["key"]): str(v.get("name") or "") for v in versions if v.get("key")}
     if key in names:
         return ok("spark version", f"{key}" + (f" ({names[key]})" if names[key] else ""))
     lts = [k for k, name in names.items() if "LTS" in name] or list(names)
@@ -79,7 +79,7 @@ def node_type_step(facts, session) -> Check:
     from mlrun_magic.databricks import catalog
 
     spec = _spec(facts)
-    types = {n.get("node_type_id"): n for n in catalog.node_types(session.client)
+    types = {str(n["node_type_id"]): n for n in catalog.node_types(session.client)
              if n.get("node_type_id")}
     usable = [t for t, n in types.items() if not n.get("is_deprecated")]
     given = [(field, str(spec[field])) for field in ("node_type_id", "driver_node_type_id")
@@ -99,11 +99,12 @@ def node_type_step(facts, session) -> Check:
 
 def _describe(node: dict) -> str:
     parts = []
-    if node.get("num_cores"):
-        parts.append(f"{node['num_cores']:g} cores")
-    if node.get("memory_mb"):
-        parts.append(f"{node['memory_mb'] / 1024:.0f} GB")
-    return ", ".join(parts) or node.get("category") or "listed"
+    cores, memory = node.get("num_cores"), node.get("memory_mb")
+    if isinstance(cores, (int, float)) and not isinstance(cores, bool) and cores > 0:
+        parts.append(f"{cores:g} cores")
+    if isinstance(memory, (int, float)) and not isinstance(memory, bool) and memory > 0:
+        parts.append(f"{memory / 1024:.0f} GB")
+    return ", ".join(parts) or str(node.get("category") or "listed")
 
 
 def _closest(value: str, choices: list[str]) -> list[str]:

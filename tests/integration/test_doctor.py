@@ -189,12 +189,13 @@ def test_a_fault_on_one_endpoint_fails_only_that_check(ws, path, name, options):
 
 
 def test_a_check_that_breaks_is_a_failed_check_not_an_exception(ws):
-    ws.add_fault("/api/2.1/clusters/spark-versions", status=200, times=-1,
-                 body={"versions": "not a list"})
+    # an answer our MLflow client cannot read: the experiment check breaks, nothing else
+    ws.add_fault("/api/2.0/mlflow/experiments/get-by-name", status=200, times=-1,
+                 body={"experiment": "odd"})
     report = doctor(ws)
-    check = report.check("spark version")
+    check = report.check("experiment")
     assert check.status == "fail" and "could not finish" in check.found
-    assert [c.name for c in report.checks if c.status != "ok"] == ["spark version"]
+    assert [c.name for c in report.checks if c.status != "ok"] == ["experiment"]
 
 
 @pytest.mark.slow
@@ -353,3 +354,14 @@ def test_a_policy_whose_definition_cannot_be_read_is_a_warning(ws):
                  body={"policy_id": "P1", "name": "odd", "definition": "{not json"})
     check = doctor(ws, backend_config={**CLUSTER, "policy_id": "P1"}).check("policy")
     assert check.status == "warn" and "not a JSON object" in check.found
+
+
+def test_odd_answers_are_read_without_breaking_a_check(ws):
+    ws.add_fault("/api/2.1/clusters/list-node-types", status=200, times=-1, body={
+        "node_types": ["x", None, {"node_type_id": "Standard_D4ds_v5", "num_cores": "four",
+                                   "memory_mb": None}]})
+    ws.add_fault("/api/2.1/clusters/spark-versions", status=200, times=-1, body={
+        "versions": [7, {"key": "15.4.x-cpu-ml-scala2.12", "name": None}]})
+    report = doctor(ws)
+    assert report.check("node type").status == "ok", report.text()
+    assert report.check("spark version").status == "ok", report.text()

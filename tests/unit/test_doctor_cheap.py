@@ -326,3 +326,53 @@ def test_closest_runtimes_keep_the_flavour_and_the_nearest_version():
     assert closest_runtimes("15.3.x-cpu-ml-scala2.12", keys)[:2] == [
         "15.4.x-cpu-ml-scala2.12", "16.4.x-cpu-ml-scala2.12"]
     assert len(closest_runtimes("latest", keys)) == 3
+
+
+try:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    _JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                         lambda inner: st.lists(inner, max_size=3)
+                         | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=8)
+    _CONFIG = st.one_of(
+        st.none(), st.text(max_size=30), _JSON,
+        st.fixed_dictionaries({}, optional={
+            "spark_version": _JSON, "node_type_id": _JSON, "num_workers": _JSON,
+            "policy_id": _JSON, "data_security_mode": _JSON, "existing_cluster_id": _JSON,
+            "serverless": _JSON, "dependencies": _JSON, "environments": _JSON,
+            "environment_key": _JSON, "libraries": _JSON}))
+    _WORDS = st.sampled_from(["http://", "https://", "databricks", "databricks://", "/Volumes/",
+                              "/Workspace/", "dbfs:/", "/Users/", "/Shared/", "[", "]", ":",
+                              "@", "/", ".", "127.0.0.1", "::1", "local", "x", "%", "?", "#"])
+    _PIECE = st.lists(_WORDS | st.text(max_size=5), max_size=6).map("".join)
+except ImportError:  # pragma: no cover
+    given = None
+
+
+if given is not None:
+    @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(config=_CONFIG, tracking=st.none() | _PIECE, location=st.none() | _PIECE,
+           experiment=st.none() | _PIECE, backend=st.sampled_from(["databricks", "local"]))
+    def test_no_input_makes_the_cheap_checks_raise(property_project, config, tracking, location,
+                                                   experiment, backend):
+        req = RunRequest(uri=str(property_project), backend=backend, backend_config=config,
+                         tracking_uri=tracking, code_location=location,
+                         experiment_name=experiment)
+        try:
+            report = run_doctor(req, network=False)
+        except ArgumentsError:
+            return  # bad usage, e.g. a NUL in a field: the same refusal as `plan`
+        assert all(c.status in ("ok", "warn", "fail") for c in report.checks)
+        assert not any("could not finish" in c.found for c in report.checks), report.text()
+        json.dumps(report.to_dict())
+
+
+@pytest.fixture(scope="module")
+def property_project(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("property") / "p"
+    folder.mkdir()
+    (folder / "MLproject").write_text(MLPROJECT)
+    (folder / "python_env.yaml").write_text("python: '3.11'\ndependencies: [numpy]\n")
+    (folder / "train.py").write_text("print(1)\n")
+    return folder
