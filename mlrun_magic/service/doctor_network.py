@@ -71,8 +71,10 @@ def network_checks(facts, timeout: float) -> list[Check]:
         holder: dict = {}
         gate = Runner(timeout)
         gate.submit("credentials", lambda: _connect(facts, timeout, holder))
-        out += gate.results()
-        session = holder.get("session")
+        first = gate.results()
+        done = "checks" in holder  # else it ran out of time: say where it was
+        out += first if done else _late(holder, timeout)
+        session = holder.get("session") if done else None
         steps = _workspace_steps(facts)
         if session is None:
             why = _why_not(out)
@@ -82,6 +84,18 @@ def network_checks(facts, timeout: float) -> list[Check]:
             for name, step in steps:
                 runner.submit(name, lambda step=step: step(facts, session))
     return out + runner.results()
+
+
+def _late(holder: dict, timeout: float) -> list[Check]:
+    """What a first step that ran out of time got to: the config, or the request."""
+    if "source" not in holder:
+        return [fail("credentials", f"the Databricks configuration did not resolve within "
+                     f"{timeout:g} s (the SDK asks the workspace host while resolving it)",
+                     "Check DATABRICKS_HOST or the profile's host and your network, or run "
+                     "the doctor with a longer timeout.")]
+    return [ok("credentials", holder["source"]),
+            fail("workspace", f"{holder['host']} did not answer within {timeout:g} s",
+                 "Check the workspace host and your network.")]
 
 
 def _why_not(checks: list[Check]) -> str:
@@ -108,46 +122,65 @@ def _workspace_steps(facts) -> list:
 
 
 def _connect(facts, timeout: float, holder: dict) -> list[Check]:
-    """``credentials``, ``workspace`` and ``identity``: the config chain, then one request."""
+    """``credentials``, ``workspace`` and ``identity``: the config chain, then one request.
+    ``holder`` learns the stages (``source``, ``host``), the ``session`` and the ``checks``."""
     from mlrun_magic.databricks.auth import resolve_workspace
-    from mlrun_magic.databricks.client import ME, DatabricksClient
-    from mlrun_magic.databricks.errors import PermissionDenied, Unauthenticated
+    from mlrun_magic.databricks.client import DatabricksClient
     from mlrun_magic.errors import MlrunMagicError
+
+    started = time.monotonic()
+    budget = timeout * 0.8  # the client gives up before the check's time is up
+    request = facts.request
+    try:
+        # The SDK probes the host while resolving: a short retry budget leaves the rest for
+        # the request that says whether the workspace answers.
+        auth = resolve_workspace(request.profile, request.tracking_uri,
+                                 retry_seconds=max(1.0, budget / 4))
+    except MlrunMagicError as exc:
+        checks = [fail("credentials", exc.message, exc.hint or ""),
+                  warn("workspace", "not checked: no usable credentials",
+                       "Fix credentials first."),
+                  warn("identity", "not checked: no usable credentials",
+                       "Fix credentials first.")]
+    else:
+        holder["source"], holder["host"] = credential_source(auth), auth.host
+        left = max(0.5, budget - (time.monotonic() - started))
+        client = DatabricksClient(auth, timeout=min(left, 60.0), deadline=left, backoff=0.2,
+                                  max_backoff=2.0)
+        checks = _ask_me(client, holder)
+    holder["checks"] = checks
+    return checks
+
+
+def _ask_me(client, holder: dict) -> list[Check]:
+    """One ``scim/v2/Me``: the workspace answers, accepts the credentials, and who you are."""
+    from mlrun_magic.databricks.client import ME
+    from mlrun_magic.databricks.errors import PermissionDenied, Unauthenticated
     from mlrun_magic.transport import ApiError
 
-    request = facts.request
-    budget = timeout * 0.8  # the client gives up before the check's time is up
-    try:
-        auth = resolve_workspace(request.profile, request.tracking_uri, retry_seconds=budget)
-    except MlrunMagicError as exc:
-        return [fail("credentials", exc.message, exc.hint or ""),
-                warn("workspace", "not checked: no usable credentials", "Fix credentials first."),
-                warn("identity", "not checked: no usable credentials", "Fix credentials first.")]
-    source = credential_source(auth)
-    client = DatabricksClient(auth, timeout=min(budget, 60.0), deadline=budget,
-                              backoff=0.2, max_backoff=2.0)
+    source, host = holder["source"], holder["host"]
     try:
         me = client.call("GET", ME)
-        user = (me.get("userName") if isinstance(me, dict) else None) or None
     except (Unauthenticated, PermissionDenied) as exc:
         return [fail("credentials", f"{source}: the workspace refused them "
                      f"(HTTP {exc.status_code}: {exc.api_message})", exc.hint or ""),
-                ok("workspace", f"{auth.host} answers"),
+                ok("workspace", f"{host} answers"),
                 warn("identity", "not checked: the workspace refused the credentials",
                      "Fix credentials first.")]
     except ApiError as exc:
         if exc.status_code is None:  # no answer at all
             return [ok("credentials", source),
-                    fail("workspace", f"{auth.host} did not answer: {exc.reason or exc.message}",
+                    fail("workspace", f"{host} did not answer: {exc.reason or exc.message}",
                          exc.hint or "Check the workspace host and your network."),
                     warn("identity", "not checked: the workspace did not answer",
                          "Fix the workspace check first.")]
         holder["session"] = Session(client, None)
-        return [ok("credentials", source), ok("workspace", f"{auth.host} answers"),
+        return [ok("credentials", source), ok("workspace", f"{host} answers"),
                 fail("identity", exc.message, exc.hint or "Try again; if it persists, the "
                      "workspace's SCIM API is failing.")]
+    user = (me.get("userName") if isinstance(me, dict) else None) or None
     holder["session"] = Session(client, user)
-    return [ok("credentials", source), ok("workspace", f"{auth.host} answers"),
+    return [ok("credentials", source), ok("workspace", f"{host} answers"),
             ok("identity", user or "(no user name)")]
 
 

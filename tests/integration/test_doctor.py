@@ -365,3 +365,28 @@ def test_odd_answers_are_read_without_breaking_a_check(ws):
     report = doctor(ws)
     assert report.check("node type").status == "ok", report.text()
     assert report.check("spark version").status == "ok", report.text()
+
+
+def test_a_workspace_that_does_not_answer_fails_the_workspace_check(ws):
+    ws.add_fault("/api/2.0/preview/scim/v2/Me", "drop", times=-1)
+    report = doctor(ws, timeout=3)
+    check = report.check("workspace")
+    assert check.status == "fail" and ws.host in check.found, report.text()
+    assert report.check("credentials").status == "ok"
+    for name in ("identity", "experiment", "code location", "node type"):
+        assert "not checked" in report.check(name).found, report.text()
+
+
+@pytest.mark.slow
+def test_a_host_nobody_listens_on_is_a_failed_check_within_the_timeout(ws, monkeypatch):
+    import socket
+
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("DATABRICKS_HOST", f"http://127.0.0.1:{port}")
+    report = doctor(ws, timeout=3)
+    first = [c for c in report.checks if c.name in ("credentials", "workspace")]
+    assert any(c.status == "fail" for c in first), report.text()
+    assert "not checked" in report.check("node type").found
+    assert report.check("project").status == "ok"
