@@ -151,7 +151,21 @@ def compute_checks(facts: Facts) -> list[Check]:
             return [fail("compute", found + "; new_cluster has no node_type_id",
                          "Add node_type_id (see `databricks clusters list-node-types`), or "
                          "instance_pool_id, or a policy_id whose policy sets it.")]
+        if _driver_only(spec):
+            return [warn("compute", found + "; 0 workers without the single-node profile: "
+                         "Spark code would wait for executors that never come",
+                         'Add "spark_conf": {"spark.databricks.cluster.profile": "singleNode", '
+                         '"spark.master": "local[*]"} and "custom_tags": {"ResourceClass": '
+                         '"SingleNode"} (or is_single_node: true), or num_workers >= 1.')]
     return [ok("compute", found)]
+
+
+def _driver_only(spec: dict) -> bool:
+    """``num_workers: 0`` without any of the ways to make a single-node cluster."""
+    conf = spec.get("spark_conf") or {}
+    return spec.get("num_workers") == 0 and "autoscale" not in spec \
+        and not spec.get("is_single_node") and not spec.get("policy_id") \
+        and conf.get("spark.databricks.cluster.profile") != "singleNode"
 
 
 def _serverless(compute) -> Check:

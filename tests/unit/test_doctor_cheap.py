@@ -376,3 +376,13 @@ def property_project(tmp_path_factory):
     (folder / "python_env.yaml").write_text("python: '3.11'\ndependencies: [numpy]\n")
     (folder / "train.py").write_text("print(1)\n")
     return folder
+
+
+def test_zero_workers_without_the_single_node_profile_is_a_warning(project):
+    found = checks(project, backend_config={**CLUSTER, "num_workers": 0})["compute"]
+    assert found.status == "warn" and "singleNode" in found.fix
+    single = {**CLUSTER, "num_workers": 0, "spark_conf": {
+        "spark.databricks.cluster.profile": "singleNode", "spark.master": "local[*]"}}
+    assert checks(project, backend_config=single)["compute"].status == "ok"
+    assert checks(project, backend_config={**CLUSTER, "num_workers": 0, "is_single_node": True,
+                                           "kind": "CLASSIC_PREVIEW"})["compute"].status == "ok"
