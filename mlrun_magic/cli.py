@@ -9,6 +9,7 @@ Examples::
     python -m mlrun_magic plan example_notebooks/quickstart -P alpha=0.5 --json
     python -m mlrun_magic run example_notebooks/quickstart -P alpha=0.5
     python -m mlrun_magic run https://github.com/org/repo#projects/train -v v1.2 -e train
+    python -m mlrun_magic doctor -b databricks -c cluster.json --code-location /Volumes/m/s/v
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sys
 
 from mlrun_magic.arguments import (RUN_ARGUMENTS, parse_docker_args, parse_param_list,
                                     tail_count)
+from mlrun_magic.doctor_text import dry_run_lines, print_report
 from mlrun_magic.errors import ArgumentsError, MlrunMagicError
 
 
@@ -60,10 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 parser_class=_Parser)
     for name, help_text in (("plan", "resolve a run and show it, without running anything"),
-                            ("run", "launch a run")):
+                            ("run", "launch a run"),
+                            ("doctor", "check everything that can fail the run, in parallel; "
+                                       "exit 1 on any failed check")):
         p = sub.add_parser(name, help=help_text, description=help_text)
         for flags, kwargs in RUN_ARGUMENTS:
-            if name == "plan" and flags[0] in ("--wait", "--dry-run"):
+            if name != "run" and flags[0] in ("--wait", "--dry-run"):
                 continue
             p.add_argument(*flags, **kwargs)
         p.add_argument("--json", action="store_true", help="Print one JSON object.")
@@ -134,10 +138,13 @@ def cmd_run(args) -> int:
     if args.dry_run:
         if args.json:
             _warn(plan)
-        out = service.dry_run(plan).to_dict()
+        dry = service.dry_run(plan)
+        out = dry.to_dict()
         print(json.dumps(out, indent=2) if args.json else
               plan.describe() + ("\n" + json.dumps(out.get("databricks"), indent=2)
                                  if "databricks" in out else ""))
+        if not args.json:
+            print("\n".join(dry_run_lines(dry.checks, plan.backend == "databricks")))
         return 0
     _warn(plan)
     # A local run is a child of this process: it is always waited for, as `mlflow run` does.
@@ -171,6 +178,11 @@ def cmd_run(args) -> int:
     if not wait:
         return 0 if state.status not in ("FAILED", "KILLED") else 1
     return 0 if state.status == "FINISHED" else 1
+
+
+def cmd_doctor(args) -> int:
+    report = _service().doctor(request_from_args(args))
+    return print_report(report, as_json=args.json, stream=sys.stdout)
 
 
 def _print_links(run) -> None:
@@ -259,8 +271,9 @@ def wants_json(argv: list[str]) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; 0 on success, 1 for a run that did not finish, 2 for a user error
-    (``--json``: one JSON object on stdout, ``{"error": {"type", "message", "hint"}}``)."""
+    """Run one command; 0 on success, 1 for a run that did not finish (or a failed doctor
+    check), 2 for a user error (``--json``: one JSON object on stdout, ``{"error": {"type",
+    "message", "hint"}}``)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     try:
@@ -274,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _configure_logging()
     handler = {"plan": cmd_plan, "run": cmd_run, "status": cmd_status, "cancel": cmd_cancel,
-               "logs": cmd_logs, "package": cmd_package}[args.command]
+               "logs": cmd_logs, "package": cmd_package, "doctor": cmd_doctor}[args.command]
     try:
         return handler(args)
     except MlrunMagicError as exc:

@@ -18,7 +18,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from mlrun_magic.arguments import RUN_ARGUMENTS, parse_docker_args, parse_param_list, tail_count
 from mlrun_magic.errors import ArgumentsError
 
-SUBCOMMANDS = ("status", "cancel", "logs", "list", "open", "panel")
+SUBCOMMANDS = ("status", "cancel", "logs", "list", "open", "panel", "doctor")
 
 
 class ProjectRunUsageError(UsageError, ArgumentsError):
@@ -140,6 +140,7 @@ class ProjectRunMagics(Magics):
             %project_run list             this kernel's runs and the project's history
             %project_run open [RUN]       the links again
             %project_run panel [URI]      the launch panel (ipywidgets)
+            %project_run doctor [flags]   check all that can fail the run; fails on any ✗
 
         RUN is an MLflow run id (or a prefix) or a Databricks job run id; runs launched from
         a terminal (``python -m mlrun_magic run``) or ``mlrun_magic.run()`` are in the
@@ -167,6 +168,8 @@ class ProjectRunMagics(Magics):
                   "See %project_run? for more.")
             return None
         if words and words[0] in SUBCOMMANDS:
+            if words[0] == "doctor":  # the launch flags, and a cell body as a launch's
+                return self._cmd_doctor(words[1:], cell)
             if cell is not None:
                 raise ProjectRunUsageError(f"%%project_run {words[0]} takes no cell body")
             return getattr(self, f"_cmd_{words[0]}")(words[1:])
@@ -317,3 +320,10 @@ class ProjectRunMagics(Magics):
         from mlrun_magic.notebook.panel import LaunchPanel
 
         display(LaunchPanel(self.service, self.views, self.settings, uri=args.uri))
+
+    def _cmd_doctor(self, words, cell=None):
+        from mlrun_magic.notebook.doctor_view import DOCTOR_HELP, doctor_arguments, show_doctor
+
+        args = doctor_arguments(_subparser("doctor", DOCTOR_HELP, run_arg=False)).parse_args(words)
+        if args is not None:
+            show_doctor(self.service.doctor(self.build_request(args, cell)))

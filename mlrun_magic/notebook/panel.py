@@ -9,9 +9,9 @@
 * the backend: local, or Databricks with a profile (names from ``~/.databrickscfg``),
   compute (a cluster spec file, a new cluster's runtime, node type and workers, an existing
   cluster id, or serverless), a code location and an experiment;
-* **Launch**, **Dry run** and **Cancel**; then the same live run view as the magic (status,
-  elapsed time, job-run link, MLflow run link) and a table of the project's runs, each with
-  refresh and cancel.
+* **Launch**, **Dry run**, **Check** (the doctor) and **Cancel**; then the same live run view
+  as the magic (status, elapsed time, job-run link, MLflow run link) and a table of the
+  project's runs, each with refresh and cancel.
 
 It holds no launch logic: the form becomes a :class:`~mlrun_magic.planning.RunRequest` for
 the kernel's :class:`~mlrun_magic.service.RunService` (the one ``%project_run`` uses), and
@@ -31,7 +31,7 @@ from html import escape
 
 from mlrun_magic.errors import MlrunMagicError
 from mlrun_magic.notebook import panel_parts as parts
-from mlrun_magic.notebook.panel_form import PanelForm
+from mlrun_magic.notebook.panel_doctor import PanelDoctor
 from mlrun_magic.notebook.panel_snapshot import PanelSnapshot, fallback_text, hide_css
 from mlrun_magic.redact import redact_text
 from mlrun_magic.runs import BACKENDS
@@ -41,7 +41,7 @@ COMPUTE_CHOICES = (("Cluster spec file", "spec"), ("New cluster", "new"),
                    ("Existing cluster", "existing"), ("Serverless", "serverless"))
 
 
-class LaunchPanel(PanelForm):
+class LaunchPanel(PanelDoctor):
     """The launch panel for one project. Display it (it is a cell's value) or call
     :meth:`show`; :attr:`widget` is the ipywidgets box."""
 
@@ -120,9 +120,9 @@ class LaunchPanel(PanelForm):
         for button, css in ((self.launch_button, "launch"), (self.dry_run_button, "dry-run"),
                             (self.cancel_button, "cancel"), (self.load_button, "load")):
             button.add_class(f"mlrun-magic-{css}")
-        self.buttons = w.HBox([self.launch_button, self.dry_run_button, self.cancel_button],
-                              layout=w.Layout(grid_area=parts.SPAN_FIELD_AND_NOTE,
-                                              margin="6px 0 0 0"))
+        self.buttons = w.HBox([self.launch_button, self.dry_run_button, self._check_button(),
+                               self.cancel_button], layout=w.Layout(
+                                   grid_area=parts.SPAN_FIELD_AND_NOTE, margin="6px 0 0 0"))
         self.form = w.GridBox(layout=w.Layout(grid_template_columns=parts.FORM_COLUMNS,
                                               grid_gap="2px 8px", align_items="center"))
         self.form.add_class("mlrun-magic-form")

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from html import escape
 
+from mlrun_magic.notebook.doctor_view import dry_run_html, dry_run_lines
 from mlrun_magic.redact import redact_text, redact_url
 from mlrun_magic.runs import TERMINAL
 
@@ -155,16 +156,15 @@ class RunView(_View):
 
 
 class PlanView(_View):
-    """A dry run: the resolved plan and, for Databricks, what would be uploaded and sent."""
+    """A dry run: the plan, what Databricks would be sent, the checks needing no network."""
 
     @classmethod
     def of(cls, dry_run) -> "PlanView":
         """The view of a :class:`~mlrun_magic.service.DryRun`."""
-        return cls(dry_run.plan.to_dict(), dry_run.databricks)
+        return cls(dry_run.plan.to_dict(), dry_run.databricks, dry_run.checks)
 
-    def __init__(self, plan: dict, databricks: dict | None = None):
-        self.plan = plan
-        self.databricks = databricks
+    def __init__(self, plan: dict, databricks: dict | None = None, checks=()):
+        self.plan, self.databricks, self.checks = plan, databricks, tuple(checks)
 
     def _rows(self) -> list[tuple[str, str]]:
         p = self.plan
@@ -207,7 +207,7 @@ class PlanView(_View):
             body = self._submit_json()
             lines.append(f"  {'runs/submit:':15s}{redact_text(self._submit_summary(body))}:")
             lines += ["    " + line for line in body.splitlines()]
-        return "\n".join(lines)
+        return "\n".join(lines + dry_run_lines(self.checks, self.plan["backend"] == "databricks"))
 
     def html(self) -> str:
         rows = "".join(_row(label, f"<code>{escape(value)}</code>")
@@ -220,7 +220,8 @@ class PlanView(_View):
         return (f'<div class="mlrun-magic-plan" style="border:1px dashed #9ca3af;border-radius:6px;'
                 f'padding:8px 12px;font-family:system-ui,sans-serif;font-size:13px">'
                 f'<div><b>Dry run</b> <span style="color:#6b7280">(nothing was started)</span></div>'
-                f'<table style="border-collapse:collapse">{rows}</table>{submit}</div>')
+                f'<table style="border-collapse:collapse">{rows}</table>{submit}'
+                f'{dry_run_html(self.checks, self.plan["backend"] == "databricks")}</div>')
 
 
 def format_when(epoch) -> str:
@@ -241,8 +242,7 @@ class RunListView(_View):
     def __init__(self, runs: list[dict], hidden: int = 0):
         from mlrun_magic.service.listing import differing_parameters
 
-        self.runs = sorted(runs, key=_started, reverse=True)
-        self.hidden = hidden
+        self.runs, self.hidden = sorted(runs, key=_started, reverse=True), hidden
         self.varying = sorted(differing_parameters(self.runs))
 
     def _cells(self, r: dict) -> dict:

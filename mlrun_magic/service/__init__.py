@@ -74,6 +74,7 @@ class RunService:
         """The plan and, for Databricks, the ``runs/submit`` request it would send."""
         return dry_run(self.plan(request))
 
+    from mlrun_magic.service.doctor import service_doctor as doctor  # RunService.doctor(request)
     # -- launching -------------------------------------------------------------------------
     def launch(self, request: RunRequest | Plan, *, progress=None, echo: bool = False,
                watch: bool = False) -> WatchedRun:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -11,23 +11,36 @@ class DryRun:
 
     ``databricks`` holds the compute, the archive, the code location and the ``runs/submit``
     request (secret-looking values masked, workspace-only values as placeholders).
-    ``to_dict()`` is the ``--dry-run --json`` output.
+    ``checks`` are the doctor's cheap (offline) checks of the plan
+    (:func:`mlrun_magic.service.doctor.cheap_checks`). ``to_dict()`` is the
+    ``--dry-run --json`` output.
     """
 
     plan: object
     databricks: dict | None = None
+    checks: tuple = field(default_factory=tuple)
 
     def to_dict(self) -> dict:
         out = self.plan.to_dict()
         if self.databricks is not None:
             out["databricks"] = self.databricks
+        out["checks"] = [check.to_dict() for check in self.checks]
         return out
+
+    def checks_text(self) -> str:
+        """The checks as ``✓ name: found`` lines, then how to run the rest (the doctor)."""
+        from mlrun_magic.service.doctor import NEXT_STEP
+
+        return "\n".join([*(check.line() for check in self.checks), NEXT_STEP])
 
 
 def dry_run(plan) -> DryRun:
     """The :class:`DryRun` of a plan: the archive is built (locally, cached), nothing sent."""
+    from mlrun_magic.service.doctor import cheap_checks
+
     if plan.backend != "databricks":
-        return DryRun(plan)
+        return DryRun(plan, checks=cheap_checks(plan))
     from mlrun_magic.backends.databricks import preview_submission
 
-    return DryRun(plan, preview_submission(plan))
+    preview = preview_submission(plan)  # builds the archive (cached): the checks reuse it
+    return DryRun(plan, preview, cheap_checks(plan, archive_size=preview["archive"]["size"]))

@@ -20,17 +20,23 @@ codes and error envelopes:
   ``idempotency_token``; ``spark_python_task`` and 2.0 ``shell_command_task`` really run in a
   local subprocess playing the driver (see :mod:`mlrun_magic.testing.driver` and
   :mod:`mlrun_magic.testing.paths` for the environment and the path translation);
+- compute and catalog: ``clusters/spark-versions|list-node-types`` (realistic lists per
+  ``cloud``), ``clusters/get|list`` and ``policies/clusters/get|list`` for the clusters and
+  policies you add, Unity Catalog ``volumes|catalogs|schemas`` lookups (see
+  :mod:`mlrun_magic.testing.inventory` for the knobs);
 - MLflow: ``/api/2.0/mlflow/*`` forwarded to a real ``mlflow server`` with Databricks' naming
   and log-batch rules in front;
 - faults and inspection: ``/__admin/faults|requests|runs|reset|settings|tokens`` and the same
   on :class:`Workspace`.
 
 What it does NOT emulate: Spark (no ``SparkSession``/``dbutils`` in drivers), clusters as
-resources (``new_cluster`` is validated and its ``spark_env_vars`` applied, nothing else),
+resources (``new_cluster`` is validated and its ``spark_env_vars`` applied, nothing else;
+added clusters keep the state you give them and are not checked by ``runs/submit``),
 library installation (``libraries`` are recorded only), notebook/wheel/JAR/SQL/pipeline tasks
 (accepted, then fail with ``INVALID_RUN_CONFIGURATION``), task parallelism (tasks run one at a
 time, in order), retries, queueing and concurrency limits, rate limits (inject 429s with
-faults instead), Unity Catalog objects and permissions (any ``/Volumes/<c>/<s>/<v>`` exists),
+faults instead), Unity Catalog permissions and tables (until you set catalogs or add a volume, any
+``/Volumes/<c>/<s>/<v>`` exists),
 notebooks as objects (imports are stored as files), the Files API's multipart/resumable upload
 and DBFS's multipart ``put``, MLflow artifacts through ``databricks`` tracking URIs, secrets,
 Repos, the jobs UI (``run_page_url`` opens a plain page listing runs) and any pagination

@@ -8,6 +8,11 @@ workspace's own links are in :mod:`mlrun_magic.testing.pages`).
 - ``GET|POST /__admin/settings``: read or change settings (``POST`` takes a JSON object).
 - ``POST /__admin/tokens``: issue a token (``{"ttl": s, "permission_denied": bool}``);
   ``POST /__admin/tokens/expire`` and ``/revoke`` with ``{"token": ...}``.
+- ``GET|POST /__admin/clusters``, ``/__admin/policies``: list, or add one (the JSON object
+  takes the arguments of ``Workspace.add_cluster``/``add_policy``).
+- ``GET|POST /__admin/catalogs``: the catalogs (null while open), or set them
+  (``{"catalogs": ...}`` as ``Workspace.set_catalogs``); ``POST /__admin/volumes`` adds one
+  (``{"full_name": ..., "volume_type": ...}``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ class Admin:
             route("GET|POST", r"/__admin/settings", self.settings, auth=False),
             route("POST", r"/__admin/tokens(?:/(?P<action>expire|revoke))?", self.tokens,
                   auth=False),
+            route("GET|POST", r"/__admin/clusters", self.clusters, auth=False),
+            route("GET|POST", r"/__admin/policies", self.policies, auth=False),
+            route("GET|POST", r"/__admin/catalogs", self.catalogs, auth=False),
+            route("POST", r"/__admin/volumes", self.volumes, auth=False),
         ]
 
     def faults(self, req: Request) -> Response:
@@ -76,3 +85,33 @@ class Admin:
         token = required(body, "token")
         (self.ws.auth.expire if action == "expire" else self.ws.auth.revoke)(token)
         return Response.json({})
+
+    def clusters(self, req: Request) -> Response:
+        if req.method == "POST":
+            return _call(self.ws.add_cluster, req)
+        return Response.json({"clusters": self.ws.clusters()})
+
+    def policies(self, req: Request) -> Response:
+        if req.method == "POST":
+            return _call(self.ws.add_policy, req)
+        return Response.json({"policies": self.ws.policies()})
+
+    def catalogs(self, req: Request) -> Response:
+        if req.method == "POST":
+            self.ws.set_catalogs(req.json().get("catalogs"))
+        with self.ws.lock:
+            catalogs = self.ws.catalog.catalogs
+            shape = None if catalogs is None else {
+                c: {s: sorted(v) for s, v in schemas.items()} for c, schemas in catalogs.items()}
+        return Response.json({"catalogs": shape})
+
+    def volumes(self, req: Request) -> Response:
+        return _call(self.ws.add_volume, req)
+
+
+def _call(add, req: Request) -> Response:
+    """``add(**body)``; a missing or misspelt argument is a 400, not a 500."""
+    try:
+        return Response.json(add(**req.json()))
+    except TypeError as exc:
+        raise bad_request(f"Invalid fields: {exc}") from None

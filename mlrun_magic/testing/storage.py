@@ -91,10 +91,14 @@ class Storage:
         if parts[0] != "Volumes" or len(parts) < minimum or "" in parts or ".." in parts:
             raise bad_request(f"Invalid path {raw!r}: expected /Volumes/<catalog>/<schema>/"
                               f"<volume>/{'<path>' if need_file else '[<path>]'}")
+        self.ws.catalog.require_volume_path(parts)
         try:
-            return local_path(raw, self.root)
+            target = local_path(raw, self.root)
         except PathError as exc:
             raise bad_request(str(exc)) from None
+        if len(parts) == 4:  # an existing volume's root is a directory, even while empty
+            target.mkdir(parents=True, exist_ok=True)
+        return target
 
     def files(self, req: Request) -> Response:
         target = self._volume_path(req, need_file=True)

@@ -13,10 +13,14 @@ from typing import Any
 
 from mlrun_magic.testing.admin import Admin
 from mlrun_magic.testing.auth import Auth
+from mlrun_magic.testing.catalog import Catalog
+from mlrun_magic.testing.compute import Compute
+from mlrun_magic.testing.compute_data import CLOUDS
 from mlrun_magic.testing.dbfs import Dbfs
 from mlrun_magic.testing.driver import kill_group
 from mlrun_magic.testing.faults import FaultBook, parse_rule
 from mlrun_magic.testing.http import ApiError, Request, Route
+from mlrun_magic.testing.inventory import Inventory
 from mlrun_magic.testing.jobs import Jobs
 from mlrun_magic.testing.mlflow_proxy import MlflowProxy
 from mlrun_magic.testing.pages import Pages
@@ -37,6 +41,7 @@ class Settings:
     ``max_log_bytes``: ``runs/get-output`` returns the last this-many bytes of logs.
     ``html_auth_errors``: answer a bad token with the old Jetty HTML 403 page.
     ``require_experiment_parent``: an MLflow experiment's parent folder must exist.
+    ``cloud``: ``azure``, ``aws`` or ``gcp``: which node types ``list-node-types`` lists.
     """
 
     pending_seconds: float = 1.0
@@ -47,12 +52,13 @@ class Settings:
     max_log_bytes: int = 5 * 1024 * 1024
     html_auth_errors: bool = False
     require_experiment_parent: bool = True
+    cloud: str = "azure"
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-class Workspace:
+class Workspace(Inventory):
     """A loopback Databricks workspace on ``http://127.0.0.1:<port>``.
 
     Use it as a context manager (``with Workspace() as ws:``) or call :meth:`start` and
@@ -97,12 +103,14 @@ class Workspace:
         self.storage = Storage(self)
         self.dbfs = Dbfs(self)
         self.jobs = Jobs(self)
+        self.compute, self.catalog = Compute(self), Catalog(self)
         self.proxy = MlflowProxy(self)
         self.admin = Admin(self)
         self.pages = Pages(self)
         self._routes: list[Route] = [*self.admin.routes(), *self.pages.routes(), *self.auth.routes(),
                                      *self.storage.routes(), *self.dbfs.routes(),
-                                     *self.jobs.routes(), *self.proxy.routes()]
+                                     *self.jobs.routes(), *self.compute.routes(),
+                                     *self.catalog.routes(), *self.proxy.routes()]
         self._http: WorkspaceHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._mlflow = None
@@ -191,12 +199,15 @@ class Workspace:
 
     def reset(self) -> None:
         """Back to a fresh workspace: no runs (drivers are killed), faults, logged requests,
-        issued tokens or stored files; initial settings. MLflow data is kept."""
+        issued tokens, stored files, clusters, policies or volumes; initial settings. MLflow
+        data is kept."""
         self.faults.clear()
         self.jobs.reset()
         self.dbfs.reset()
         self.auth.reset()
         self.storage.reset()
+        self.compute.reset()
+        self.catalog.reset()
         self.settings = dataclasses.replace(self._initial_settings)
         self.faults.reset()
 
@@ -208,6 +219,9 @@ class Workspace:
             raise ApiError(400, "INVALID_PARAMETER_VALUE",
                            f"Unknown setting(s) {', '.join(unknown)}; known: "
                            f"{', '.join(sorted(known))}")
+        if changes.get("cloud", self.settings.cloud) not in CLOUDS:
+            raise ApiError(400, "INVALID_PARAMETER_VALUE",
+                           f"Unknown cloud {changes['cloud']!r}; use {', '.join(CLOUDS)}")
         self.settings = dataclasses.replace(self.settings, **changes)
         return self.settings
 
