@@ -22,8 +22,6 @@ __all__ = ["Check", "DoctorReport", "cheap_checks", "run_doctor", "service_docto
            "DEFAULT_TIMEOUT"]
 
 DEFAULT_TIMEOUT = 20.0
-NEXT_STEP = ("Run `%project_run doctor -b databricks ...` (or `python -m mlrun_magic doctor "
-             "...`) to check the workspace, compute and code location.")
 
 
 def run_doctor(plan_or_request, *, network: bool = True,

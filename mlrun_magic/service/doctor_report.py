@@ -9,7 +9,6 @@ from mlrun_magic.errors import MlrunMagicError
 from mlrun_magic.redact import redact_text, scrub
 
 STATUSES = ("ok", "fail", "warn")
-MARKS = {"ok": "✓", "fail": "✗", "warn": "!"}
 #: The order checks are shown in (others after these, in the order they came).
 ORDER = ("credentials", "identity", "workspace", "project", "environment", "archive",
          "compute", "serverless", "spark version", "node type", "cluster", "policy",
@@ -39,15 +38,6 @@ class Check:
             raise ValueError(f"check status must be one of {STATUSES}, not {self.status!r}")
         object.__setattr__(self, "found", _safe(self.found))
         object.__setattr__(self, "fix", _safe(self.fix))
-
-    @property
-    def mark(self) -> str:
-        return MARKS[self.status]
-
-    def line(self) -> str:
-        """``✓ name: found``, ``✗ name: found — fix`` or ``! name: found — fix``."""
-        tail = f" — {self.fix}" if self.fix and self.status != "ok" else ""
-        return f"{self.mark} {self.name}: {self.found}{tail}"
 
     def to_dict(self) -> dict:
         return {"name": self.name, "status": self.status, "found": self.found, "fix": self.fix}
@@ -124,12 +114,6 @@ class DoctorReport:
     def check(self, name: str) -> Check | None:
         """The check called ``name`` (``None`` when it did not run)."""
         return next((c for c in self.checks if c.name == name), None)
-
-    def lines(self) -> list[str]:
-        return [c.line() for c in self.checks]
-
-    def text(self) -> str:
-        return "\n".join(self.lines())
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "network": self.network,

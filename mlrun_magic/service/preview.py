@@ -27,11 +27,6 @@ class DryRun:
         out["checks"] = [check.to_dict() for check in self.checks]
         return out
 
-    def checks_text(self) -> str:
-        """The checks as ``✓ name: found`` lines, then how to run the rest (the doctor)."""
-        from mlrun_magic.service.doctor import NEXT_STEP
-
-        return "\n".join([*(check.line() for check in self.checks), NEXT_STEP])
 
 
 def dry_run(plan) -> DryRun:

@@ -10,10 +10,11 @@ import socket
 
 import pytest
 
+from mlrun_magic.doctor_text import DOCTOR_HINT, dry_run_lines, report_lines
 from mlrun_magic.errors import ArgumentsError
 from mlrun_magic.planning import RunRequest, make_plan
 from mlrun_magic.service import RunService
-from mlrun_magic.service.doctor import NEXT_STEP, Check, DoctorReport, cheap_checks, run_doctor
+from mlrun_magic.service.doctor import Check, DoctorReport, cheap_checks, run_doctor
 from mlrun_magic.service.doctor_tracking import address_kind
 from mlrun_magic.service.preview import dry_run
 
@@ -210,7 +211,7 @@ def test_the_dry_run_carries_the_cheap_checks_and_finds_the_archive_cached(proje
     out = preview.to_dict()
     assert out["checks"] == [c.to_dict() for c in preview.checks]
     json.dumps(out)
-    assert preview.checks_text().endswith(NEXT_STEP)
+    assert dry_run_lines(preview.checks, databricks=True)[-1] == DOCTOR_HINT
 
 
 def test_cheap_checks_take_a_plan_and_never_build_the_archive(project, tmp_path):
@@ -233,14 +234,14 @@ def test_no_secret_in_any_check(project):
                                 tracking_uri=f"http://user:{TOKEN}@127.0.0.1:5000",
                                 backend_config={**CLUSTER, "spark_env_vars": {"T": TOKEN}}),
                         network=False)
-    text = json.dumps(report.to_dict()) + report.text()
+    text = json.dumps(report.to_dict()) + "\n".join(report_lines(report.checks))
     assert TOKEN not in text
 
 
 def test_check_lines_and_report_shape():
     report = DoctorReport((Check("project", "ok", "fine"), Check("node type", "fail", "x",
                                                                  "do y")), network=True)
-    assert report.lines() == ["✓ project: fine", "✗ node type: x — do y"]
+    assert report_lines(report.checks) == ["✓ project: fine", "✗ node type: x — do y"]
     assert report.to_dict() == {"ok": False, "network": True, "checks": [
         {"name": "project", "status": "ok", "found": "fine", "fix": ""},
         {"name": "node type", "status": "fail", "found": "x", "fix": "do y"}]}
