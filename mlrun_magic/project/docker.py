@@ -66,13 +66,13 @@ class DockerPlan:
 
     @property
     def command(self) -> str:
-        return render(self.argv, self.entry_command)
+        return render(self.argv, self.entry_command, plan=True)
 
     def to_dict(self) -> dict:
         names = [e[0] if isinstance(e, list) else e for e in self.environment]
         return {"base_image": self.base_image, "image": self.image, "build_image": self.build,
                 "workdir": WORKDIR if self.build else None,
-                "docker_args": redact_secrets(dict(self.docker_args)),
+                "docker_args": shown_docker_args(self.docker_args),
                 "volumes": list(self.volumes), "environment": names, "argv": list(self.argv)}
 
 
@@ -104,16 +104,35 @@ def check_docker_args(value) -> dict:
     return {k: (v if isinstance(v, (bool, str)) else str(v)) for k, v in value.items()}
 
 
-def docker_args_argv(docker_args: dict) -> list[str]:
-    """MLflow's ``docker run`` options of ``-A``: ``--name value``, or ``--name`` for True."""
+#: The ``docker run`` options that set a variable (``-A env=NAME=value``).
+_ENV_OPTIONS = ("e", "env")
+
+
+def docker_args_argv(docker_args: dict, hidden: dict[str, str]) -> list[str]:
+    """MLflow's ``docker run`` options of ``-A``: ``--name value``, or ``--name`` for True.
+    A secret-looking ``-A env=NAME=value`` goes as ``--env NAME``, its value into ``hidden``
+    (the docker command's own environment), as the project's secret variables do."""
     argv: list[str] = []
     for name, value in docker_args.items():
         flag = ("-" if len(name) == 1 else "--") + name
         if value is True:
             argv.append(flag)
         elif value is not False:  # MLflow cannot join False into its command; it means "off"
+            var, sep, val = value.partition("=")
+            if name in _ENV_OPTIONS and sep and looks_secret(var, val):
+                hidden[var], value = val, var
             argv += [flag, value]
     return argv
+
+
+def shown_docker_args(docker_args: dict) -> dict:
+    """``-A`` as ``plan --json`` shows it: secret-looking values (and variables) masked."""
+    out = redact_secrets(dict(docker_args))
+    for name in _ENV_OPTIONS:
+        var, sep, val = str(out.get(name, "")).partition("=")
+        if sep and looks_secret(var, val):
+            out[name] = f"{var}=***"
+    return out
 
 
 def image_uri(project_name: str, commit: str | None) -> str:
@@ -175,10 +194,10 @@ def run_options(plan: DockerPlan, *, run_id: str, experiment_id: str, tracking_u
         mounts = mounts + artifact_mounts
         env.update(artifact_env)
     env.update(user_environment(plan.environment, environ, file))
-    argv = ["docker", "run", "--rm", *docker_args_argv(plan.docker_args), *mounts]
+    hidden: dict[str, str] = {}
+    argv = ["docker", "run", "--rm", *docker_args_argv(plan.docker_args, hidden), *mounts]
     for volume in plan.volumes:
         argv += ["-v", volume]
-    hidden: dict[str, str] = {}
     for name, value in env.items():
         if looks_secret(name, value):
             argv += ["-e", name]
@@ -188,13 +207,15 @@ def run_options(plan: DockerPlan, *, run_id: str, experiment_id: str, tracking_u
     return argv + [plan.image], hidden
 
 
-_PLACEHOLDER = re.compile(r"(?:[\w.\-]+=)?<[\w ]+>")
+#: The words of a plan's line that only the run knows, shown unquoted in the plan.
+_PLACEHOLDERS = (f"MLFLOW_RUN_ID={RUN_ID}", f"MLFLOW_EXPERIMENT_ID={EXPERIMENT_ID}")
 
 
-def render(argv: list[str], entry_command: str) -> str:
-    """The shell line: each ``docker run`` word quoted (the plan's ``<placeholders>`` left as
-    they are), then the entry point command, already quoted as MLflow renders it."""
-    words = [a if _PLACEHOLDER.fullmatch(a) else quote(a) for a in argv]
+def render(argv: list[str], entry_command: str, *, plan: bool = False) -> str:
+    """The shell line: each ``docker run`` word quoted, then the entry point command, already
+    quoted as MLflow renders it. ``plan``: the plan's own placeholders are left unquoted (a
+    user's value of that shape never is: in the line bash runs ``<x>`` would redirect)."""
+    words = [a if plan and a in _PLACEHOLDERS else quote(a) for a in argv]
     return " ".join([*words, entry_command])
 
 

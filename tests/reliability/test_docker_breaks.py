@@ -1,0 +1,208 @@
+"""Trying to break docker_env projects (issue 13, item 3) as an attacker and an unlucky user.
+
+Local runs go through the stand-in ``docker`` of :mod:`mlrun_magic.testing.docker_standin`
+(it records every call and plays the container with a real process) against the real MLflow
+server fixture; plans are made by the real planner; the CLI runs as a real child process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+import mlrun_magic
+from mlrun_magic.arguments import parse_docker_args
+from mlrun_magic.errors import ArgumentsError, MlrunMagicError
+from mlrun_magic.planning import RunRequest, make_plan
+from mlrun_magic.project.docker import DockerError
+from mlrun_magic.testing.docker_standin import LOG_VAR, install, read_log
+from mlrun_magic.tracking import RestTracking
+
+SECRET = "dk-5ecr3t-a9b8c7"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def project(tmp_path: Path, *, environment: str = "[]", command: str = "python t.py") -> Path:
+    folder = tmp_path / "proj"
+    folder.mkdir(exist_ok=True)
+    (folder / "MLproject").write_text(
+        "name: dock\ndocker_env:\n  image: python:3.11-slim\n"
+        f"  environment: {environment}\n"
+        f"entry_points:\n  main:\n    command: {command}\n")
+    return folder
+
+
+@pytest.fixture
+def standin(tmp_path, monkeypatch):
+    """The stand-in ``docker`` first on PATH; its log of calls."""
+    bin_dir = tmp_path / "bin"
+    install(bin_dir)
+    log = tmp_path / "docker.log"
+    monkeypatch.setenv("PATH", os.pathsep.join([str(bin_dir), os.path.dirname(sys.executable),
+                                                os.environ["PATH"]]))
+    monkeypatch.setenv(LOG_VAR, str(log))
+    monkeypatch.chdir(tmp_path)
+    return log
+
+
+# --- the line bash runs is the line the plan shows, quoted ------------------------------
+
+ECHO = "python -c 'import os; print(\"NOTE=[\" + os.environ[\"NOTE\"] + \"]\")'"
+
+
+@pytest.mark.slow
+def test_a_value_shaped_like_a_plan_placeholder_is_quoted_in_the_run(standin, mlflow_server,
+                                                                      tmp_path):
+    """The plan leaves its own ``<mlflow run id>`` unquoted; a user's value of that shape
+    must still be quoted in the line bash runs, or ``<none>`` is a shell redirection."""
+    proj = project(tmp_path, environment='[["NOTE", "<none>"]]', command=ECHO)
+    run = mlrun_magic.run(str(proj), tracking_uri=mlflow_server.url,
+                          docker_args={"label": "<x y>"},
+                          experiment_name=f"dk-{uuid.uuid4().hex[:8]}")
+    assert run.wait(timeout=60).status == "FINISHED", run.logs()
+    assert "NOTE=[<none>]" in run.logs()
+    argv = read_log(standin)[-1]["argv"]
+    assert ["--label", "<x y>"] == argv[3:5] and "NOTE=<none>" in argv
+    assert not (proj / "-e").exists()  # `<none> -e`: bash's `>` would have made this file
+
+
+def test_only_the_plans_own_placeholders_stay_unquoted(tmp_path):
+    from mlrun_magic.project.docker import render
+
+    plan = make_plan(RunRequest(uri=str(project(tmp_path, environment='[["N", "<none>"]]')),
+                                tracking_uri="http://h:1"))
+    assert "-e MLFLOW_RUN_ID=<mlflow run id> " in plan.command
+    assert "-e 'N=<none>' " in plan.command
+    words = ["docker", "run", "-e", "MLFLOW_RUN_ID=<mlflow run id>", "img"]
+    assert render(words, "x", plan=False) == "docker run -e 'MLFLOW_RUN_ID=<mlflow run id>' img x"
+
+
+# --- secrets typed in -A ----------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["e", "env"])
+def test_a_secret_given_with_docker_args_env_is_never_shown(tmp_path, name):
+    proj = project(tmp_path)
+    plan = make_plan(RunRequest(uri=str(proj), tracking_uri="http://h:1",
+                                docker_args=parse_docker_args([f"{name}=API_TOKEN={SECRET}",
+                                                               "label=plain"])))
+    flag = "-e" if name == "e" else "--env"
+    assert f"docker run --rm {flag} API_TOKEN --label plain " in plan.command
+    for text in (plan.describe(), json.dumps(plan.to_dict()), plan.command):
+        assert SECRET not in text
+    assert plan.to_dict()["docker"]["docker_args"][name] == "API_TOKEN=***"
+    # A plain variable stays on the line as MLflow puts it.
+    plain = make_plan(RunRequest(uri=str(proj), tracking_uri="http://h:1",
+                                 docker_args={name: "MODE=fast"}))
+    assert f"docker run --rm {flag} MODE=fast " in plain.command
+
+
+@pytest.mark.slow
+def test_a_secret_in_docker_args_env_reaches_the_container_by_name_only(standin, mlflow_server,
+                                                                         tmp_path, capfd):
+    proj = project(tmp_path, command=(
+        "python -c 'import os; print(\"ok\", os.environ[\"API_TOKEN\"][::-1] == \"%s\")'"
+        % SECRET[::-1]))  # the line itself must not hold the secret
+    run = mlrun_magic.run(str(proj), tracking_uri=mlflow_server.url, echo=True,
+                          docker_args={"env": f"API_TOKEN={SECRET}"},
+                          experiment_name=f"dk-{uuid.uuid4().hex[:8]}")
+    assert run.wait(timeout=60).status == "FINISHED", run.logs()
+    assert "ok True" in run.logs()
+    argv = read_log(standin)[-1]["argv"]
+    assert argv[3:5] == ["--env", "API_TOKEN"]
+    out = capfd.readouterr()
+    tags = RestTracking(mlflow_server.url).get_run(run.run_id)["tags"]
+    for text in (" ".join(argv), run.logs(), run.command, out.out, out.err, json.dumps(tags)):
+        assert SECRET not in text
+
+
+# --- hostile -A and MLproject values ----------------------------------------------------
+
+@pytest.mark.parametrize("item", ["-privileged", "--privileged", "a b", "x;rm", "$(id)", "",
+                                  "=v", "n\nm", "ä"])
+def test_hostile_docker_arg_names_are_usage_errors(item):
+    with pytest.raises(ArgumentsError) as info:
+        parse_docker_args([item])
+    assert "Traceback" not in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["x; touch pwned", "$(touch pwned)", "`touch pwned`",
+                                   "a\nb", "--privileged", "'\"", "a b"])
+def test_hostile_docker_arg_values_are_one_word_each(tmp_path, value):
+    """A value is one quoted word of the line: bash never runs what it holds, and a value
+    that looks like an option stays the value of its option."""
+    import shlex
+
+    plan = make_plan(RunRequest(uri=str(project(tmp_path)), tracking_uri="http://h:1",
+                                docker_args={"label": value}))
+    words = shlex.split(plan.command.replace("<mlflow run id>", "R")
+                        .replace("<experiment id>", "E"))
+    assert words[3:5] == ["--label", value]
+
+
+@pytest.mark.parametrize("env,where", [
+    ('[["A B", "x"]]', "docker_env.environment.0"), ('[["A;id", "x"]]', "environment.0"),
+    ('[["-e", "x"]]', "environment.0"), ('["$(id)"]', "environment.0"),
+    ('[["A", "x\\u0000y"]]', "environment.0"), ('[["A"]]', "environment.0")])
+def test_hostile_environment_entries_are_refused_with_their_place(tmp_path, env, where):
+    with pytest.raises(MlrunMagicError) as info:
+        make_plan(RunRequest(uri=str(project(tmp_path, environment=env))))
+    assert where in str(info.value)
+
+
+def test_a_huge_list_of_docker_args_plans(tmp_path):
+    args = {f"label{i}": f"v{i}" for i in range(2000)}
+    plan = make_plan(RunRequest(uri=str(project(tmp_path)), tracking_uri="http://h:1",
+                                docker_args=args))
+    assert plan.command.count("--label") == 2000
+
+
+# --- docker itself misbehaving ----------------------------------------------------------
+
+def test_a_docker_info_that_never_answers_is_bounded(tmp_path, monkeypatch):
+    """A wrapper script whose child hangs (its pipe held open by a grandchild)."""
+    from mlrun_magic.backends import local_docker
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text("#!/bin/sh\nsleep 60\n")
+    (bin_dir / "docker").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(local_docker, "INFO_TIMEOUT_SECONDS", 0.5)
+    with pytest.raises(DockerError, match="did not answer `docker info` within 0.5 s"):
+        local_docker.check_docker()
+
+
+def test_a_docker_info_that_prints_garbage_is_a_sentence(tmp_path, monkeypatch):
+    from mlrun_magic.backends import local_docker
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_bytes(b"#!/bin/sh\nprintf '\\377\\376 boom\\n' >&2\nexit 3\n")
+    (bin_dir / "docker").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(DockerError, match=r"`docker info` failed \(.*boom\)"):
+        local_docker.check_docker()
+
+
+# --- the dry run and plan --json from the terminal -------------------------------------
+
+@pytest.mark.slow
+def test_cli_plan_json_and_dry_run_of_a_docker_project_show_no_secret(tmp_path):
+    proj = project(tmp_path, environment='["MY_TOKEN", ["DB_PASSWD", "%s"]]' % SECRET)
+    env = {**os.environ, "MY_TOKEN": SECRET, "PYTHONPATH": str(REPO)}
+    for flags in (["plan", "--json"], ["run", "--dry-run"]):
+        done = subprocess.run([sys.executable, "-m", "mlrun_magic", *flags, str(proj), "-A",
+                               f"e=DB_PASSWORD={SECRET}", "--tracking-uri",
+                               f"http://u:{SECRET}@h:1"], env=env, capture_output=True,
+                              text=True, cwd=tmp_path, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert SECRET not in done.stdout + done.stderr
+        if "--json" in flags:
+            data = json.loads(done.stdout)
+            assert data["docker"]["docker_args"] == {"e": "DB_PASSWORD=***"}
