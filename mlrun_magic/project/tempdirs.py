@@ -8,6 +8,7 @@ with :func:`remove_temp_dir`, so a refused or broken project leaves nothing behi
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -40,3 +41,15 @@ def remove_temp_dirs() -> None:
     """Remove every folder still there (runs at process exit)."""
     for path in list(_made):
         remove_temp_dir(path)
+
+
+def remove_temp_dir_holding(path: Path | str) -> bool:
+    """Remove the folder made by :func:`make_temp_dir` that holds ``path`` (a fetched
+    project no longer needed: a dry run's, once shown); False when ``path`` is in none."""
+    path = os.path.realpath(path)
+    for made in list(_made):
+        real = os.path.realpath(made)
+        if path == real or path.startswith(real + os.sep):
+            remove_temp_dir(made)
+            return True
+    return False

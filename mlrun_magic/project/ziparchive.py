@@ -13,9 +13,9 @@ encrypted member is refused, and so is an archive over any bound of :class:`ZipL
 count, unpacked size, compression ratio, download size and time). A refusal (or Ctrl-C)
 removes the temporary folder: nothing is left half unpacked. A ``.mlrun_magic`` folder in the
 archive (the history and logs of whoever zipped a folder they ran from) is left out.
-Symbolic links are refused, not
-made: Python's zipfile (so MLflow) writes a link as a small file holding the target's path,
-which no project can use, and a real link would need every later member checked through it.
+Symbolic links are refused, not made: Python's zipfile (so MLflow) writes a link as a small
+file holding the target's path, which no project can use, and a real link would need every
+later member checked through it.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mlrun_magic.project.tempdirs import remove_temp_dir_holding
+
 
 @dataclass
 class DryRun:
@@ -24,10 +26,18 @@ class DryRun:
         return out
 
 
-def dry_run(plan) -> DryRun:
-    """The :class:`DryRun` of a plan: the archive is built (locally, cached), nothing sent."""
-    if plan.backend != "databricks":
-        return DryRun(plan)
-    from mlrun_magic.backends.databricks import preview_submission
+def dry_run(plan, *, fetched_here: bool = False) -> DryRun:
+    """The :class:`DryRun` of a plan: the archive is built (locally, cached), nothing sent.
 
-    return DryRun(plan, preview_submission(plan))
+    ``fetched_here``: the plan was made for this dry run alone, so the zip or git project it
+    fetched is removed once the dry run is made (a notebook would otherwise keep a copy per
+    dry run until its kernel exits); the plan's text and ``to_dict()`` need no file."""
+    try:
+        if plan.backend != "databricks":
+            return DryRun(plan)
+        from mlrun_magic.backends.databricks import preview_submission
+
+        return DryRun(plan, preview_submission(plan))
+    finally:
+        if fetched_here and plan.source.kind in ("zip", "git"):
+            remove_temp_dir_holding(plan.project_dir)
