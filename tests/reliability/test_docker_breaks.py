@@ -206,3 +206,29 @@ def test_cli_plan_json_and_dry_run_of_a_docker_project_show_no_secret(tmp_path):
         if "--json" in flags:
             data = json.loads(done.stdout)
             assert data["docker"]["docker_args"] == {"e": "DB_PASSWORD=***"}
+
+
+@pytest.mark.parametrize("name", ["--privileged", "-v/:/host", "My Project", "Dock", "a..b",
+                                  "x" * 300])
+def test_a_project_name_docker_cannot_tag_is_refused_before_the_build(tmp_path, name):
+    """--build-image tags the image with the project's name; ``--privileged`` would be taken
+    for an option in the plan's (and the run's) ``docker run`` line."""
+    from mlrun_magic.errors import MLprojectError
+
+    proj = project(tmp_path)
+    text = (proj / "MLproject").read_text().replace("name: dock", f"name: {json.dumps(name)}")
+    (proj / "MLproject").write_text(text)
+    with pytest.raises(MLprojectError, match="does not take as an image name") as info:
+        make_plan(RunRequest(uri=str(proj), build_image=True, tracking_uri="http://h:1"))
+    assert "key 'name'" in str(info.value)
+    plan = make_plan(RunRequest(uri=str(proj), tracking_uri="http://h:1"))  # not built: fine
+    assert plan.command.endswith(" python:3.11-slim python t.py")
+
+
+@pytest.mark.parametrize("name", ["dock", "my-project", "org/sub_proj", "a.b", "a__b", "a--b"])
+def test_project_names_docker_takes_still_build(tmp_path, name):
+    proj = project(tmp_path)
+    text = (proj / "MLproject").read_text().replace("name: dock", f"name: {json.dumps(name)}")
+    (proj / "MLproject").write_text(text)
+    plan = make_plan(RunRequest(uri=str(proj), build_image=True, tracking_uri="http://h:1"))
+    assert plan.docker.image == name
