@@ -12,6 +12,7 @@ line (see :mod:`mlrun_magic.project.docker`) and its environment.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -23,6 +24,7 @@ from mlrun_magic.errors import BackendError
 from mlrun_magic.project.docker import (CONTEXT_NAME, DOCKERFILE_NAME, DockerError, dockerfile,
                                         render, run_options)
 
+logger = logging.getLogger("mlrun_magic.backends.local_docker")
 #: How long ``docker info`` may take to say whether the daemon answers.
 INFO_TIMEOUT_SECONDS = 30
 INSTALL_HINT = ("Install Docker (https://docs.docker.com/get-docker/) and start it, or give "
@@ -169,3 +171,26 @@ def _build(plan, out) -> str:
         raise BackendError(f"`docker build` made no image {docker.image}",
                            hint="Its output is in the run's log.")
     return image_id
+
+
+def kill_containers(run_id: str) -> None:
+    """``docker kill`` the run's containers still running, found by the ``MLFLOW_RUN_ID`` in
+    their environment (the line stays MLflow's: no name or label added). Killing the
+    ``docker`` client does not stop its container, which would go on running and logging
+    to a run already marked KILLED. Best effort: a failure is logged, never raised."""
+    try:
+        ids = _docker_out(["ps", "-q", "--no-trunc"]).split()
+        found = json.loads(_docker_out(["inspect", *ids]) or "[]") if ids else []
+        mine = [c["Id"] for c in found
+                if f"MLFLOW_RUN_ID={run_id}" in ((c.get("Config") or {}).get("Env") or [])]
+        if mine:
+            _docker_out(["kill", *mine])
+    except (OSError, subprocess.SubprocessError, ValueError, LookupError, TypeError,
+            AttributeError) as exc:
+        logger.warning("could not stop the container of run %s: %s", run_id, exc)
+
+
+def _docker_out(args: list[str]) -> str:
+    """What ``docker ARGS`` prints (whatever its exit status: inspect prints what it found)."""
+    return subprocess.run(["docker", *args], stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, errors="replace", timeout=INFO_TIMEOUT_SECONDS).stdout

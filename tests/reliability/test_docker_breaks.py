@@ -232,3 +232,109 @@ def test_project_names_docker_takes_still_build(tmp_path, name):
     (proj / "MLproject").write_text(text)
     plan = make_plan(RunRequest(uri=str(proj), build_image=True, tracking_uri="http://h:1"))
     assert plan.docker.image == name
+
+
+# --- Ctrl-C while the image is pulled ----------------------------------------------------
+
+SLOW_PULL = """#!/bin/sh
+case "$1" in
+  info) echo "Server Version: fake"; exit 0 ;;
+  image) echo "Error response from daemon: No such image: $3" >&2; exit 1 ;;
+  pull) echo "latest: Pulling from $2"; echo $$ > "$PULL_PID"; exec sleep 60 ;;
+esac
+exit 2
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_the_pull_kills_it_and_ends_the_run_killed(tmp_path, monkeypatch,
+                                                                  mlflow_server):
+    import signal
+    import threading
+    import time
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(SLOW_PULL)
+    (bin_dir / "docker").chmod(0o755)
+    pid_file = tmp_path / "pull.pid"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PULL_PID", str(pid_file))
+    proj = project(tmp_path)
+    experiment = f"dk-{uuid.uuid4().hex[:8]}"
+    main = threading.main_thread().ident
+
+    def interrupt():
+        for _ in range(600):
+            if pid_file.exists() and pid_file.read_text().strip():
+                time.sleep(0.2)
+                return signal.pthread_kill(main, signal.SIGINT)
+            time.sleep(0.05)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        mlrun_magic.run(str(proj), tracking_uri=mlflow_server.url, experiment_name=experiment)
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the pull was killed and reaped, not left behind
+    server = RestTracking(mlflow_server.url)
+    runs = server.call("POST", "runs/search", json={
+        "experiment_ids": [server.get_experiment_by_name(experiment).experiment_id]})["runs"]
+    assert [r["info"]["status"] for r in runs] == ["KILLED"]
+    log = next((proj / ".mlrun_magic" / "logs").glob("*.log")).read_text()
+    assert "Pulling python:3.11-slim" in log
+
+
+# --- a container outlives its docker client ------------------------------------------------
+
+def running_containers() -> list[int]:
+    out = subprocess.run(["docker", "ps", "-q"], capture_output=True, text=True, check=True)
+    return [int(i) for i in out.stdout.split()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["cancel", "ctrl-c while waiting"])
+def test_stopping_a_run_stops_a_container_that_ignores_sigterm(standin, mlflow_server, tmp_path,
+                                                               monkeypatch, how):
+    """A container's PID 1 ignores SIGTERM unless it handles it; the client's SIGKILL then
+    leaves the container running (and logging to a run marked KILLED)."""
+    import signal
+    import threading
+    import time
+
+    from mlrun_magic.backends import local
+    from mlrun_magic.testing.docker_standin import PID1_VAR
+
+    monkeypatch.setenv(PID1_VAR, "1")
+    monkeypatch.setattr(local, "STOP_GRACE_SECONDS", 1.0)
+    proj = project(tmp_path, command=(
+        "python -c 'import time; print(\"up\", flush=True); time.sleep(120)'"))
+    up = lambda: (proj / ".mlrun_magic" / "logs").is_dir() and any(  # noqa: E731
+        "up" in p.read_text() for p in (proj / ".mlrun_magic" / "logs").glob("*.log"))
+    try:
+        if how == "cancel":
+            run = mlrun_magic.run(str(proj), tracking_uri=mlflow_server.url)
+            for _ in range(400):
+                if up():
+                    break
+                time.sleep(0.05)
+            assert run.cancel().status == "KILLED"
+            run_id = run.run_id
+        else:
+            main = threading.main_thread().ident
+
+            def interrupt():
+                for _ in range(400):
+                    if up():
+                        return signal.pthread_kill(main, signal.SIGINT)
+                    time.sleep(0.05)
+
+            threading.Thread(target=interrupt, daemon=True).start()
+            with pytest.raises(KeyboardInterrupt):
+                mlrun_magic.run(str(proj), tracking_uri=mlflow_server.url, wait=True)
+            run_id = next((proj / ".mlrun_magic" / "logs").glob("*.log")).stem
+        assert running_containers() == []
+        assert RestTracking(mlflow_server.url).get_run(run_id)["status"] == "KILLED"
+    finally:
+        for pid in running_containers():
+            os.kill(pid, 9)
