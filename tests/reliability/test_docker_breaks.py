@@ -338,3 +338,47 @@ def test_stopping_a_run_stops_a_container_that_ignores_sigterm(standin, mlflow_s
     finally:
         for pid in running_containers():
             os.kill(pid, 9)
+
+
+# --- secrets that MLflow's own variables carry ---------------------------------------------
+
+AZURE = ("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=" + SECRET
+         + ";EndpointSuffix=core.windows.net")
+
+
+def test_an_azure_connection_string_for_the_artifact_store_goes_by_name_only(tmp_path):
+    """MLflow passes AZURE_STORAGE_CONNECTION_STRING for a wasbs:// artifact store; its
+    AccountKey must not be on the line (ps shows it, the run's log line prints it)."""
+    from mlrun_magic.project.docker import render, run_options
+
+    plan = make_plan(RunRequest(uri=str(project(tmp_path)), tracking_uri="http://h:1"))
+    words, hidden = run_options(plan.docker, run_id="r", experiment_id="1",
+                                tracking_uri="http://h:1",
+                                artifact_uri="wasbs://c@acct.blob.core.windows.net/1/r",
+                                environ={"AZURE_STORAGE_CONNECTION_STRING": AZURE})
+    assert hidden == {"AZURE_STORAGE_CONNECTION_STRING": AZURE}
+    assert "AZURE_STORAGE_CONNECTION_STRING" in words
+    assert SECRET not in render(words, plan.docker.entry_command)
+
+
+@pytest.mark.parametrize("name,value", [
+    ("DSN", f"host=db user=u password={SECRET}"), ("ODBC", f"Server=x;Pwd={SECRET}"),
+    ("UPLOAD_URL", f"https://a.blob.core.windows.net/c/f?sv=2022-11-02&sig={SECRET}"),
+    ("DB_CONNECTION", f"db:{SECRET}")])
+def test_environment_values_holding_a_secret_go_by_name_only(tmp_path, name, value):
+    proj = project(tmp_path, environment=json.dumps([[name, value]]))
+    plan = make_plan(RunRequest(uri=str(proj), tracking_uri="http://h:1"))
+    assert f"-e {name} " in plan.command
+    for text in (plan.command, plan.describe(), json.dumps(plan.to_dict())):
+        assert SECRET not in text
+
+
+@pytest.mark.parametrize("name,value", [("MODE", "fast"), ("DATA", "/data/in.csv"),
+                                        ("URL", "https://h/x?page=2&size=10"),
+                                        ("SIGMA", "0.5"), ("OPTS", "a=1;b=2")])
+def test_plain_values_stay_on_the_line_as_mlflow_puts_them(tmp_path, name, value):
+    from shlex import quote
+
+    proj = project(tmp_path, environment=json.dumps([[name, value]]))
+    plan = make_plan(RunRequest(uri=str(proj), tracking_uri="http://h:1"))
+    assert f"-e {quote(f'{name}={value}')} " in plan.command
