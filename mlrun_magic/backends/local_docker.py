@@ -144,6 +144,20 @@ def _pull(image: str, out) -> str:
     return image_id
 
 
+def _copy_problem(exc: BaseException, project_dir) -> str:
+    """The first thing copytree could not copy, named inside the project, and how many more
+    (its own message lists every one: thousands of lines for a link that loops)."""
+    problems = exc.args[0] if isinstance(exc, shutil.Error) and exc.args \
+        and isinstance(exc.args[0], list) else []
+    if not problems:
+        return str(getattr(exc, "strerror", None) or exc)[:300]
+    source, _, why = problems[0] if len(problems[0]) == 3 else ("", "", problems[0])
+    where = os.path.relpath(source, project_dir) if source else "a file"
+    why = str(why).split(": '", 1)[0] if "Errno" in str(why) else str(why)
+    more = f" (and {len(problems) - 1:,} more)" if len(problems) > 1 else ""
+    return f"{where[:200]}: {why[:200]}{more}"
+
+
 def _build(plan, out) -> str:
     """Build MLflow's image of the project: ``FROM`` its image, the project copied in."""
     docker = plan.docker
@@ -157,9 +171,12 @@ def _build(plan, out) -> str:
                             ignore=shutil.ignore_patterns(".mlrun_magic"))
             (code / DOCKERFILE_NAME).write_text(dockerfile(docker.base_image))
         except (OSError, shutil.Error) as exc:
-            raise BackendError(f"cannot prepare the image's build context in {tmp}: {exc}",
-                               hint="Free some disk space or set TMPDIR to a writable "
-                                    "folder.") from None
+            raise BackendError(f"cannot copy the project into the image's build context: "
+                               f"{_copy_problem(exc, plan.project_dir)}",
+                               hint="Remove from the project what cannot be copied (a named "
+                                    "pipe, a socket, a link that loops); if the disk is "
+                                    "full, free space or set TMPDIR to another folder.") \
+                from None
         iid = Path(tmp, "image-id")
         _run(["docker", "build", "--force-rm", "-t", docker.image, "-f",
               str(code / DOCKERFILE_NAME), "--iidfile", str(iid), str(context)], out,

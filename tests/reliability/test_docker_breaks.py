@@ -382,3 +382,34 @@ def test_plain_values_stay_on_the_line_as_mlflow_puts_them(tmp_path, name, value
     proj = project(tmp_path, environment=json.dumps([[name, value]]))
     plan = make_plan(RunRequest(uri=str(proj), tracking_uri="http://h:1"))
     assert f"-e {quote(f'{name}={value}')} " in plan.command
+
+
+# --- a project --build-image cannot copy ----------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("oddity,said", [("pipe", "pipe: `"), ("loop", "Too many levels")])
+def test_a_project_the_build_cannot_copy_is_one_short_sentence(standin, mlflow_server, tmp_path,
+                                                               oddity, said):
+    from mlrun_magic.errors import BackendError
+
+    proj = project(tmp_path)
+    if oddity == "pipe":
+        os.mkfifo(proj / "pipe")
+        (proj / "sub").mkdir()
+        for i in range(30):
+            os.mkfifo(proj / "sub" / f"p{i}")
+    else:
+        (proj / "loop").symlink_to(".")
+    experiment = f"dk-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(BackendError) as info:
+        mlrun_magic.run(str(proj), tracking_uri=mlflow_server.url, build_image=True,
+                        experiment_name=experiment)
+    message = str(info.value)
+    assert message.startswith("cannot copy the project into the image's build context: ")
+    assert said in message and len(message) < 800, message[:2000]
+    assert "named pipe" in info.value.hint and "Traceback" not in message
+    server = RestTracking(mlflow_server.url)
+    runs = server.call("POST", "runs/search", json={
+        "experiment_ids": [server.get_experiment_by_name(experiment).experiment_id]})["runs"]
+    assert [r["info"]["status"] for r in runs] == ["FAILED"]
+    assert not any(c["argv"][1] in ("build", "run") for c in read_log(standin))
