@@ -413,3 +413,35 @@ def test_a_project_the_build_cannot_copy_is_one_short_sentence(standin, mlflow_s
         "experiment_ids": [server.get_experiment_by_name(experiment).experiment_id]})["runs"]
     assert [r["info"]["status"] for r in runs] == ["FAILED"]
     assert not any(c["argv"][1] in ("build", "run") for c in read_log(standin))
+
+
+# --- a tracking store given by a relative path -----------------------------------------------
+
+@pytest.mark.parametrize("uri,host", [("sqlite:///mlflow.db", "mlflow.db"),
+                                      ("sqlite:///st/m.db", "st/m.db"), ("mlruns", "mlruns"),
+                                      ("./st/runs", "st/runs"), ("file:rel", "rel")])
+def test_a_relative_store_is_mounted_from_where_it_is(tmp_path, monkeypatch, uri, host):
+    """``sqlite:///mlflow.db`` (MLflow's quickstart) is ./mlflow.db: mounting ``/mlflow.db``
+    (or ``mlruns``, which docker takes for a named volume) loses the run's logging."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    plan = make_plan(RunRequest(uri=str(project(tmp_path)), tracking_uri=uri))
+    at = plan.docker.argv.index("-v")
+    assert plan.docker.argv[at + 1] == f"{tmp_path / host}:/mlflow/tmp/mlruns"
+
+
+@pytest.mark.slow
+def test_a_run_tracked_in_a_relative_sqlite_store_logs_into_it(standin, tmp_path):
+    import shutil
+
+    from mlflow import MlflowClient
+
+    from mlrun_magic.testing.mlflow_server import _check_installed, _template_path
+
+    shutil.copyfile(_template_path(_check_installed()), tmp_path / "quick.db")
+    proj = project(tmp_path, command=(
+        "python -c 'import mlflow; mlflow.start_run(); mlflow.log_metric(\"m\", 3)'"))
+    run = mlrun_magic.run(str(proj), tracking_uri="sqlite:///quick.db", experiment_name="rel")
+    assert run.wait(timeout=120).status == "FINISHED", run.logs()
+    got = MlflowClient(f"sqlite:///{tmp_path / 'quick.db'}").get_run(run.run_id)
+    assert got.data.metrics == {"m": 3.0}
