@@ -316,3 +316,35 @@ def test_dry_runs_in_a_long_lived_process_do_not_pile_up_unpacked_copies(tmp_pat
     plan = service.plan(RunRequest(uri=str(archive)))  # a plan kept by its caller stays
     service.dry_run(plan)
     assert (plan.project_dir / "MLproject").is_file()
+
+
+def test_a_download_cut_short_of_its_length_is_a_sentence(server, systemp, tmp_path):
+    data = make_zip(tmp_path / "p.zip", [("MLproject", MLPROJECT),
+                                         ("blob", bytes(range(256)) * 400)]).read_bytes()
+
+    def cut(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data[: len(data) // 2])
+        handler.wfile.flush()
+        handler.close_connection = True
+
+    server.routes["/p.zip"] = cut
+    with pytest.raises(ProjectURIError, match="Unable to retrieve ZIP file. Reason: |cannot "
+                                              "unpack"):
+        resolve_source(f"{server.url}/p.zip")
+    assert list(systemp.iterdir()) == []
+
+
+def test_a_compressed_size_that_lies_upward_still_meets_the_unpacked_bound(tmp_path, systemp):
+    """Declaring a huge compressed size defeats the ratio test; the total bound still holds."""
+    archive = make_zip(tmp_path / "r.zip", [("MLproject", MLPROJECT),
+                                            ("zeros", b"\0" * 3_000_000)])
+    data = bytearray(archive.read_bytes())
+    at = data.index(b"PK\x01\x02", data.index(b"PK\x01\x02") + 4)  # zeros' central entry
+    data[at + 20:at + 24] = (2_900_000).to_bytes(4, "little")  # compressed size, a lie
+    archive.write_bytes(bytes(data))
+    with pytest.raises(ProjectURIError):
+        unpack_zip(archive, tmp_path / "out", shown="r.zip",
+                   limits=ZipLimits(max_unpacked_bytes=2_000_000))
