@@ -118,8 +118,15 @@ def _run(cmd: list[str], out, what: str, hint: str) -> None:
 
 
 def _image_id(image: str) -> str | None:
-    found = subprocess.run(["docker", "image", "inspect", image], stdin=subprocess.DEVNULL,
-                           capture_output=True, text=True, errors="replace")
+    try:
+        found = subprocess.run(["docker", "image", "inspect", image], stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, errors="replace",
+                               timeout=INFO_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise BackendError(f"the Docker daemon did not answer `docker image inspect {image}` "
+                           f"within {INFO_TIMEOUT_SECONDS} s",
+                           hint="Check that Docker is healthy (docker info), then run "
+                                "again.") from None
     if found.returncode != 0:
         return None
     try:

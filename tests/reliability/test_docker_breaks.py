@@ -445,3 +445,35 @@ def test_a_run_tracked_in_a_relative_sqlite_store_logs_into_it(standin, tmp_path
     assert run.wait(timeout=120).status == "FINISHED", run.logs()
     got = MlflowClient(f"sqlite:///{tmp_path / 'quick.db'}").get_run(run.run_id)
     assert got.data.metrics == {"m": 3.0}
+
+
+HANGING_INSPECT = """#!/bin/sh
+case "$1" in
+  info) echo "Server Version: fake"; exit 0 ;;
+  image) exec sleep 15 ;;
+esac
+exit 2
+"""
+
+
+@pytest.mark.slow
+def test_a_daemon_that_hangs_after_answering_info_is_bounded(tmp_path, monkeypatch,
+                                                             mlflow_server):
+    from mlrun_magic.backends import local_docker
+    from mlrun_magic.errors import BackendError
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(HANGING_INSPECT)
+    (bin_dir / "docker").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(local_docker, "INFO_TIMEOUT_SECONDS", 0.5)
+    experiment = f"dk-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(BackendError, match=r"did not answer `docker image inspect "
+                                           r"python:3.11-slim` within 0.5 s"):
+        mlrun_magic.run(str(project(tmp_path)), tracking_uri=mlflow_server.url,
+                        experiment_name=experiment)
+    server = RestTracking(mlflow_server.url)
+    runs = server.call("POST", "runs/search", json={
+        "experiment_ids": [server.get_experiment_by_name(experiment).experiment_id]})["runs"]
+    assert [r["info"]["status"] for r in runs] == ["FAILED"]
