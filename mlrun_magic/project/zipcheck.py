@@ -79,8 +79,8 @@ def _check_counts(entries: int, directory: int, shown: str, limits) -> None:
 
 
 def check_archive(zf: zipfile.ZipFile, shown: str, limits) -> list[Member]:
-    """Every member of ``zf`` checked, in order, or the first refusal. Members under
-    ``.mlrun_magic/`` are left out: a zip of a folder that was run from holds the history and
+    """Every member of ``zf`` checked, in order, or the first refusal. Members under a
+    ``.mlrun_magic/`` folder (at any depth, as packaging leaves it out) are left out: a zip of a folder that was run from holds the history and
     logs of someone else's runs, and the unpacked project starts with none."""
     infos = zf.infolist()
     if len(infos) > limits.max_members:
@@ -94,8 +94,8 @@ def check_archive(zf: zipfile.ZipFile, shown: str, limits) -> list[Member]:
     for info in infos:
         parts, problem = _name_parts(info.orig_filename, limits)
         problem = problem or _type_problem(info)
-        if problem is None and (not parts or parts[0] == STATE_DIR):
-            continue  # "./": the root itself; or our own state folder
+        if problem is None and (not parts or STATE_DIR in parts):
+            continue  # "./": the root itself; or our own state folder (at any depth)
         is_dir = info.filename.endswith("/")
         key = "/".join(parts)
         if problem is None and not is_dir and key in files:

@@ -170,7 +170,7 @@ def test_a_docker_info_that_never_answers_is_bounded(tmp_path, monkeypatch):
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "docker").write_text("#!/bin/sh\nsleep 60\n")
+    (bin_dir / "docker").write_text("#!/bin/sh\nsleep 5\n")
     (bin_dir / "docker").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setattr(local_docker, "INFO_TIMEOUT_SECONDS", 0.5)

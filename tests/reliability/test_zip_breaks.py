@@ -261,7 +261,8 @@ def test_a_zip_with_a_hostile_git_config_runs_nothing_when_planned(tmp_path, sys
     assert plan.source.git is None and not marker.exists()
 
 
-def test_our_own_state_folder_is_not_taken_from_an_archive(tmp_path, systemp):
+@pytest.mark.parametrize("top", ["", "proj/"])
+def test_our_own_state_folder_is_not_taken_from_an_archive(tmp_path, systemp, top):
     """A zip of a folder that was run from keeps its ``.mlrun_magic`` (history, logs of
     someone else's runs); the unpacked project starts with none, as a new folder does."""
     from mlrun_magic.service import RunService
@@ -269,9 +270,10 @@ def test_our_own_state_folder_is_not_taken_from_an_archive(tmp_path, systemp):
     entry = {"run_id": "f" * 32, "backend": "local", "project": "zipped",
              "entry_point": "main", "status": "RUNNING", "submitted_at": time.time()}
     archive = make_zip(tmp_path / "h.zip", [
-        ("MLproject", MLPROJECT), (".mlrun_magic/history.jsonl", json.dumps(entry) + "\n"),
-        (".mlrun_magic/logs/x.log", "someone else's output\n")])
-    source = resolve_source(str(archive))
+        (top + "MLproject", MLPROJECT),
+        (top + ".mlrun_magic/history.jsonl", json.dumps(entry) + "\n"),
+        (top + ".mlrun_magic/logs/x.log", "someone else's output\n")])
+    source = resolve_source(f"{archive}#{top}" if top else str(archive))
     assert (source.directory / "MLproject").is_file()
     assert not (source.directory / ".mlrun_magic").exists()
     assert RunService().runs(source.directory) == []
