@@ -43,6 +43,7 @@ def download(url: str, dest: Path, shown: str, limits) -> Path:
                     raise ProjectURIError(_PREFIX + _http_reason(response, url, shown),
                                           hint=_HINT)
                 _check_length(response.headers.get("Content-Length"), shown, limits)
+                kind = response.headers.get("Content-Type", "")
                 with open(dest, "xb") as out:
                     _stream(response.raw, out, shown, limits, deadline)
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
@@ -54,7 +55,20 @@ def download(url: str, dest: Path, shown: str, limits) -> Path:
         adapter.stop()
     if adapter.expired:  # its sockets shut: what was read may be cut short
         raise _too_slow(shown, limits)
+    _check_not_a_page(dest, kind, shown)
     return dest
+
+
+def _check_not_a_page(dest: Path, kind: str, shown: str) -> None:
+    """A sharing link often answers 200 with a sign-in or download page, not the file."""
+    with open(dest, "rb") as got:
+        start = got.read(4)
+    if "html" in kind.lower() and start != b"PK\x03\x04":
+        raise ProjectURIError(f"{_PREFIX}{shown} answered a web page ({kind.split(';')[0]}), "
+                              "not a zip file",
+                              hint="The link leads to a page (a sign-in or download page?), "
+                                   "not to the file: give the direct download link, or "
+                                   "download the zip and give its path; nothing was unpacked.")
 
 
 def _too_slow(shown: str, limits) -> ProjectURIError:

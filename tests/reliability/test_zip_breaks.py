@@ -350,3 +350,37 @@ def test_a_compressed_size_that_lies_upward_still_meets_the_unpacked_bound(tmp_p
     with pytest.raises(ProjectURIError):
         unpack_zip(archive, tmp_path / "out", shown="r.zip",
                    limits=ZipLimits(max_unpacked_bytes=2_000_000))
+
+
+def test_a_link_that_answers_a_sign_in_page_says_so(server, systemp, tmp_path):
+    page = b"<!doctype html><html><body>Sign in to continue</body></html>"
+    data = make_zip(tmp_path / "p.zip", [("MLproject", MLPROJECT)]).read_bytes()
+
+    def answer(body, kind):
+        def route(handler):
+            handler.send_response(200)
+            handler.send_header("Content-Type", kind)
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
+        return route
+
+    server.routes["/share/p.zip"] = answer(page, "text/html; charset=utf-8")
+    with pytest.raises(ProjectURIError, match=r"answered a web page \(text/html\), not a zip "
+                                              "file") as info:
+        resolve_source(f"{server.url}/share/p.zip")
+    assert "direct download link" in info.value.hint
+    assert list(systemp.iterdir()) == []
+    server.routes["/mislabelled/p.zip"] = answer(data, "text/html")  # a zip is a zip
+    assert (resolve_source(f"{server.url}/mislabelled/p.zip").directory / "MLproject").is_file()
+
+
+@pytest.mark.parametrize("route", ["/p.zip", "/repo.git"])
+def test_a_signed_link_that_is_no_zip_uri_never_shows_its_signature(server, systemp, route):
+    """``…/p.zip?X-Amz-Signature=…`` does not end in .zip, so it is a git URI (as for MLflow);
+    the signature must not reach the error, the plan or the tags."""
+    url = f"{server.url}{route}?X-Amz-Signature=s3cr3t-sig&X-Amz-Credential=AKIAS3CR3T"
+    with pytest.raises(MlrunMagicError) as info:
+        resolve_source(url)
+    shown = str(info.value) + str(info.value.hint)
+    assert "s3cr3t" not in shown.lower() and "AKIAS3CR3T" not in shown, shown
