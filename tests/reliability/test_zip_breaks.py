@@ -384,3 +384,40 @@ def test_a_signed_link_that_is_no_zip_uri_never_shows_its_signature(server, syst
         resolve_source(url)
     shown = str(info.value) + str(info.value.hint)
     assert "s3cr3t" not in shown.lower() and "AKIAS3CR3T" not in shown, shown
+
+
+BROKEN = "name: x\nentry_points:\n  main:\n    command: python {nope}\n"
+
+
+def test_failed_plans_of_a_broken_zip_keep_no_unpacked_copy(tmp_path, systemp):
+    """A kernel where someone fixes a zipped MLproject and tries again, and again."""
+    from mlrun_magic.service import RunService
+
+    archive = make_zip(tmp_path / "bad.zip", [("MLproject", BROKEN)])
+    service = RunService()
+    for attempt in (service.dry_run, service.plan, make_plan) * 3:
+        with pytest.raises(MlrunMagicError, match="nope"):
+            attempt(RunRequest(uri=str(archive)))
+    assert list(systemp.iterdir()) == []
+
+
+def test_a_failed_plan_leaves_another_threads_plan_alone(tmp_path, systemp):
+    good = make_zip(tmp_path / "good.zip", [("MLproject", MLPROJECT)])
+    bad = make_zip(tmp_path / "bad.zip", [("MLproject", BROKEN)])
+    plans, started = [], threading.Event()
+    release = threading.Event()
+
+    def other():
+        plans.append(make_plan(RunRequest(uri=str(good))))
+        started.set()
+        release.wait(10)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    started.wait(30)
+    with pytest.raises(MlrunMagicError):
+        make_plan(RunRequest(uri=str(bad)))
+    release.set()
+    thread.join(30)
+    assert (plans[0].project_dir / "MLproject").is_file()
+    assert len(list(systemp.iterdir())) == 1
