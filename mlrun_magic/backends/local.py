@@ -248,7 +248,7 @@ class LocalSubmittedRun(SubmittedRun):
         return RunState("RUNNING", f"process {self.process.pid}", started_at=self.started_at)
 
     def cancel(self) -> RunState:
-        """Stop the process (SIGTERM to its group, SIGKILL after 10 s); the run ends KILLED."""
+        """Stop it: SIGTERM to its group, after 10 s SIGKILL (and docker kill); ends KILLED."""
         if self._done.is_set():
             return self.status()
         self._cancelled = True
