@@ -24,6 +24,7 @@ from typing import Any
 
 from mlrun_magic.errors import ArgumentsError, MlrunMagicError, MLprojectError, ProjectURIError
 from mlrun_magic.project.docker import plan_docker, refuse_on_databricks
+from mlrun_magic.project.tempdirs import removed_on_error
 from mlrun_magic.redact import redact_secrets, redact_text, redact_url
 from mlrun_magic.runs import BACKENDS, DEFAULT_ENV_MANAGER, ENV_MANAGERS
 
@@ -310,6 +311,7 @@ def _check_script_inside(project, name: str, mlproject: str | None) -> None:
                              hint="Name a .py or .sh file inside the project, e.g. -e train.py.")
 
 
+@removed_on_error  # a zip or git project fetched for a plan that failed is not kept
 def make_plan(request: RunRequest) -> Plan:
     """Resolve ``request`` into a :class:`Plan`; raise an MlrunMagicError if anything is wrong."""
     from mlrun_magic.project.command import render_command, resolve_parameters

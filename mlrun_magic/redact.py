@@ -2,7 +2,7 @@
 
 * :func:`redact_url` / :func:`redact_text`: a URL's ``user:password@`` removed (one URL, or
   every URL in free text such as git's error output); :func:`redact_url_query` also masks
-  the query's values (download links).
+  the query's values (download links), :func:`redact_queries` every query in free text.
 * :func:`split_userinfo`: an MLflow tracking URI without its credentials, and the credentials
   as the environment variables MLflow reads.
 * :func:`scrub`: anything that looks like a token or password in an error message masked.
@@ -64,6 +64,12 @@ def redact_url_query(url: str) -> str:
     masked = "&".join(p.partition("=")[0] + "=***" if "=" in p else "***" if p else ""
                       for p in query.split("&"))
     return f"{head}?{masked}{hash_}{fragment}"
+
+
+def redact_queries(text: str) -> str:
+    """Every URL's query in free text masked whole (``https://h/p.zip?***``): a link's query
+    is often its key (a pre-signed ``X-Amz-Signature=``, ``?token=``), under any name."""
+    return re.sub(r"(://[^\s'\"?#]*)\?[^\s'\"#]*", r"\1?***", text)
 
 
 def redact_text(text: str) -> str:

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from mlrun_magic.backends.base import SubmittedRun
@@ -155,7 +156,9 @@ class LocalBackend:
         links = Links(mlflow_run=redact_url(mlflow_run.run_url) if mlflow_run.run_url else None,
                       experiment=redact_url(mlflow_run.experiment_url)
                       if mlflow_run.experiment_url else None)
-        run = LocalSubmittedRun(mlflow_run, info, links, process, log, out, tracking, command)
+        run = LocalSubmittedRun(mlflow_run, info, links, process, log, out, tracking, command,
+                                on_kill=partial(local_docker.kill_containers, mlflow_run.run_id)
+                                if plan.docker is not None else None)
         try:
             run.start()
         except BaseException:
@@ -171,7 +174,8 @@ class LocalSubmittedRun(SubmittedRun):
     backend = "local"
     remote = False
 
-    def __init__(self, mlflow_run, info, links, process, log, out, tracking, command):
+    def __init__(self, mlflow_run, info, links, process, log, out, tracking, command,
+                 on_kill=None):
         super().__init__(mlflow_run.run_id, info, links)
         self.mlflow_run = mlflow_run
         self.command = command
@@ -181,6 +185,8 @@ class LocalSubmittedRun(SubmittedRun):
         self._out = out
         self._tracking = tracking
         self._cancelled = False
+        #: Called once the process group is killed (a docker run's container outlives it).
+        self._on_kill = on_kill
         self._final: RunState | None = None
         #: When the process started (it was started just before this handle was made).
         self.started_at = time.time()
@@ -195,9 +201,14 @@ class LocalSubmittedRun(SubmittedRun):
     def abort(self) -> None:
         """Kill the process at once and end the run KILLED, whether or not watching began."""
         self._cancelled = True
-        _kill_group(self.process.pid, signal.SIGKILL)
+        self._kill()
         if not self._done.wait(STOP_GRACE_SECONDS) and not self._watcher.is_alive():
             self._watch()
+
+    def _kill(self) -> None:
+        _kill_group(self.process.pid, signal.SIGKILL)
+        if self._on_kill is not None:
+            self._on_kill()
 
     def _watch(self) -> None:
         from mlrun_magic.tracking import finish_run
@@ -237,13 +248,13 @@ class LocalSubmittedRun(SubmittedRun):
         return RunState("RUNNING", f"process {self.process.pid}", started_at=self.started_at)
 
     def cancel(self) -> RunState:
-        """Stop the process (SIGTERM to its group, SIGKILL after 10 s); the run ends KILLED."""
+        """Stop it: SIGTERM to its group, after 10 s SIGKILL (and docker kill); ends KILLED."""
         if self._done.is_set():
             return self.status()
         self._cancelled = True
         _kill_group(self.process.pid, signal.SIGTERM)
         if not self._done.wait(STOP_GRACE_SECONDS):
-            _kill_group(self.process.pid, signal.SIGKILL)
+            self._kill()
         self._done.wait(STOP_GRACE_SECONDS)
         return self.status()
 

@@ -12,6 +12,7 @@ line (see :mod:`mlrun_magic.project.docker`) and its environment.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -23,6 +24,7 @@ from mlrun_magic.errors import BackendError
 from mlrun_magic.project.docker import (CONTEXT_NAME, DOCKERFILE_NAME, DockerError, dockerfile,
                                         render, run_options)
 
+logger = logging.getLogger("mlrun_magic.backends.local_docker")
 #: How long ``docker info`` may take to say whether the daemon answers.
 INFO_TIMEOUT_SECONDS = 30
 INSTALL_HINT = ("Install Docker (https://docs.docker.com/get-docker/) and start it, or give "
@@ -116,8 +118,15 @@ def _run(cmd: list[str], out, what: str, hint: str) -> None:
 
 
 def _image_id(image: str) -> str | None:
-    found = subprocess.run(["docker", "image", "inspect", image], stdin=subprocess.DEVNULL,
-                           capture_output=True, text=True, errors="replace")
+    try:
+        found = subprocess.run(["docker", "image", "inspect", image], stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, errors="replace",
+                               timeout=INFO_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise BackendError(f"the Docker daemon did not answer `docker image inspect {image}` "
+                           f"within {INFO_TIMEOUT_SECONDS} s",
+                           hint="Check that Docker is healthy (docker info), then run "
+                                "again.") from None
     if found.returncode != 0:
         return None
     try:
@@ -142,6 +151,20 @@ def _pull(image: str, out) -> str:
     return image_id
 
 
+def _copy_problem(exc: BaseException, project_dir) -> str:
+    """The first thing copytree could not copy, named inside the project, and how many more
+    (its own message lists every one: thousands of lines for a link that loops)."""
+    problems = exc.args[0] if isinstance(exc, shutil.Error) and exc.args \
+        and isinstance(exc.args[0], list) else []
+    if not problems:
+        return str(getattr(exc, "strerror", None) or exc)[:300]
+    source, _, why = problems[0] if len(problems[0]) == 3 else ("", "", problems[0])
+    where = os.path.relpath(source, project_dir) if source else "a file"
+    why = str(why).split(": '", 1)[0] if "Errno" in str(why) else str(why)
+    more = f" (and {len(problems) - 1:,} more)" if len(problems) > 1 else ""
+    return f"{where[:200]}: {why[:200]}{more}"
+
+
 def _build(plan, out) -> str:
     """Build MLflow's image of the project: ``FROM`` its image, the project copied in."""
     docker = plan.docker
@@ -155,9 +178,12 @@ def _build(plan, out) -> str:
                             ignore=shutil.ignore_patterns(".mlrun_magic"))
             (code / DOCKERFILE_NAME).write_text(dockerfile(docker.base_image))
         except (OSError, shutil.Error) as exc:
-            raise BackendError(f"cannot prepare the image's build context in {tmp}: {exc}",
-                               hint="Free some disk space or set TMPDIR to a writable "
-                                    "folder.") from None
+            raise BackendError(f"cannot copy the project into the image's build context: "
+                               f"{_copy_problem(exc, plan.project_dir)}",
+                               hint="Remove from the project what cannot be copied (a named "
+                                    "pipe, a socket, a link that loops); if the disk is "
+                                    "full, free space or set TMPDIR to another folder.") \
+                from None
         iid = Path(tmp, "image-id")
         _run(["docker", "build", "--force-rm", "-t", docker.image, "-f",
               str(code / DOCKERFILE_NAME), "--iidfile", str(iid), str(context)], out,
@@ -169,3 +195,26 @@ def _build(plan, out) -> str:
         raise BackendError(f"`docker build` made no image {docker.image}",
                            hint="Its output is in the run's log.")
     return image_id
+
+
+def kill_containers(run_id: str) -> None:
+    """``docker kill`` the run's containers still running, found by the ``MLFLOW_RUN_ID`` in
+    their environment (the line stays MLflow's: no name or label added). Killing the
+    ``docker`` client does not stop its container, which would go on running and logging
+    to a run already marked KILLED. Best effort: a failure is logged, never raised."""
+    try:
+        ids = _docker_out(["ps", "-q", "--no-trunc"]).split()
+        found = json.loads(_docker_out(["inspect", *ids]) or "[]") if ids else []
+        mine = [c["Id"] for c in found
+                if f"MLFLOW_RUN_ID={run_id}" in ((c.get("Config") or {}).get("Env") or [])]
+        if mine:
+            _docker_out(["kill", *mine])
+    except (OSError, subprocess.SubprocessError, ValueError, LookupError, TypeError,
+            AttributeError) as exc:
+        logger.warning("could not stop the container of run %s: %s", run_id, exc)
+
+
+def _docker_out(args: list[str]) -> str:
+    """What ``docker ARGS`` prints (whatever its exit status: inspect prints what it found)."""
+    return subprocess.run(["docker", *args], stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, errors="replace", timeout=INFO_TIMEOUT_SECONDS).stdout

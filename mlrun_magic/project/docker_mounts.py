@@ -41,6 +41,12 @@ def tracking_options(tracking_uri: str, environ) -> tuple[list[str], dict[str, s
     if parsed.netloc or parsed.scheme not in ("", "file", "sqlite"):
         return [], {}
     path = unquote(parsed.path)
+    if parsed.scheme == "sqlite" and not path.startswith("//"):
+        path = path[1:]  # sqlite:///rel.db is rel.db here (sqlite:////abs.db is /abs.db)
+    if path and not os.path.isabs(path):
+        # A relative store is relative to this process, which opened it; docker takes a
+        # relative -v source for a named volume (MLflow passes it so: the run logs nowhere).
+        path = os.path.abspath(path)
     inside = ("sqlite:///" if parsed.scheme == "sqlite" else "file://") + TRACKING_DIR
     return ["-v", f"{path}:{TRACKING_DIR}"], {"MLFLOW_TRACKING_URI": inside}
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from mlrun_magic.errors import ProjectURIError
 from mlrun_magic.project.tempdirs import make_temp_dir
 from mlrun_magic.project.ziparchive import is_zip_uri, open_zip_project
-from mlrun_magic.redact import redact_text, redact_url, redact_url_query, split_authority
+from mlrun_magic.redact import redact_queries, redact_text, redact_url_query, split_authority
 
 _GIT_URL = re.compile(r"^(https?|ssh|git|git\+ssh|git\+https)://|^[\w.-]+@[\w.-]+:")
 
@@ -136,7 +136,7 @@ def resolve_source(uri: str, version: str | None = None) -> ProjectSource:
         return ProjectSource(uri=shown_uri, directory=directory, kind="zip", source_name=name,
                              subdirectory=sub)
     if exists and not _is_bare_repo(local) and version is None:
-        directory = _inside((local / sub).resolve(), local, sub, redact_url(base))
+        directory = _inside((local / sub).resolve(), local, sub, redact_url_query(base))
         if not directory.is_dir():
             raise ProjectURIError(f"{directory} is not a folder",
                                   hint="Give the folder that holds the MLproject file.")
@@ -156,14 +156,14 @@ def resolve_source(uri: str, version: str | None = None) -> ProjectSource:
             sub = sub if inside == "." else os.path.join(inside, sub).rstrip("/")
     else:
         clone_from = base
-    workdir = _clone(clone_from, version, shown_base=redact_url(base))
-    directory = _inside((workdir / sub).resolve(), workdir, sub, redact_url(base))
+    workdir = _clone(clone_from, version, shown_base=redact_url_query(base))
+    directory = _inside((workdir / sub).resolve(), workdir, sub, redact_url_query(base))
     if not directory.is_dir():
-        raise ProjectURIError(f"Could not find subdirectory {sub} of {redact_url(base)}",
+        raise ProjectURIError(f"Could not find subdirectory {sub} of {redact_url_query(base)}",
                               hint="Check the part after '#': it is a folder path in the repository.")
     info = git_info(directory)
     if info is not None:
-        info.repo_url = redact_url(base) if local is None else f"file://{clone_from}"
+        info.repo_url = redact_url_query(base) if local is None else f"file://{clone_from}"
         info.dirty = False
     return ProjectSource(uri=shown_uri, directory=directory, kind="git", source_name=shown_uri,
                          subdirectory=sub, version=version, git=info)
@@ -216,7 +216,7 @@ def git_info(directory: Path) -> GitInfo | None:
     url = next((r.url for r in repo.remotes), None)
     rel = os.path.relpath(directory, repo.working_tree_dir)
     dirty = repo.is_dirty(untracked_files=True, path=None if rel == "." else rel)
-    return GitInfo(commit=commit, repo_url=redact_url(url) if url else None, branch=branch,
+    return GitInfo(commit=commit, repo_url=redact_url_query(url) if url else None, branch=branch,
                    dirty=dirty, root=str(repo.working_tree_dir))
 
 
@@ -289,7 +289,7 @@ def _remote_refs(repo, env) -> dict[str, str]:
 def _git_error(exc) -> str:
     text = (getattr(exc, "stderr", "") or str(exc)).strip()
     text = text.removeprefix("stderr:").strip().strip("'").strip()
-    return redact_text(text.splitlines()[-1] if text else str(exc))
+    return redact_queries(redact_text(text.splitlines()[-1] if text else str(exc)))
 
 
 def locate_notebook_dir(notebook: str | None = None, user_ns: dict | None = None,

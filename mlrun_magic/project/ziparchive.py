@@ -11,9 +11,11 @@ written: a member with an absolute path, a drive letter, a backslash or a contro
 its name, a ``..`` component, a name given twice, a symbolic link, a device, a pipe or an
 encrypted member is refused, and so is an archive over any bound of :class:`ZipLimits` (member
 count, unpacked size, compression ratio, download size and time). A refusal (or Ctrl-C)
-removes the temporary folder: nothing is left half unpacked. Symbolic links are refused, not
-made: Python's zipfile (so MLflow) writes a link as a small file holding the target's path,
-which no project can use, and a real link would need every later member checked through it.
+removes the temporary folder: nothing is left half unpacked. A ``.mlrun_magic`` folder in the
+archive (the history and logs of whoever zipped a folder they ran from) is left out.
+Symbolic links are refused, not made: Python's zipfile (so MLflow) writes a link as a small
+file holding the target's path, which no project can use, and a real link would need every
+later member checked through it.
 """
 
 from __future__ import annotations

@@ -24,6 +24,8 @@ _SUPPORTED = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfi
 _DRIVE = re.compile(r"[A-Za-z]:")
 _EOCD, _EOCD64, _LOCATOR64 = b"PK\x05\x06", b"PK\x06\x06", b"PK\x06\x07"
 _NOTHING = "Nothing was unpacked."
+#: mlrun_magic's own folder in a project (history, run logs): never taken from an archive.
+STATE_DIR = ".mlrun_magic"
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,9 @@ def _check_counts(entries: int, directory: int, shown: str, limits) -> None:
 
 
 def check_archive(zf: zipfile.ZipFile, shown: str, limits) -> list[Member]:
-    """Every member of ``zf`` checked, in order, or the first refusal."""
+    """Every member of ``zf`` checked, in order, or the first refusal. Members under a
+    ``.mlrun_magic/`` folder (at any depth, as packaging leaves it out) are left out: a zip of a folder that was run from holds the history and
+    logs of someone else's runs, and the unpacked project starts with none."""
     infos = zf.infolist()
     if len(infos) > limits.max_members:
         raise ProjectURIError(f"{shown} has {len(infos):,} members; mlrun_magic unpacks at "
@@ -90,8 +94,8 @@ def check_archive(zf: zipfile.ZipFile, shown: str, limits) -> list[Member]:
     for info in infos:
         parts, problem = _name_parts(info.orig_filename, limits)
         problem = problem or _type_problem(info)
-        if problem is None and not parts:
-            continue  # "./": the root itself
+        if problem is None and (not parts or STATE_DIR in parts):
+            continue  # "./": the root itself; or our own state folder (at any depth)
         is_dir = info.filename.endswith("/")
         key = "/".join(parts)
         if problem is None and not is_dir and key in files:

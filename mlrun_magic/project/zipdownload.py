@@ -29,19 +29,52 @@ def download(url: str, dest: Path, shown: str, limits) -> Path:
     import requests
     import urllib3
 
+    from mlrun_magic.project.zipdeadline import DeadlineAdapter
+
     deadline = time.monotonic() + limits.download_seconds
+    adapter = DeadlineAdapter(limits.download_seconds)
     try:
-        with requests.get(url, stream=True,
-                          timeout=(limits.connect_timeout, limits.read_timeout)) as response:
-            if response.status_code >= 400:
-                raise ProjectURIError(_PREFIX + _http_reason(response, url, shown), hint=_HINT)
-            _check_length(response.headers.get("Content-Length"), shown, limits)
-            with open(dest, "xb") as out:
-                _stream(response.raw, out, shown, limits, deadline)
+        with requests.Session() as session:
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            with session.get(url, stream=True,
+                             timeout=(limits.connect_timeout, limits.read_timeout)) as response:
+                if response.status_code >= 400:
+                    raise ProjectURIError(_PREFIX + _http_reason(response, url, shown),
+                                          hint=_HINT)
+                _check_length(response.headers.get("Content-Length"), shown, limits)
+                kind = response.headers.get("Content-Type", "")
+                with open(dest, "xb") as out:
+                    _stream(response.raw, out, shown, limits, deadline)
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+        if adapter.expired:
+            raise _too_slow(shown, limits) from None
         raise ProjectURIError(_PREFIX + _clean(str(exc) or type(exc).__name__, url, shown),
                               hint=_HINT) from None
+    finally:
+        adapter.stop()
+    if adapter.expired:  # its sockets shut: what was read may be cut short
+        raise _too_slow(shown, limits)
+    _check_not_a_page(dest, kind, shown)
     return dest
+
+
+def _check_not_a_page(dest: Path, kind: str, shown: str) -> None:
+    """A sharing link often answers 200 with a sign-in or download page, not the file."""
+    with open(dest, "rb") as got:
+        start = got.read(4)
+    if "html" in kind.lower() and start != b"PK\x03\x04":
+        raise ProjectURIError(f"{_PREFIX}{shown} answered a web page ({kind.split(';')[0]}), "
+                              "not a zip file",
+                              hint="The link leads to a page (a sign-in or download page?), "
+                                   "not to the file: give the direct download link, or "
+                                   "download the zip and give its path; nothing was unpacked.")
+
+
+def _too_slow(shown: str, limits) -> ProjectURIError:
+    return ProjectURIError(f"{_PREFIX}the download of {shown} took longer than "
+                           f"{limits.download_seconds:g} s (ZipLimits.download_seconds)",
+                           hint=_HINT)
 
 
 def _stream(raw, out, shown: str, limits, deadline: float) -> None:
@@ -56,9 +89,7 @@ def _stream(raw, out, shown: str, limits, deadline: float) -> None:
                                   f"{mib(limits.max_download_bytes)} "
                                   "(ZipLimits.max_download_bytes)", hint=_HINT)
         if time.monotonic() > deadline:
-            raise ProjectURIError(f"{_PREFIX}the download of {shown} took longer than "
-                                  f"{limits.download_seconds:g} s "
-                                  "(ZipLimits.download_seconds)", hint=_HINT)
+            raise _too_slow(shown, limits)
         out.write(chunk)
 
 

@@ -72,7 +72,7 @@ class RunService:
 
     def dry_run(self, request: RunRequest | Plan) -> DryRun:
         """The plan and, for Databricks, the ``runs/submit`` request it would send."""
-        return dry_run(self.plan(request))
+        return dry_run(self.plan(request), fetched_here=not isinstance(request, Plan))
 
     from mlrun_magic.service.doctor import service_doctor as doctor  # RunService.doctor(request)
     # -- launching -------------------------------------------------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mlrun_magic.project.tempdirs import remove_temp_dir_holding
+
 
 @dataclass
 class DryRun:
@@ -27,15 +29,22 @@ class DryRun:
         out["checks"] = [check.to_dict() for check in self.checks]
         return out
 
+def dry_run(plan, *, fetched_here: bool = False) -> DryRun:
+    """The :class:`DryRun` of a plan: the archive is built (locally, cached), nothing sent.
 
-
-def dry_run(plan) -> DryRun:
-    """The :class:`DryRun` of a plan: the archive is built (locally, cached), nothing sent."""
+    ``fetched_here``: the plan was made for this dry run alone, so the zip or git project it
+    fetched is removed once the dry run is made (a notebook would otherwise keep a copy per
+    dry run until its kernel exits); the plan's text and ``to_dict()`` need no file."""
     from mlrun_magic.service.doctor import cheap_checks
 
-    if plan.backend != "databricks":
-        return DryRun(plan, checks=cheap_checks(plan))
-    from mlrun_magic.backends.databricks import preview_submission
+    try:
+        if plan.backend != "databricks":
+            return DryRun(plan, checks=cheap_checks(plan))
+        from mlrun_magic.backends.databricks import preview_submission
 
-    preview = preview_submission(plan)  # builds the archive (cached): the checks reuse it
-    return DryRun(plan, preview, cheap_checks(plan, archive_size=preview["archive"]["size"]))
+        preview = preview_submission(plan)  # builds the archive (cached): the checks reuse it
+        return DryRun(plan, preview,
+                      cheap_checks(plan, archive_size=preview["archive"]["size"]))
+    finally:
+        if fetched_here and plan.source.kind in ("zip", "git"):
+            remove_temp_dir_holding(plan.project_dir)

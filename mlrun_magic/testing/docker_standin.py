@@ -18,7 +18,14 @@ client does when nothing listens on the socket; ``MLRUN_MAGIC_DOCKER_FAIL=build`
   programs), in the host folder that the container's working folder maps to (a ``-v`` mount or
   a file the image copied in; ``-w`` or ``WORKDIR``), and every container path in the
   variables and arguments is translated to its host path. The exit status is the command's.
-  Variable values are never logged, only their names.
+  Variable values are never logged, only their names. As with a daemon, the container is
+  not in the client's process group and its output comes through the client; signals reach
+  it only through the client (SIGINT and SIGTERM are passed on, as ``--sig-proxy`` does), so
+  a client killed with SIGKILL leaves it running. ``MLRUN_MAGIC_DOCKER_PID1=1`` makes it
+  ignore SIGTERM, as a container's PID 1 without a handler does;
+- ``ps -q [--no-trunc]``: the running containers; ``inspect ID...``: their ``Id``,
+  ``State.Pid`` and ``Config.Env`` (only ``MLFLOW_*`` values, other names alone);
+  ``kill ID...``: SIGKILL.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -36,6 +44,7 @@ from pathlib import Path
 LOG_VAR, STATE_VAR, DAEMON_VAR, FAIL_VAR = (
     "MLRUN_MAGIC_DOCKER_LOG", "MLRUN_MAGIC_DOCKER_STATE", "MLRUN_MAGIC_DOCKER_DAEMON",
     "MLRUN_MAGIC_DOCKER_FAIL")
+PID1_VAR = "MLRUN_MAGIC_DOCKER_PID1"
 DOWN = ("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker "
         "daemon running?")
 #: `docker run` options that take no value (everything else starting with "-" takes one).
@@ -174,12 +183,48 @@ def _run(args: list[str]) -> int:
     env = {k: _translate(v, pairs) for k, v in env.items()}
     command = [_translate(word, pairs) for word in command]
     _record(["docker", "run", *args], cwd=cwd, env_names=sorted(env), command=command)
+    pid1 = os.environ.get(PID1_VAR) == "1"
     try:
-        return subprocess.run(command, cwd=cwd, env=env).returncode
+        container = subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     preexec_fn=(lambda: signal.signal(signal.SIGTERM,
+                                                                       signal.SIG_IGN))
+                                     if pid1 else None)
     except OSError as exc:
         print(f"docker: Error response from daemon: failed to create task: {exc}",
               file=sys.stderr)
         return 127
+    record = _state() / "containers" / f"{container.pid:012d}.json"
+    record.parent.mkdir(exist_ok=True)
+    record.write_text(json.dumps({
+        "Id": f"{container.pid:012d}", "State": {"Pid": container.pid},
+        "Config": {"Env": [f"{k}={v}" if k.startswith("MLFLOW_") else k
+                           for k, v in env.items()]}}))
+    for sig in (signal.SIGINT, signal.SIGTERM):  # --sig-proxy
+        signal.signal(sig, lambda number, _: container.send_signal(number))
+    try:  # the output comes through the client, as from the daemon
+        while chunk := os.read(container.stdout.fileno(), 65536):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+        return container.wait()
+    finally:
+        record.unlink(missing_ok=True)  # --rm
+
+
+def _containers() -> list[dict]:
+    """The containers still running (a record whose process is gone is dropped)."""
+    out = []
+    for path in sorted((_state() / "containers").glob("*.json")):
+        found = json.loads(path.read_text())
+        try:
+            state = Path(f"/proc/{found['State']['Pid']}/stat").read_text().split()[2]
+        except OSError:
+            state = "Z"
+        if state == "Z":
+            path.unlink(missing_ok=True)
+        else:
+            out.append(found)
+    return out
 
 
 def main(argv: list[str]) -> int:
@@ -218,6 +263,20 @@ def main(argv: list[str]) -> int:
         return 0
     if argv[0] == "run":
         return _run(argv[1:])
+    if argv[0] == "ps":
+        print("\n".join(c["Id"] for c in _containers()))
+        return 0
+    if argv[0] in ("inspect", "kill"):
+        running = {c["Id"]: c for c in _containers()}
+        found = [running[i] for i in argv[1:] if i in running]
+        for name in (i for i in argv[1:] if i not in running):
+            print(f"Error response from daemon: No such container: {name}", file=sys.stderr)
+        if argv[0] == "inspect":
+            print(json.dumps(found))
+        for container in found if argv[0] == "kill" else ():
+            os.kill(container["State"]["Pid"], signal.SIGKILL)
+            print(container["Id"])
+        return 0 if len(found) == len(argv) - 1 else 1
     print(f"docker: '{argv[0]}' is not a docker command (stand-in)", file=sys.stderr)
     return 1
 
