@@ -1,0 +1,186 @@
+"""Trying to break the doctor's promises (issue 13) against the loopback workspace: policy
+rules as Databricks reads them, secrets that reach a check's text, code locations that climb
+out of their folder, the probe file on a fault, the dry run's silence on the network, the
+profile given (not the default), hostile specs and tracking URIs, and the CLI's exit codes
+and Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from mlrun_magic.doctor_text import report_lines
+from mlrun_magic.planning import RunRequest
+from mlrun_magic.service.doctor import run_doctor
+
+CLUSTER = {"spark_version": "15.4.x-cpu-ml-scala2.12", "node_type_id": "Standard_D4ds_v5",
+           "num_workers": 1}
+
+
+@pytest.fixture
+def ws(workspace_client):
+    workspace_client.experiment = f"/Shared/doctor-breaks-{uuid.uuid4().hex[:8]}"
+    return workspace_client
+
+
+def doctor(ws, *, timeout: float = 10.0, secrets=(), **kw):
+    kw.setdefault("backend", "databricks")
+    kw.setdefault("backend_config", dict(CLUSTER))
+    kw.setdefault("experiment_name", ws.experiment)
+    report = run_doctor(RunRequest(uri=str(ws.project), **kw), timeout=timeout)
+    shown = json.dumps(report.to_dict()) + text(report)
+    for secret in (ws.token, *secrets):
+        assert secret not in shown, text(report)
+    assert "could not finish" not in shown, text(report)
+    return report
+
+
+def text(report) -> str:
+    return "\n".join(report_lines(report.checks))
+
+
+def policy_check(ws, rules, spec=None):
+    policy = ws.add_policy(f"p-{uuid.uuid4().hex[:6]}", rules)
+    report = doctor(ws, backend_config={**(spec or CLUSTER), "policy_id": policy["policy_id"]})
+    return report.check("policy"), report
+
+
+# -- policies, as Databricks' policy definition language reads them --------------------------
+
+def test_a_limited_attribute_the_spec_omits_is_required_unless_optional_or_defaulted(ws):
+    # Databricks: "Validation failed for custom_tags.team, the value must be present"
+    check, report = policy_check(ws, {"custom_tags.team": {"type": "allowlist",
+                                                           "values": ["ml", "bi"]}})
+    assert check.status == "fail" and "custom_tags.team" in check.found, text(report)
+    for rule in ({"type": "allowlist", "values": ["ml"], "isOptional": True},
+                 {"type": "allowlist", "values": ["ml"], "defaultValue": "ml"},
+                 {"type": "unlimited", "isOptional": True}):
+        assert policy_check(ws, {"custom_tags.team": rule})[0].status == "ok"
+    required = policy_check(ws, {"autotermination_minutes": {"type": "range", "maxValue": 60}})
+    assert required[0].status == "fail", text(required[1])
+
+
+def test_virtual_attributes_and_the_other_scaling_mode_are_not_required(ws):
+    rules = {"dbus_per_hour": {"type": "range", "maxValue": 100},
+             "autoscale.max_workers": {"type": "range", "maxValue": 8}}
+    check, report = policy_check(ws, rules)  # a fixed-size spec: no autoscale
+    assert check.status == "ok", text(report)
+    scaled = {**CLUSTER, "autoscale": {"min_workers": 1, "max_workers": 20}}
+    del scaled["num_workers"]
+    check, report = policy_check(ws, rules, scaled)
+    assert check.status == "fail" and "autoscale.max_workers" in check.found, text(report)
+    assert "8" in check.found
+
+
+def test_a_policy_only_for_all_purpose_clusters_refuses_the_runs_job_cluster(ws):
+    check, report = policy_check(ws, {"cluster_type": {"type": "fixed",
+                                                       "value": "all-purpose"}})
+    assert check.status == "fail" and "cluster_type" in check.found, text(report)
+    check, _ = policy_check(ws, {"cluster_type": {"type": "allowlist",
+                                                  "values": ["all-purpose", "job"]}})
+    assert check.status == "ok"
+    check, _ = policy_check(ws, {"cluster_type": {"type": "blocklist", "values": ["job"]}})
+    assert check.status == "fail"
+
+
+def test_values_the_policy_fixes_may_be_left_out_of_the_spec(ws):
+    rules = {"spark_version": {"type": "fixed", "value": "15.4.x-scala2.12", "hidden": True},
+             "node_type_id": {"type": "fixed", "value": "Standard_D4ds_v5"},
+             "spark_conf.spark.databricks.acl": {"type": "fixed", "value": "true"}}
+    check, report = policy_check(ws, rules, {"num_workers": 1})
+    assert check.status == "ok" and report.ok, text(report)
+
+
+def test_a_secret_in_spark_env_vars_is_never_echoed_by_the_policy_check(ws):
+    secret = "hunter2-" + uuid.uuid4().hex
+    spec = {**CLUSTER, "spark_env_vars": {"DB_PASSWORD": secret},
+            "spark_conf": {"fs.azure.account.key.acct.dfs.core.windows.net": secret + "k"}}
+    rules = {"spark_env_vars.DB_PASSWORD": {"type": "fixed", "value": "{{secrets/s/db}}"},
+             "spark_conf.fs.azure.account.key.acct.dfs.core.windows.net":
+                 {"type": "regex", "pattern": "\\{\\{secrets/.*\\}\\}"}}
+    policy = ws.add_policy(f"p-{uuid.uuid4().hex[:6]}", rules)
+    report = doctor(ws, backend_config={**spec, "policy_id": policy["policy_id"]},
+                    secrets=(secret,))
+    check = report.check("policy")
+    assert check.status == "fail" and "spark_env_vars.DB_PASSWORD" in check.found, text(report)
+
+
+# -- secrets in what a server says back ----------------------------------------------------
+
+def test_a_token_a_server_echoes_in_its_error_is_masked(ws, monkeypatch):
+    token = ws.auth.issue("oauth", None, False)  # a bearer token not shaped like a PAT
+    monkeypatch.setenv("DATABRICKS_TOKEN", token)
+    ws.add_fault("/api/2.1/clusters/list-node-types", status=403, times=-1,
+                 body={"error_code": "PERMISSION_DENIED",
+                       "message": f"Token {token} may not list node types"})
+    report = doctor(ws, secrets=(token,))
+    assert report.check("node type").status == "fail"
+    assert report.check("identity").status == "ok", text(report)
+
+
+# -- the code location ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("location", ["/Volumes/main/ml/projects/../../x",
+                                      "/Volumes/main/ml/projects/./../../../etc",
+                                      "/Workspace/Users/u/../../../x"])
+def test_a_code_location_that_climbs_out_of_its_folder_fails_offline(ws, location):
+    ws.add_volume("main.ml.projects")
+    before = len(ws.requests())
+    report = run_doctor(RunRequest(uri=str(ws.project), backend="databricks",
+                                   backend_config=dict(CLUSTER), code_location=location),
+                        network=False)
+    check = report.check("code location")
+    assert check.status == "fail" and ".." in check.found, text(report)
+    assert len(ws.requests()) == before
+
+
+def test_a_probe_that_cannot_be_deleted_says_where_it_was_left(ws):
+    ws.add_fault("/api/2.0/workspace/delete", status=500, times=-1)
+    report = doctor(ws, timeout=15)
+    check = report.check("code location")
+    assert check.status != "ok", text(report)
+    assert ".mlrun_magic-probe-" in check.found + check.fix, text(report)
+
+
+def test_a_transient_fault_on_delete_still_deletes_the_probe(ws):
+    ws.add_volume("main.ml.projects")
+    ws.add_fault("/api/2.0/fs/files/*", method="DELETE", status=503, times=1)
+    report = doctor(ws, code_location="/Volumes/main/ml/projects/code")
+    assert report.check("code location").status == "ok", text(report)
+    assert not [p for p in ws.local_path("/Volumes/main/ml/projects").rglob("*probe*")]
+
+
+# -- the dry run ---------------------------------------------------------------------------
+
+def test_the_dry_run_sends_nothing_and_says_to_run_the_doctor(ws):
+    from mlrun_magic.doctor_text import DOCTOR_HINT, dry_run_lines
+    from mlrun_magic.planning import make_plan
+    from mlrun_magic.service.preview import dry_run
+
+    before = len(ws.requests())
+    preview = dry_run(make_plan(RunRequest(uri=str(ws.project), backend="databricks",
+                                           backend_config=dict(CLUSTER),
+                                           code_location="/Volumes/main/ml/p/code",
+                                           tracking_uri="http://10.1.2.3:5000")))
+    assert len(ws.requests()) == before, ws.requests()[before:]
+    shown = "\n".join(dry_run_lines(preview))
+    assert DOCTOR_HINT in shown
+    assert preview.to_dict()["checks"]
+
+
+# -- the profile given, not the default ----------------------------------------------------
+
+def test_the_profile_given_is_the_one_checked(ws, monkeypatch, tmp_path):
+    import os
+
+    config = tmp_path / "home" / ".databrickscfg"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    revoked = ws.issue_token()
+    ws.revoke_token(revoked)
+    config.write_text(f"[other]\nhost = {ws.host}\ntoken = {revoked}\n")
+    assert os.environ["DATABRICKS_TOKEN"] == ws.token  # the default works...
+    report = doctor(ws, profile="other", secrets=(revoked,))
+    check = report.check("credentials")
+    assert check.status == "fail" and "[other]" in check.found, text(report)  # ...[other] not
