@@ -14,8 +14,18 @@ from urllib.parse import quote
 
 from mlrun_magic.databricks import storage
 from mlrun_magic.databricks.errors import NotFound, PermissionDenied
+from mlrun_magic.errors import MlrunMagicError
 
 PROBE = b"mlrun_magic doctor: a probe of the code location; safe to delete.\n"
+
+
+class ProbeLeft(storage.CodeLocationError):
+    """The probe was written but could not be deleted: ``path`` says where it is."""
+
+    def __init__(self, path: str, why: str):
+        super().__init__(f"the probe file {path} was written but could not be deleted "
+                         f"({why})", hint=f"Delete {path} (it is safe to delete).")
+        self.path = path
 DBFS_ROOT = "/"
 
 
@@ -32,8 +42,16 @@ def probe_location(client, target: storage.Target) -> str:
     writer.mkdirs(target.folder)
     try:
         writer.put(path, io.BytesIO(PROBE), len(PROBE), None)
-    finally:
+    except BaseException:
+        try:  # it may have been written before the answer was lost
+            _delete(client, target.kind, path)
+        except Exception:  # noqa: BLE001 (the put's error is the one to tell)
+            pass
+        raise
+    try:
         _delete(client, target.kind, path)
+    except MlrunMagicError as exc:
+        raise ProbeLeft(path, exc.message) from None
     return path
 
 

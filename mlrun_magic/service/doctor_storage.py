@@ -60,12 +60,14 @@ def _dbfs_root(client) -> Check:
 
 def _writable(client, target) -> Check:
     from mlrun_magic.databricks.errors import NotFound, PermissionDenied
-    from mlrun_magic.databricks.probe import probe_location
+    from mlrun_magic.databricks.probe import ProbeLeft, probe_location
     from mlrun_magic.errors import MlrunMagicError
 
     where = f"{target.kind} {target.folder}"
     try:
         probe_location(client, target)
+    except ProbeLeft as exc:
+        return warn("code location", f"{where} is writable, but {exc.message}", exc.hint)
     except PermissionDenied as exc:
         if "dbfs root" in exc.api_message.lower():
             return fail("code location", f"{where}: {exc.api_message}", DBFS_FIX)

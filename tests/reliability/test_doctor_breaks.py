@@ -137,11 +137,18 @@ def test_a_code_location_that_climbs_out_of_its_folder_fails_offline(ws, locatio
 
 
 def test_a_probe_that_cannot_be_deleted_says_where_it_was_left(ws):
-    ws.add_fault("/api/2.0/workspace/delete", status=500, times=-1)
-    report = doctor(ws, timeout=15)
+    ws.add_fault("/api/2.0/workspace/delete", status=400, times=-1,
+                 body={"error_code": "BAD_REQUEST", "message": "delete is broken"})
+    report = doctor(ws)
     check = report.check("code location")
-    assert check.status != "ok", text(report)
-    assert ".mlrun_magic-probe-" in check.found + check.fix, text(report)
+    assert check.status == "warn" and "is writable" in check.found, text(report)
+    assert ".mlrun_magic-probe-" in check.found and "delete is broken" in check.found
+    assert check.fix.startswith("Delete /Workspace/Users/")
+    # a write that fails says why it failed, not that the delete did
+    ws.add_fault("/api/2.0/workspace/import", status=403, times=-1,
+                 body={"error_code": "PERMISSION_DENIED", "message": "no CAN MANAGE here"})
+    check = doctor(ws).check("code location")
+    assert check.status == "fail" and "no CAN MANAGE here" in check.found, check
 
 
 def test_a_transient_fault_on_delete_still_deletes_the_probe(ws):
