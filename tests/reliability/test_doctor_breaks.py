@@ -191,3 +191,9 @@ def test_the_profile_given_is_the_one_checked(ws, monkeypatch, tmp_path):
     report = doctor(ws, profile="other", secrets=(revoked,))
     check = report.check("credentials")
     assert check.status == "fail" and "[other]" in check.found, text(report)  # ...[other] not
+    # and the other way round: a good profile wins over a bad token in the environment
+    config.write_text(f"[good]\nhost = {ws.host}\ntoken = {ws.token}\n")
+    monkeypatch.setenv("DATABRICKS_TOKEN", revoked)
+    report = doctor(ws, profile="good", secrets=(revoked,))
+    assert report.check("credentials").status == "ok", text(report)
+    assert report.check("identity").status == "ok", text(report)
