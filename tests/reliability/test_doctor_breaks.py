@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,7 @@ from mlrun_magic.doctor_text import report_lines
 from mlrun_magic.planning import RunRequest
 from mlrun_magic.service.doctor import run_doctor
 
+QUICKSTART = Path(__file__).resolve().parents[2] / "example_notebooks" / "quickstart"
 CLUSTER = {"spark_version": "15.4.x-cpu-ml-scala2.12", "node_type_id": "Standard_D4ds_v5",
            "num_workers": 1}
 
@@ -172,7 +174,7 @@ def test_the_dry_run_sends_nothing_and_says_to_run_the_doctor(ws):
                                            code_location="/Volumes/main/ml/p/code",
                                            tracking_uri="http://10.1.2.3:5000")))
     assert len(ws.requests()) == before, ws.requests()[before:]
-    shown = "\n".join(dry_run_lines(preview))
+    shown = "\n".join(dry_run_lines(preview.checks, True))
     assert DOCTOR_HINT in shown
     assert preview.to_dict()["checks"]
 
@@ -197,3 +199,21 @@ def test_the_profile_given_is_the_one_checked(ws, monkeypatch, tmp_path):
     report = doctor(ws, profile="good", secrets=(revoked,))
     assert report.check("credentials").status == "ok", text(report)
     assert report.check("identity").status == "ok", text(report)
+
+
+# -- tracking URIs the cluster cannot reach, however they are spelled ----------------------
+
+@pytest.mark.parametrize("uri", [
+    "http://[::ffff:127.0.0.1]:5000", "http://localhost.:5000", "http://2130706433/",
+    "http://0x7f.1/", "http://127.1", "http://0:5000", "http://[::]:5000",
+    "https://ｌｏｃａｌｈｏｓｔ/", "http://127。0。0。1:5000", "http://localhost。/",
+    "http://[::127.0.0.1]:5000", "http://[64:ff9b::7f00:1]/", "http://100.64.0.1:5000",
+    "http://u:pa55word-in-uri@10.0.0.1:5000", "http://[fe80::1%25en0]:5000",
+])
+def test_an_unreachable_tracking_uri_fails_offline_however_spelled(uri, tmp_path):
+    report = run_doctor(RunRequest(uri=str(QUICKSTART), backend="databricks",
+                                   backend_config=dict(CLUSTER), tracking_uri=uri),
+                        network=False)
+    check = report.check("tracking URI")
+    assert check.status == "fail" and "--tracking-uri databricks" in check.fix, check
+    assert " a unspecified" not in check.found and "pa55word" not in text(report)
