@@ -22,6 +22,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlrun_magic.databricks import locations
 from mlrun_magic.databricks.errors import AlreadyExists, NotFound, PermissionDenied
 from mlrun_magic.errors import MlrunMagicError
 
@@ -65,15 +66,8 @@ class Uploaded:
 
 
 def parse_location(value: str) -> Target:
-    """A :class:`Target` from ``--code-location``. A ``.`` or ``..`` part is refused: the
-    workspace would resolve it to another folder than the one checked (``/Volumes/c/s/v/../..``
-    is not in volume ``c.s.v``)."""
-    value = value.strip().rstrip("/")
-    if any(part in (".", "..") for part in value.split("/")):
-        raise CodeLocationError(
-            f"code location {value!r} has a '.' or '..' part",
-            hint="Give the folder itself, e.g. /Volumes/<catalog>/<schema>/<volume>/mlrun_magic "
-                 "or /Workspace/Users/<you>/mlrun_magic.")
+    """A :class:`Target` from ``--code-location`` (read by :mod:`.locations`)."""
+    value = locations.checked(value)
     if value.startswith("/Volumes/"):
         parts = value.split("/")
         if len(parts) < 5 or not all(parts[2:5]):

@@ -126,7 +126,9 @@ def test_a_token_a_server_echoes_in_its_error_is_masked(ws, monkeypatch):
 
 @pytest.mark.parametrize("location", ["/Volumes/main/ml/projects/../../x",
                                       "/Volumes/main/ml/projects/./../../../etc",
-                                      "/Workspace/Users/u/../../../x"])
+                                      "/Workspace/Users/u/../../../x",
+                                      "/Volumes/main/ml/projects/co\nde",
+                                      "/Workspace/Users/u/\u202ex"])
 def test_a_code_location_that_climbs_out_of_its_folder_fails_offline(ws, location):
     ws.add_volume("main.ml.projects")
     before = len(ws.requests())
@@ -134,8 +136,30 @@ def test_a_code_location_that_climbs_out_of_its_folder_fails_offline(ws, locatio
                                    backend_config=dict(CLUSTER), code_location=location),
                         network=False)
     check = report.check("code location")
-    assert check.status == "fail" and ".." in check.found, text(report)
+    assert check.status == "fail" and ("'..'" in check.found or "control" in check.found), \
+        text(report)
     assert len(ws.requests()) == before
+
+
+@pytest.mark.parametrize("location", ["dbfs:/Volumes/main/ml/projects/code",
+                                      "/dbfs/Volumes/main/ml/projects/code"])
+def test_a_volume_named_through_dbfs_is_checked_as_the_volume(ws, location):
+    ws.configure(dbfs_root_disabled=True)  # a volume does not need the DBFS root
+    ws.add_volume("main.ml.projects")
+    report = doctor(ws, code_location=location)
+    assert report.check("volume").status == "ok" and report.check("DBFS root") is None, \
+        text(report)
+    assert report.check("code location").status == "ok", text(report)
+
+
+@pytest.mark.parametrize("name", ["/Shared/", "/", "/Shared/exp\n", "Shared/x",
+                                  "/Workspace/Shared/x"])
+def test_an_experiment_name_databricks_refuses_fails_offline(name):
+    report = run_doctor(RunRequest(uri=str(QUICKSTART), backend="databricks",
+                                   backend_config=dict(CLUSTER), experiment_name=name),
+                        network=False)
+    check = report.check("experiment")
+    assert check.status == "fail" and "/Shared/" in check.fix, text(report)
 
 
 def test_a_probe_that_cannot_be_deleted_says_where_it_was_left(ws):
