@@ -7,6 +7,14 @@ from __future__ import annotations
 
 import unicodedata
 
+from mlrun_magic.errors import MlrunMagicError
+
+class CodeLocationError(MlrunMagicError):
+    """The code location is malformed or cannot be written (also :mod:`.storage`'s)."""
+
+    title = "Code location error"
+
+
 HINT = ("Give the folder itself, e.g. /Volumes/<catalog>/<schema>/<volume>/mlrun_magic or "
         "/Workspace/Users/<you>/mlrun_magic.")
 
@@ -26,8 +34,6 @@ def normal_location(value: str) -> tuple[str, str | None]:
 
 def checked(value: str) -> str:
     """:func:`normal_location`'s location, or its problem as a ``CodeLocationError``."""
-    from mlrun_magic.databricks.storage import CodeLocationError
-
     value, problem = normal_location(value)
     if problem:
         raise CodeLocationError(problem, hint=HINT)

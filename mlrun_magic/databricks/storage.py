@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlrun_magic.databricks import locations
+from mlrun_magic.databricks.locations import CodeLocationError
 from mlrun_magic.databricks.errors import AlreadyExists, NotFound, PermissionDenied
 from mlrun_magic.errors import MlrunMagicError
 
@@ -30,12 +31,6 @@ logger = logging.getLogger("mlrun_magic.databricks.storage")
 
 WORKSPACE_IMPORT_LIMIT = 10 * 1024 * 1024  # bytes of base64 content per workspace/import
 DBFS_BLOCK = 1024 * 1024  # raw bytes per add-block
-
-
-class CodeLocationError(MlrunMagicError):
-    """The code location is malformed or cannot be written."""
-
-    title = "Code location error"
 
 
 @dataclass
