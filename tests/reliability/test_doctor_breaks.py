@@ -241,3 +241,64 @@ def test_an_unreachable_tracking_uri_fails_offline_however_spelled(uri, tmp_path
     check = report.check("tracking URI")
     assert check.status == "fail" and "--tracking-uri databricks" in check.fix, check
     assert " a unspecified" not in check.found and "pa55word" not in text(report)
+
+
+# -- the CLI: Ctrl-C, exit codes -----------------------------------------------------------
+
+def _cli_env(ws, tmp_path) -> dict:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "MLFLOW_"))}
+    env.update(ws.env(), HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "cache"),
+               MLFLOW_DISABLE_TELEMETRY="true",
+               DATABRICKS_CONFIG_FILE=str(tmp_path / "home" / ".databrickscfg"))
+    return env
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_the_cli_doctor_stops_promptly_without_a_traceback(ws, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ws.add_fault("/api/2.1/clusters/list-node-types", "delay", seconds=120, times=-1)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlrun_magic", "doctor", str(ws.project), "-b", "databricks",
+         "-c", json.dumps(CLUSTER), "--experiment-name", ws.experiment, "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_cli_env(ws, tmp_path),
+        cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while not ws.requests(path="/api/2.1/clusters/list-node-types"):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)  # a hang guard: the doctor's timeout is 20 s
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert ws.token not in out + err
+
+
+@pytest.mark.slow
+def test_cli_doctor_exit_codes_and_json_errors(ws, tmp_path):
+    import subprocess
+    import sys
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "mlrun_magic", "doctor", *args],
+                              capture_output=True, text=True, timeout=120,
+                              env=_cli_env(ws, tmp_path), cwd=tmp_path)
+
+    bad = run(str(ws.project), "-b", "databricks", "--code-location", "--json")
+    assert bad.returncode == 2 and json.loads(bad.stdout)["error"]["message"], bad
+    bad = run(str(ws.project), "-b", "nowhere", "--json")
+    assert bad.returncode == 2 and "error" in json.loads(bad.stdout), bad
+    failed = run(str(ws.project), "-b", "databricks", "-c", json.dumps(CLUSTER),
+                 "--code-location", "/Volumes/main/ml/projects/../../x",
+                 "--experiment-name", ws.experiment, "--json")
+    report = json.loads(failed.stdout)
+    assert failed.returncode == 1 and not report["ok"], failed
+    assert "Traceback" not in failed.stderr
