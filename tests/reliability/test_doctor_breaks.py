@@ -302,3 +302,28 @@ def test_cli_doctor_exit_codes_and_json_errors(ws, tmp_path):
     report = json.loads(failed.stdout)
     assert failed.returncode == 1 and not report["ok"], failed
     assert "Traceback" not in failed.stderr
+
+
+# -- the loopback as faithful as Databricks: clusters/list is paged ------------------------
+
+def test_clusters_list_pages_and_the_doctor_reads_past_the_first_page(ws, monkeypatch):
+    import requests
+
+    from mlrun_magic.databricks import catalog
+    from mlrun_magic.databricks.auth import resolve_workspace
+    from mlrun_magic.databricks.client import DatabricksClient
+
+    monkeypatch.setattr(ws.compute, "page_size", 2)
+    for n in range(3):
+        ws.add_cluster(f"0101-120000-page000{n}", cluster_name=f"c{n}")
+    headers = {"Authorization": f"Bearer {ws.token}"}
+    first = requests.get(f"{ws.host}/api/2.1/clusters/list", headers=headers, timeout=10).json()
+    assert len(first["clusters"]) == 2 and first["next_page_token"]
+    rest = requests.get(f"{ws.host}/api/2.1/clusters/list", headers=headers, timeout=10,
+                        params={"page_token": first["next_page_token"]}).json()
+    assert len(rest["clusters"]) == 1 and "next_page_token" not in rest
+    assert rest["prev_page_token"] == "0"
+    client = DatabricksClient(resolve_workspace())
+    assert {c["cluster_name"] for c in catalog.clusters(client)} == {"c0", "c1", "c2"}
+    report = doctor(ws, backend_config={"existing_cluster_id": "0000-000000-nothere"})
+    assert report.check("cluster").status == "fail" and "c0" in report.check("cluster").fix
