@@ -327,3 +327,24 @@ def test_clusters_list_pages_and_the_doctor_reads_past_the_first_page(ws, monkey
     assert {c["cluster_name"] for c in catalog.clusters(client)} == {"c0", "c1", "c2"}
     report = doctor(ws, backend_config={"existing_cluster_id": "0000-000000-nothere"})
     assert report.check("cluster").status == "fail" and "c0" in report.check("cluster").fix
+
+
+def test_a_deprecated_node_type_is_a_warning_with_a_current_one(ws):
+    report = doctor(ws, backend_config={**CLUSTER, "driver_node_type_id": "Standard_D3_v2"})
+    check = report.check("node type")
+    assert check.status == "warn" and "Standard_D3_v2 is deprecated" in check.found, text(report)
+    assert "Standard_D3_v2" not in check.fix and report.ok
+
+
+@pytest.mark.parametrize("path,name,options", [
+    ("/api/2.0/policies/clusters/get", "policy", {"backend_config": {**CLUSTER,
+                                                                   "policy_id": "P1"}}),
+    ("/api/2.0/workspace/get-status", "experiment", {}),
+    ("/api/2.0/workspace/mkdirs", "code location", {}),
+])
+def test_one_refusing_endpoint_fails_only_its_check(ws, path, name, options):
+    ws.add_fault(path, status=403, times=-1,
+                 body={"error_code": "PERMISSION_DENIED", "message": "not for you"})
+    report = doctor(ws, **options)
+    assert report.check(name).status == "fail" and "not for you" in report.check(name).found
+    assert [c.name for c in report.checks if c.status != "ok"] == [name], text(report)
