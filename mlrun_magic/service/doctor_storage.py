@@ -60,7 +60,7 @@ def _dbfs_root(client) -> Check:
 
 def _writable(client, target) -> Check:
     from mlrun_magic.databricks.errors import NotFound, PermissionDenied
-    from mlrun_magic.databricks.probe import ProbeLeft, probe_location
+    from mlrun_magic.databricks.probe import ProbeLeft, ProbeUnanswered, probe_location
     from mlrun_magic.errors import MlrunMagicError
 
     where = f"{target.kind} {target.folder}"
@@ -68,6 +68,8 @@ def _writable(client, target) -> Check:
         probe_location(client, target)
     except ProbeLeft as exc:
         return warn("code location", f"{where} is writable, but {exc.message}", exc.hint)
+    except ProbeUnanswered as exc:
+        return fail("code location", f"{where}: {exc.message}", exc.hint)
     except PermissionDenied as exc:
         if "dbfs root" in exc.api_message.lower():
             return fail("code location", f"{where}: {exc.api_message}", DBFS_FIX)

@@ -348,3 +348,20 @@ def test_one_refusing_endpoint_fails_only_its_check(ws, path, name, options):
     report = doctor(ws, **options)
     assert report.check(name).status == "fail" and "not for you" in report.check(name).found
     assert [c.name for c in report.checks if c.status != "ok"] == [name], text(report)
+
+
+@pytest.mark.slow
+def test_a_probe_written_after_its_answer_timed_out_is_still_deleted(ws):
+    import time
+
+    ws.add_fault("/api/2.0/workspace/import", "delay", seconds=4, times=1)
+    report = doctor(ws, timeout=3)
+    check = report.check("code location")
+    assert check.status == "fail" and "did not answer" in check.found, text(report)
+    assert "WRITE VOLUME" not in check.fix and ".mlrun_magic-probe-" in check.fix
+    folder = ws.local_path(f"/Workspace/Users/{ws.user_name}")
+    deadline = time.monotonic() + 60  # a hang guard: the late write lands after 4 s
+    while not [r for r in ws.requests(path="/api/2.0/workspace/import") if r["status"]] \
+            or list(folder.rglob("*probe*")):
+        assert time.monotonic() < deadline, list(folder.rglob("*probe*"))
+        time.sleep(0.2)
