@@ -59,7 +59,7 @@ def _dbfs_root(client) -> Check:
 
 
 def _writable(client, target) -> Check:
-    from mlrun_magic.databricks.errors import NotFound, PermissionDenied
+    from mlrun_magic.databricks.errors import AlreadyExists, NotFound, PermissionDenied
     from mlrun_magic.databricks.probe import ProbeLeft, ProbeUnanswered, probe_location
     from mlrun_magic.errors import MlrunMagicError
 
@@ -68,6 +68,9 @@ def _writable(client, target) -> Check:
         probe_location(client, target)
     except ProbeLeft as exc:
         return warn("code location", f"{where} is writable, but {exc.message}", exc.hint)
+    except AlreadyExists as exc:  # mkdirs over a file: the user's file is left as it is
+        return fail("code location", f"{where} is not a folder ({exc.api_message})",
+                    "Give a folder with --code-location (e.g. its parent folder).")
     except ProbeUnanswered as exc:
         return fail("code location", f"{where}: {exc.message}", exc.hint)
     except PermissionDenied as exc:

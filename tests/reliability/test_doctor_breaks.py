@@ -365,3 +365,15 @@ def test_a_probe_written_after_its_answer_timed_out_is_still_deleted(ws):
             or list(folder.rglob("*probe*")):
         assert time.monotonic() < deadline, list(folder.rglob("*probe*"))
         time.sleep(0.2)
+
+
+def test_a_code_location_that_is_a_users_file_is_said_and_left_alone(ws):
+    mine = ws.local_path(f"/Workspace/Users/{ws.user_name}/mine.py")
+    mine.parent.mkdir(parents=True, exist_ok=True)
+    mine.write_text("the user's code")
+    report = doctor(ws, code_location=f"/Workspace/Users/{ws.user_name}/mine.py")
+    check = report.check("code location")
+    assert check.status == "fail" and "not a folder" in check.found, text(report)
+    assert "WRITE VOLUME" not in check.fix and "folder" in check.fix
+    assert mine.read_text() == "the user's code"
+    assert not list(mine.parent.rglob("*probe*"))
