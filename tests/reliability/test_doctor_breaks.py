@@ -377,3 +377,15 @@ def test_a_code_location_that_is_a_users_file_is_said_and_left_alone(ws):
     assert "WRITE VOLUME" not in check.fix and "folder" in check.fix
     assert mine.read_text() == "the user's code"
     assert not list(mine.parent.rglob("*probe*"))
+
+
+@pytest.mark.parametrize("autoscale", [[1, 4], "1-4", {"min_workers": 4, "max_workers": 2},
+                                       {"min_workers": "1", "max_workers": 4},
+                                       {"min_workers": 1, "max_workers": True}])
+def test_an_autoscale_databricks_would_refuse_fails_offline(autoscale):
+    spec = {"spark_version": "15.4.x-scala2.12", "node_type_id": "Standard_D4ds_v5",
+            "autoscale": autoscale}
+    report = run_doctor(RunRequest(uri=str(QUICKSTART), backend="databricks",
+                                   backend_config=spec), network=False)
+    check = report.check("compute")
+    assert check.status == "fail" and "autoscale" in check.found, text(report)
