@@ -389,3 +389,14 @@ def test_an_autoscale_databricks_would_refuse_fails_offline(autoscale):
                                    backend_config=spec), network=False)
     check = report.check("compute")
     assert check.status == "fail" and "autoscale" in check.found, text(report)
+
+
+def test_an_experiment_in_someone_elses_folder_is_a_warning(ws):
+    ws.local_path("/Workspace/Users/someone-else@example.com").mkdir(parents=True,
+                                                                      exist_ok=True)
+    report = doctor(ws, experiment_name="/Users/someone-else@example.com/exp")
+    check = report.check("experiment")
+    assert check.status in ("warn", "fail") and "someone-else" in check.found, text(report)
+    assert f"/Users/{ws.user_name}/" in check.fix
+    missing = doctor(ws, experiment_name="/Users/nobody@example.com/exp").check("experiment")
+    assert missing.status == "fail" and "does not exist" in missing.found
