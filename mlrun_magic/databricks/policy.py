@@ -99,7 +99,9 @@ def _broken(rule: dict, value) -> str | None:
         wanted = rule.get("value")
         return None if _same(value, wanted) else f"is {value!r}; the policy fixes it to {wanted!r}"
     if kind in ("allowlist", "blocklist"):
-        values = rule.get("values") or []
+        values = rule.get("values")
+        if not isinstance(values, list):
+            return None  # not a rule Databricks would have stored: nothing to check
         inside = any(_same(value, v) for v in values)
         if kind == "allowlist" and not inside:
             return f"is {value!r}; the policy allows only {values!r}"
@@ -110,6 +112,8 @@ def _broken(rule: dict, value) -> str | None:
         return _out_of_range(rule, value)
     if kind == "regex":
         pattern = rule.get("pattern")
+        if not isinstance(pattern, str):
+            return None
         try:
             matched = re.fullmatch(str(pattern), str(value)) is not None
         except re.error:
@@ -121,12 +125,22 @@ def _broken(rule: dict, value) -> str | None:
 def _out_of_range(rule: dict, value) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"is {value!r}; the policy wants a number" if value is not _MISSING else None
-    low, high = rule.get("minValue"), rule.get("maxValue")
+    low, high = _number(rule.get("minValue")), _number(rule.get("maxValue"))
     if low is not None and value < low:
-        return f"is {value}; the policy's minimum is {low}"
+        return f"is {value}; the policy's minimum is {low:g}"
     if high is not None and value > high:
-        return f"is {value}; the policy's maximum is {high}"
+        return f"is {value}; the policy's maximum is {high:g}"
     return None
+
+
+def _number(bound):
+    """A rule's bound as a number (``"10"`` is 10); ``None`` when it is not one."""
+    if isinstance(bound, bool):
+        return None
+    try:
+        return float(bound) if bound is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _same(value, wanted) -> bool:

@@ -400,3 +400,19 @@ def test_an_experiment_in_someone_elses_folder_is_a_warning(ws):
     assert f"/Users/{ws.user_name}/" in check.fix
     missing = doctor(ws, experiment_name="/Users/nobody@example.com/exp").check("experiment")
     assert missing.status == "fail" and "does not exist" in missing.found
+
+
+def test_odd_policy_rules_are_read_without_breaking_the_check(ws):
+    rules = {"num_workers": {"type": "range", "maxValue": "10", "minValue": None},
+             "autotermination_minutes": {"type": "range", "maxValue": "lots",
+                                         "isOptional": True},
+             "node_type_id": {"type": "allowlist", "values": "Standard_D4ds_v5"},
+             "spark_version": {"type": "regex", "pattern": None},
+             "custom_tags.x": {"type": 7}, "runtime_engine": {"type": "fixed"}}
+    ws.add_fault("/api/2.0/policies/clusters/get", status=200, times=-1,
+                 body={"policy_id": "P1", "name": "odd", "definition": json.dumps(rules)})
+    check = doctor(ws, backend_config={**CLUSTER, "num_workers": 20, "policy_id": "P1",
+                                       "autotermination_minutes": 30}).check("policy")
+    assert check.status == "fail" and "num_workers is 20; the policy's maximum is 10;" \
+        in check.found + ";", check
+    assert "node_type_id" not in check.found and "spark_version" not in check.found
