@@ -36,7 +36,14 @@ def doctor(ws, *, timeout: float = 10.0, secrets=(), **kw):
     for secret in (ws.token, *secrets):
         assert secret not in shown, text(report)
     assert "could not finish" not in shown, text(report)
+    said_what_to_do(report)
     return report
+
+
+def said_what_to_do(report) -> None:
+    """Every ✗ and ! line says what to do."""
+    for check in report.checks:
+        assert check.status == "ok" or check.fix, f"no fix: {check}"
 
 
 def text(report) -> str:
@@ -160,6 +167,7 @@ def test_an_experiment_name_databricks_refuses_fails_offline(name):
                         network=False)
     check = report.check("experiment")
     assert check.status == "fail" and "/Shared/" in check.fix, text(report)
+    said_what_to_do(report)
 
 
 def test_a_probe_that_cannot_be_deleted_says_where_it_was_left(ws):
@@ -240,6 +248,7 @@ def test_an_unreachable_tracking_uri_fails_offline_however_spelled(uri, tmp_path
                         network=False)
     check = report.check("tracking URI")
     assert check.status == "fail" and "--tracking-uri databricks" in check.fix, check
+    said_what_to_do(report)
     assert " a unspecified" not in check.found and "pa55word" not in text(report)
 
 
@@ -389,6 +398,7 @@ def test_an_autoscale_databricks_would_refuse_fails_offline(autoscale):
                                    backend_config=spec), network=False)
     check = report.check("compute")
     assert check.status == "fail" and "autoscale" in check.found, text(report)
+    said_what_to_do(report)
 
 
 def test_an_experiment_in_someone_elses_folder_is_a_warning(ws):
