@@ -426,3 +426,12 @@ def test_odd_policy_rules_are_read_without_breaking_the_check(ws):
     assert check.status == "fail" and "num_workers is 20; the policy's maximum is 10;" \
         in check.found + ";", check
     assert "node_type_id" not in check.found and "spark_version" not in check.found
+
+
+def test_a_job_cluster_id_as_existing_cluster_fails(ws):
+    ws.add_cluster("0101-120000-jobclust", state="TERMINATED", cluster_source="JOB",
+                   cluster_name="job-123-run-456")
+    report = doctor(ws, backend_config={"existing_cluster_id": "0101-120000-jobclust"})
+    check = report.check("cluster")
+    assert check.status == "fail" and "job cluster" in check.found, text(report)
+    assert "all-purpose" in check.fix
