@@ -231,6 +231,7 @@ class HttpClient:
         if not message:
             message = (resp.headers.get("X-Databricks-Reason-Phrase")
                        or strip_html(resp.text)[:300] or resp.reason or "")
+        message = without_sent_credentials(message, resp)
         cls = self.error_class(resp.status_code, code)
         error = cls(message, status_code=resp.status_code, error_code=code, method=method,
                     path=path, hint=self.hint(resp.status_code, code, message))
@@ -253,6 +254,18 @@ class HttpClient:
                 path=path, hint="Is the host right, and reachable from here (private link, "
                                 "proxy)?") from None
         return body if isinstance(body, dict) else {"value": body}
+
+
+def without_sent_credentials(text: str, resp) -> str:
+    """``text`` (what a server said) with the credentials this request sent masked: a server
+    that echoes the bearer token back in its error must not put it in our messages."""
+    sent = getattr(getattr(resp, "request", None), "headers", None) or {}
+    for name, value in sent.items():
+        if "authorization" in name.lower() or "token" in name.lower():
+            secret = str(value).split(" ", 1)[-1].strip()
+            if len(secret) >= 8:
+                text = text.replace(secret, "***")
+    return text
 
 
 def _query(params: dict | None) -> dict | None:

@@ -100,7 +100,7 @@ def resolve_workspace(profile: str | None = None, tracking_uri: str | None = Non
     if profile:
         kwargs["profile"] = profile
     try:
-        config = Config(**kwargs)
+        config = (_profile_config() if profile else Config)(**kwargs)
     except Exception as exc:
         raise DatabricksAuthError(_explain(str(exc), profile), hint=_fix_hint(profile)) from None
     if not config.host:
@@ -108,6 +108,33 @@ def resolve_workspace(profile: str | None = None, tracking_uri: str | None = Non
                                   hint=_fix_hint(profile))
     return WorkspaceAuth(host=config.host.rstrip("/"), profile=config.profile or profile,
                          auth_type=config.auth_type or "unknown", config=config)
+
+
+#: What an explicit profile says, whatever DATABRICKS_* variables say (and every credential).
+_PROFILE_OWNS = ("host", "account_id", "workspace_id", "auth_type")
+
+
+def _profile_config():
+    """``Config`` for a profile asked for by name: its host and credentials are the profile's,
+    not ``DATABRICKS_HOST``/``DATABRICKS_TOKEN``... of the environment (which the SDK would
+    otherwise prefer, so ``--profile other`` would talk to, and check, the default workspace).
+    Other variables (``DATABRICKS_CONFIG_FILE``...) still apply."""
+    from databricks.sdk.core import Config
+
+    Config.attributes()  # the table is cached on Config, so the subclass shares it
+
+    class ProfileConfig(Config):
+        def _load_from_env(self):
+            blocked = [a.name for a in self.attributes() if a.name not in self._inner
+                       and (a.auth or a.name in _PROFILE_OWNS)]
+            self._inner.update(dict.fromkeys(blocked))  # the SDK skips names already set
+            try:
+                super()._load_from_env()
+            finally:
+                for name in blocked:
+                    self._inner.pop(name, None)
+
+    return ProfileConfig
 
 
 class _HostMetadataNoise(logging.Filter):

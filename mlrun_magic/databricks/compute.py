@@ -220,6 +220,13 @@ def _new_cluster(spec, where: str) -> dict:
                                   or isinstance(spec["num_workers"], bool)
                                   or spec["num_workers"] < 0):
         raise ComputeConfigError(f"{where}: new_cluster.num_workers must be a whole number >= 0")
+    scale = spec.get("autoscale", {})
+    bounds = [scale.get(k) for k in ("min_workers", "max_workers")] if isinstance(scale, dict) \
+        else None
+    if bounds is None or not all(v is None or type(v) is int and v >= 0 for v in bounds) \
+            or None not in bounds and bounds[0] > bounds[1]:
+        raise ComputeConfigError(f"{where}: new_cluster.autoscale must be an object with whole "
+                                 "numbers min_workers <= max_workers")
     for key in ("spark_conf", "spark_env_vars", "custom_tags"):
         if key in spec and not isinstance(spec[key], dict):
             raise ComputeConfigError(f"{where}: new_cluster.{key} must be an object")

@@ -22,6 +22,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlrun_magic.databricks import locations
+from mlrun_magic.databricks.locations import CodeLocationError
 from mlrun_magic.databricks.errors import AlreadyExists, NotFound, PermissionDenied
 from mlrun_magic.errors import MlrunMagicError
 
@@ -29,12 +31,6 @@ logger = logging.getLogger("mlrun_magic.databricks.storage")
 
 WORKSPACE_IMPORT_LIMIT = 10 * 1024 * 1024  # bytes of base64 content per workspace/import
 DBFS_BLOCK = 1024 * 1024  # raw bytes per add-block
-
-
-class CodeLocationError(MlrunMagicError):
-    """The code location is malformed or cannot be written."""
-
-    title = "Code location error"
 
 
 @dataclass
@@ -65,8 +61,8 @@ class Uploaded:
 
 
 def parse_location(value: str) -> Target:
-    """A :class:`Target` from ``--code-location``."""
-    value = value.strip().rstrip("/")
+    """A :class:`Target` from ``--code-location`` (read by :mod:`.locations`)."""
+    value = locations.checked(value)
     if value.startswith("/Volumes/"):
         parts = value.split("/")
         if len(parts) < 5 or not all(parts[2:5]):

@@ -56,6 +56,14 @@ class DatabricksTracking(RestTracking):
 
 
 def check_experiment_name(name: str) -> None:
+    """A name Databricks' MLflow accepts: an absolute workspace path (not /Workspace/...)
+    ending in a name (not a folder's ``/``), without control characters."""
+    import unicodedata
+
+    if name.endswith("/") or any(unicodedata.category(c) in ("Cc", "Cf") for c in name):
+        raise TrackingError(
+            f"experiment name {name!r} must end in a name, without control characters",
+            hint="Use /Users/<your user name>/<name> or /Shared/<name>.")
     if not name.startswith("/") or name.startswith("/Workspace/"):
         raise TrackingError(
             f"experiment name {name!r} must be an absolute workspace path on Databricks"

@@ -11,7 +11,7 @@ from html import escape
 
 from mlrun_magic.doctor_text import (DOCTOR_HINT, MARKS, dry_run_lines, failure_sentence,
                                      report_lines, safe)
-from mlrun_magic.errors import RunFailedError
+from mlrun_magic.errors import MlrunMagicError, RunFailedError
 
 __all__ = ["DoctorFailedError", "DoctorView", "checks_html", "dry_run_html", "dry_run_lines",
            "show_doctor"]
@@ -96,10 +96,24 @@ class DoctorView:
         return self.text()
 
 
+class DoctorInterruptedError(MlrunMagicError):
+    """The doctor was interrupted (Ctrl-C, or the kernel's interrupt)."""
+
+    title = "Doctor"
+
+
 def show_doctor(report) -> None:
-    """Display the report; then fail the cell when a check failed."""
+    """Display the report (``report`` may be the call that makes it); then fail the cell when
+    a check failed. An interrupt while it is made is one sentence, not a traceback."""
     from IPython.display import display
 
+    if callable(report):
+        try:
+            report = report()
+        except KeyboardInterrupt:
+            raise DoctorInterruptedError(
+                "interrupted: the doctor stopped before its checks finished",
+                hint="Run %project_run doctor again to see the whole report.") from None
     display(DoctorView(report))
     if not report.ok:
         raise DoctorFailedError(failure_sentence(report.checks),

@@ -326,4 +326,4 @@ class ProjectRunMagics(Magics):
 
         args = doctor_arguments(_subparser("doctor", DOCTOR_HELP, run_arg=False)).parse_args(words)
         if args is not None:
-            show_doctor(self.service.doctor(self.build_request(args, cell)))
+            show_doctor(lambda: self.service.doctor(self.build_request(args, cell)))

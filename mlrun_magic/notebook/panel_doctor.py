@@ -16,6 +16,7 @@ class PanelDoctor(PanelForm):
 
     #: The last report the Check button got (None before the first).
     doctor_report = None
+    _checking = False
 
     def _check_button(self):
         """The Check button (made once, when the panel lays out its buttons)."""
@@ -32,15 +33,25 @@ class PanelDoctor(PanelForm):
         """Run the doctor for the form's values (in the background) and show its report."""
         from mlrun_magic.notebook.doctor_view import DoctorView
 
+        if self.busy and self._checking:
+            return  # a second click on Check while it checks: the running check answers
         request = self.request()
 
         def work():
-            report = self.service.doctor(request)
+            try:
+                report = self.service.doctor(request)
+            finally:
+                self._checking = False
             self.doctor_report = report
             self.run_html.value = DoctorView(report).html()
             self._say("")
 
-        self._background("Checking...", work)
+        self._checking = True
+        try:
+            self._background("Checking...", work)
+        except BaseException:
+            self._checking = False
+            raise
 
     def _set_buttons(self) -> None:
         super()._set_buttons()

@@ -18,6 +18,8 @@ from mlrun_magic.service.doctor_report import Check, fail, from_error, guarded, 
 
 #: base64 of the archive must fit this for workspace files (databricks.storage's limit).
 WORKSPACE_LIMIT = 10 * 1024 * 1024
+COMPUTE_FIX = ("Fix the backend config (-c, the cell's `cluster:` block or ProjectRun.cluster_spec)"
+               " as it says; see Databricks' cluster spec fields.")
 VOLUME_FIX = ("Use --code-location /Volumes/<catalog>/<schema>/<volume>/mlrun_magic (or "
               "/Workspace/Users/<you>/...).")
 
@@ -139,7 +141,7 @@ def compute_checks(facts: Facts) -> list[Check]:
                                   base_dir=Path(request.cwd or os.getcwd()))
     except MlrunMagicError as exc:
         facts.broken.add("compute")
-        return [from_error("compute", exc)]
+        return [from_error("compute", exc, COMPUTE_FIX)]
     facts.compute = compute
     found = f"{compute.describe()} (from {compute.source})"
     if compute.kind == "serverless":

@@ -132,6 +132,12 @@ def cluster_step(facts, session) -> Check:
     if problem:
         return fail("cluster", f"{problem[0]} (the code location is {target.folder})",
                     problem[1])
+    source = str(found.get("cluster_source") or "")
+    if source in ("JOB", "PIPELINE", "PIPELINE_MAINTENANCE", "MODELS"):
+        return fail("cluster", f"{name} is a {source.lower().replace('_', ' ')} cluster "
+                    f"(made for one job or pipeline run): another run cannot use it",
+                    "Use the id of an all-purpose cluster (Compute page, All-purpose), or a "
+                    "new_cluster spec.")
     if state == "RUNNING" or state in STARTING:
         return ok("cluster", f"{name} is {state}")
     if state in ("TERMINATED", "TERMINATING"):

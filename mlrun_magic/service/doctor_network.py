@@ -229,6 +229,11 @@ def experiment_step(facts, session) -> Check:
                     f"{parent} {what}",
                     f"Create the folder (databricks workspace mkdirs {parent}) or use "
                     f"/Users/{session.user or '<you>'}/<name> or /Shared/<name>.")
+    owner = name.split("/")[2] if name.startswith("/Users/") and name.count("/") >= 3 else None
+    if owner and session.user and owner.lower() != session.user.lower():
+        return warn("experiment", f"{name} would be created in {owner}'s folder, not yours "
+                    f"({session.user})", f"Creating it needs CAN MANAGE on {parent}; else use "
+                    f"/Users/{session.user}/<name> or /Shared/<name>.")
     return ok("experiment", f"{name} will be created (folder {parent} exists)")
 
 

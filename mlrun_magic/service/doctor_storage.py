@@ -59,13 +59,20 @@ def _dbfs_root(client) -> Check:
 
 
 def _writable(client, target) -> Check:
-    from mlrun_magic.databricks.errors import NotFound, PermissionDenied
-    from mlrun_magic.databricks.probe import probe_location
+    from mlrun_magic.databricks.errors import AlreadyExists, NotFound, PermissionDenied
+    from mlrun_magic.databricks.probe import ProbeLeft, ProbeUnanswered, probe_location
     from mlrun_magic.errors import MlrunMagicError
 
     where = f"{target.kind} {target.folder}"
     try:
         probe_location(client, target)
+    except ProbeLeft as exc:
+        return warn("code location", f"{where} is writable, but {exc.message}", exc.hint)
+    except AlreadyExists as exc:  # mkdirs over a file: the user's file is left as it is
+        return fail("code location", f"{where} is not a folder ({exc.api_message})",
+                    "Give a folder with --code-location (e.g. its parent folder).")
+    except ProbeUnanswered as exc:
+        return fail("code location", f"{where}: {exc.message}", exc.hint)
     except PermissionDenied as exc:
         if "dbfs root" in exc.api_message.lower():
             return fail("code location", f"{where}: {exc.api_message}", DBFS_FIX)

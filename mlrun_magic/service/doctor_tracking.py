@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import unicodedata
 from urllib.parse import urlsplit
 
 from mlrun_magic.redact import redact_url
@@ -24,7 +25,9 @@ def address_kind(host: str) -> str | None:
     """Why the cluster cannot reach ``host`` ("loopback", "private", ...), or ``None`` when
     nothing in its text says so (a host name is only known once resolved). IPv4 shorthands
     that resolvers accept (``127.1``, ``2130706433``, ``0x7f.1``) count as the address they
-    stand for; nothing is looked up."""
+    stand for; nothing is looked up. Full-width letters and ideographic dots count as the
+    ASCII ones they stand for, as IDNA (and so the HTTP client) reads them."""
+    host = unicodedata.normalize("NFKC", host).replace("\u3002", ".")
     host = host.strip("[]").rstrip(".").lower()
     if host in LOCAL_NAMES or host.endswith((".localhost", ".local")):
         return "local"
@@ -45,12 +48,25 @@ def _address(host: str):
     return None
 
 
+#: NAT64's well-known prefix: its last 32 bits are the IPv4 address reached.
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+#: Carrier-grade NAT space: not routed on the internet, like a private range.
+SHARED = ipaddress.ip_network("100.64.0.0/10")
+
+
 def ip_kind(address) -> str | None:
-    """``loopback``, ``unspecified``, ``link-local`` or ``private`` for such an address."""
+    """``loopback``, ``unspecified``, ``link-local``, ``private`` or ``reserved`` (any other
+    address the internet does not route: ``240.0.0.1``, ``::127.0.0.1``) for such an
+    address; an IPv4 address mapped into IPv6 (``::ffff:``, NAT64) counts as itself."""
+    if address.version == 6 and address in NAT64:
+        address = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     mapped = getattr(address, "ipv4_mapped", None)
     address = mapped or address
+    private = address.is_private or (address.version == 4 and address in SHARED)
     for kind, flag in (("loopback", address.is_loopback), ("unspecified", address.is_unspecified),
-                       ("link-local", address.is_link_local), ("private", address.is_private)):
+                       ("link-local", address.is_link_local), ("private", private),
+                       ("reserved", address.is_reserved
+                        or not address.is_global and not address.is_multicast)):
         if flag:
             return kind
     return None
@@ -86,9 +102,13 @@ def tracking_check(facts) -> Check:
         return fail("tracking URI", f"{shown} has no host", "Give http(s)://host[:port].")
     kind = address_kind(host)
     if kind is not None:
-        return fail("tracking URI", f"{shown}: {host} is a {kind} address", FIX)
+        return fail("tracking URI", f"{shown}: {host} is {_a(kind)} address", FIX)
     facts.tracking_host = host
     return ok("tracking URI", f"MLflow server {shown}")
+
+
+def _a(kind: str) -> str:
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
 
 def _workspace_uri(uri: str | None) -> Check:
@@ -115,9 +135,10 @@ def resolve_check(facts, timeout: float) -> Check:
                     "Check the host name; the cluster must be able to reach it too.")
     addresses = sorted({info[4][0] for info in infos})
     kinds = {a: ip_kind(ipaddress.ip_address(a.split("%", 1)[0])) for a in addresses}
-    bad = [a for a, k in kinds.items() if k in ("loopback", "unspecified", "link-local")]
+    bad = [a for a, k in kinds.items() if k in ("loopback", "unspecified", "link-local",
+                                                  "reserved")]
     if bad:
-        return fail("tracking URI", f"{shown}: {host} resolves to {kinds[bad[0]]} address "
+        return fail("tracking URI", f"{shown}: {host} resolves to {_a(kinds[bad[0]])} address "
                     f"{bad[0]}", FIX)
     private = [a for a, k in kinds.items() if k == "private"]
     if private:

@@ -2,7 +2,8 @@
 
 - ``GET /api/2.1/clusters/spark-versions`` and ``/list-node-types``: static lists for the
   workspace's ``cloud`` setting (see :mod:`mlrun_magic.testing.compute_data`);
-- ``GET /api/2.1/clusters/get?cluster_id=`` and ``/list``: the clusters added with
+- ``GET /api/2.1/clusters/get?cluster_id=`` and ``/list`` (paged: ``page_size``,
+  ``page_token``, ``next_page_token``): the clusters added with
   :meth:`~mlrun_magic.testing.Workspace.add_cluster` (none at first); an unknown id is
   Databricks' 400 ``INVALID_PARAMETER_VALUE`` "Cluster <id> does not exist";
 - ``GET /api/2.0/policies/clusters/get?policy_id=`` and ``/list``: the policies added with
@@ -60,6 +61,9 @@ def policy_definition(definition: Any) -> str:
 
 class Compute:
     """Routes of the Clusters and Cluster Policies APIs, and what the admin added."""
+
+    #: The most clusters one page of ``clusters/list`` holds (tests lower it to page).
+    page_size = 100
 
     def __init__(self, workspace) -> None:
         self.ws = workspace
@@ -152,9 +156,23 @@ class Compute:
         return Response.json(cluster)
 
     def list_clusters(self, req: Request) -> Response:
+        """A page of ``page_size`` clusters (at most :attr:`page_size`, Databricks' own cap) with
+        ``next_page_token``/``prev_page_token`` as Databricks pages ``clusters/list``."""
+        params = req.params()
+        try:
+            size = int(params.get("page_size") or self.page_size)
+            start = int(params.get("page_token") or 0)
+        except (TypeError, ValueError):
+            raise bad_request("Invalid page_size or page_token") from None
+        size = max(1, min(size, self.page_size))
         with self.ws.lock:
             clusters = [dict(c) for c in self.clusters.values()]
-        return Response.json({"clusters": clusters} if clusters else {})
+        page = {"clusters": clusters[start:start + size]} if clusters[start:start + size] else {}
+        if start + size < len(clusters):
+            page["next_page_token"] = str(start + size)
+        if start > 0:
+            page["prev_page_token"] = str(max(0, start - size))
+        return Response.json(page)
 
     def get_policy(self, req: Request) -> Response:
         policy_id = required(req.params(), "policy_id")

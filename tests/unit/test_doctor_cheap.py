@@ -297,14 +297,18 @@ def test_policy_rules():
         "custom_tags.team": {"type": "regex", "pattern": "data-.*"},
         "enable_elastic_disk": {"type": "fixed", "value": "true"},  # text of True: fine
         "driver_node_type_id": {"type": "fixed", "value": "c"},  # absent: Databricks fills it
-        "spark_version": {"type": "unlimited"},
+        "spark_version": {"type": "unlimited"},  # absent, limited: required
+        "runtime_engine": {"type": "allowlist", "values": ["PHOTON"], "isOptional": True},
+        "autotermination_minutes": {"type": "range", "maxValue": 60, "defaultValue": 30},
         "init_scripts.*.volumes.destination": {"type": "fixed", "value": "x"},
         "weird": "not a rule", "bad_regex": {"type": "regex", "pattern": "("},
-        "cluster_name": {"type": "blocklist", "values": ["x"]},
+        "cluster_name": {"type": "blocklist", "values": ["x"]},  # a job cluster's: Databricks'
     }
     broken = dict(violations(spec, rules))
     assert set(broken) == {"node_type_id", "spark_conf.spark.x.y", "num_workers",
-                           "autoscale.max_workers", "custom_tags.team"}
+                           "autoscale.max_workers", "custom_tags.team", "spark_version",
+                           "bad_regex"}
+    assert "is missing" in broken["spark_version"]
     assert "fixes it to 'b'" in broken["node_type_id"]
     assert violations({"num_workers": "x"}, {"num_workers": {"type": "range", "minValue": 1}})
     assert not violations({}, {"x": {"type": "forbidden"}})

@@ -1,0 +1,152 @@
+"""Trying to break the doctor in a notebook: the panel's Check clicked twice quickly, Ctrl-C
+(a kernel interrupt) while ``%project_run doctor`` waits on a hanging endpoint, and
+``%project_run doctor`` in a real kernel while the panel checks at the same time."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+import mlrun_magic
+
+SPEC = {"spark_version": "15.4.x-cpu-ml-scala2.12", "node_type_id": "Standard_D4ds_v5",
+        "num_workers": 1}
+QUICKSTART = Path(__file__).resolve().parents[2] / "example_notebooks" / "quickstart"
+
+
+@pytest.fixture
+def panel(dbip, monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("a widget callback raised an exception")
+
+    monkeypatch.setattr(dbip, "showtraceback", fail)
+    made = mlrun_magic.panel()
+    made.history_thread.join(30)
+    made.backend.value = "databricks"
+    made.compute.value = "new"
+    yield made
+    assert made.wait(120), "a panel action is still running"
+
+
+@pytest.mark.slow
+def test_check_clicked_twice_quickly_checks_once_without_an_error(panel, dbip):
+    ws = dbip.workspace
+    ws.add_fault("/api/2.1/clusters/list-node-types", "delay", seconds=1.0)
+    before = len(ws.requests(path="/api/2.0/preview/scim/v2/Me"))
+    panel.check_button.click()
+    panel.check_button.click()  # the browser sent it before the button showed disabled
+    assert panel.wait(120)
+    assert panel.errors == [], panel.errors
+    assert panel.doctor_report is not None and panel.doctor_report.ok, panel.doctor_report
+    assert len(ws.requests(path="/api/2.0/preview/scim/v2/Me")) == before + 1
+
+
+# -- a real kernel -------------------------------------------------------------------------
+
+@pytest.fixture
+def kernel(workspace, tmp_path, monkeypatch):
+    """A real IPython kernel in a copy of the quickstart, with the workspace's PAT only;
+    ``kernel.run(code)`` executes and returns its iopub messages."""
+    from jupyter_client.manager import start_new_kernel
+
+    folder = tmp_path / "quickstart"
+    shutil.copytree(QUICKSTART, folder, ignore=shutil.ignore_patterns(".mlrun_magic", "*.ipynb"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "MLFLOW_"))}
+    env.update(workspace.env(), DATABRICKS_CONFIG_FILE=str(tmp_path / "none.cfg"),
+               HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "cache"),
+               MLFLOW_DISABLE_TELEMETRY="true")
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(folder), env=env)
+
+    def run(code, timeout=120.0, on_start=None):
+        msg_id = kc.execute(code)
+        if on_start:
+            on_start()
+        out, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                msg = kc.get_iopub_msg(timeout=1)
+            except queue.Empty:
+                continue
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            out.append(msg)
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                return out
+        raise AssertionError(f"the cell did not finish in {timeout} s: {out}")
+
+    run.km, run.workspace = km, workspace
+    run("%load_ext mlrun_magic\n%config ProjectRun.experiment_name = '/Shared/nb-breaks'")
+    yield run
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+
+
+def _errors(messages) -> list[dict]:
+    return [m["content"] for m in messages if m["msg_type"] == "error"]
+
+
+OUTPUTS = ("stream", "display_data", "execute_result", "error")
+
+
+def _text(messages) -> str:
+    """What the cell shows (its outputs; not the panel's widget updates, which the kernel
+    sends meanwhile under the same parent)."""
+    parts = []
+    for m in messages:
+        if m["msg_type"] not in OUTPUTS:
+            continue
+        content = m["content"]
+        parts.append(content.get("text", ""))
+        parts += [str(v) for v in (content.get("data") or {}).values()]
+        parts += content.get("traceback", []) or []
+    return "\n".join(parts)
+
+
+@pytest.mark.slow
+def test_interrupting_the_doctor_magic_is_a_sentence_not_a_traceback(kernel):
+    ws = kernel.workspace
+    ws.add_fault("/api/2.1/clusters/spark-versions", "delay", seconds=60, times=-1)
+
+    def interrupt_when_asked():
+        deadline = time.monotonic() + 60
+        while not ws.requests(path="/api/2.1/clusters/spark-versions"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        kernel.km.interrupt_kernel()
+
+    out = kernel(f"%project_run doctor -b databricks -c '{json.dumps(SPEC)}'", timeout=40,
+                 on_start=interrupt_when_asked)
+    errors = _errors(out)
+    assert len(errors) == 1, out
+    shown = "\n".join(errors[0]["traceback"])
+    assert "interrupt" in shown.lower(), shown
+    assert "File " not in shown and "Traceback" not in shown and ".py" not in shown, shown
+
+
+@pytest.mark.slow
+def test_the_magic_and_the_panel_check_at_once_in_a_real_kernel(kernel):
+    ws = kernel.workspace
+    ws.add_fault("/api/2.1/clusters/list-node-types", "delay", seconds=1.0, times=2)
+    out = kernel("import mlrun_magic\np = mlrun_magic.panel()\np.history_thread.join(30)\n"
+                 "p.backend.value = 'databricks'\np.compute.value = 'new'\n"
+                 "p.node_type.value = 'Standard_NOPE_v1'\np")
+    assert not _errors(out), out
+    spec = json.dumps(SPEC)
+    both = kernel(f"p.check_button.click()\n%project_run doctor -b databricks -c '{spec}'")
+    assert not _errors(both), _text(both)
+    cell = _text(both)
+    assert "✓ node type: Standard_D4ds_v5" in cell and "NOPE" not in cell, cell
+    out = kernel("assert p.wait(60)\nprint(p.errors, p.doctor_report.check('node type').status)\n"
+                 "print(p.run_html.value)")
+    panel = _text(out)
+    assert "[] fail" in panel and "Standard_NOPE_v1" in panel, panel
+    assert ws.token not in cell + panel
+    widgets = json.dumps([m["content"] for m in both + out if m["msg_type"].startswith("comm")])
+    assert "Standard_NOPE_v1" in widgets  # the panel's report went to its widget
+    assert ws.token not in widgets
