@@ -30,9 +30,14 @@ demo: $(UI_STAMP)
 	$(BIN)/python scripts/demo.py
 
 # Everything: unit, integration, the example notebooks (nbval) and the panel in Chromium.
+# Two pytest-xdist workers, each taking whole files (module fixtures, a notebook's cells stay
+# together), the slowest files first (tests/conftest.py HEAVY_FIRST); the 15 slowest tests are
+# listed at the end. Most of the suite waits on servers, drivers and kernels, so two workers
+# overlap those waits even on two cores. `make test WORKERS=0` runs it in one process.
+WORKERS ?= 2
 test: $(STAMP)
 	bash scripts/ensure_chromium.sh
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 
 # JupyterLab on 127.0.0.1 with a loopback workspace, on DIR (default: the example notebooks).
 lab: $(UI_STAMP)

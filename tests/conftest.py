@@ -7,12 +7,31 @@ import pytest
 pytest_plugins = ["mlrun_magic.testing.pytest_plugin"]
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "example_notebooks" / "quickstart"
+#: The files that take 30 s or more (see `make test`'s durations). Under pytest-xdist (`make
+#: test` runs two workers, whole files each, in collection order) they are handed out first, so
+#: that no worker is left running one of them alone at the end.
+HEAVY_FIRST = ("tests/reliability/test_secrets.py", "tests/reliability/test_fault_submissions.py",
+               "tests/reliability/test_first_hour_breaks.py", "tests/browser/test_panel_browser.py",
+               "tests/reliability/test_archives.py", "tests/reliability/test_hostile_input.py",
+               "tests/integration/test_databricks_backend.py",
+               "tests/integration/test_history_workspaces.py")
 
 # A shell without job control starts background commands with SIGINT ignored, and children
 # inherit that: Ctrl-C tests would then see no KeyboardInterrupt at all. Python's own handler
 # here is also reset to the default in every child at exec, so theirs work too.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def pytest_collection_modifyitems(config, items):
+    if not hasattr(config, "workerinput"):  # a plain run keeps pytest's order
+        return
+
+    def rank(item):
+        path = item.nodeid.split("::", 1)[0]
+        return HEAVY_FIRST.index(path) if path in HEAVY_FIRST else len(HEAVY_FIRST)
+
+    items.sort(key=rank)  # stable: the order inside a file and among the rest is kept
 
 
 @pytest.fixture

@@ -107,7 +107,10 @@ class DatabricksSubmittedRun(SubmittedRun):
 
         self.client.post(f"{JOBS_API}/runs/cancel", {"run_id": self.job_run_id}, idempotent=True)
         poller = self.watcher()
+        # Look at once: poke() restarts a watched run's schedule, watch(now=True) starts an
+        # unwatched one's with a poll now (wait() alone would first look a second later).
         poller.poke(self)
+        poller.watch(self, max_interval=CANCEL_POLL_SECONDS, now=True)
         return poller.wait(self, timeout, max_interval=CANCEL_POLL_SECONDS)
 
     def logs(self, tail: int = 100) -> str:

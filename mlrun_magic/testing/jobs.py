@@ -242,7 +242,15 @@ class Jobs:
             run = self.runs.get(run_id) or (self.task_runs.get(run_id) or (None,))[0]
         if run is None:
             raise self._missing(run_id)
+        with self.ws.lock:
+            waiting = run.state.life_cycle in ("QUEUED", "PENDING", "BLOCKED")
         run.cancel_requested.set()
+        if waiting and run.thread is not None:
+            # No driver to stop yet: the run ends at once, and the answer waits for that
+            # (Databricks cancels "asynchronously, so it may still be running" when it
+            # answers; it may as well not be). Otherwise a client's first look after its
+            # cancel always saw it still PENDING, and its next look came a second later.
+            run.thread.join(timeout=0.5)
         return Response.json({})
 
     def list(self, req: Request) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import uuid
 from pathlib import Path
@@ -32,6 +33,13 @@ def ip(mlflow_server, monkeypatch, tmp_path):
     yield shell
     shell.run_line_magic("unload_ext", "mlrun_magic")
     InteractiveShell.clear_instance()
+    discard(shell)
+
+
+def discard(shell):
+    """Forget a test's shell for good. Every InteractiveShell registers an atexit reset (a full
+    gc.collect each); kept, they added about a minute to the end of this folder's run."""
+    atexit.unregister(shell.atexit_operations)
 
 
 @pytest.fixture

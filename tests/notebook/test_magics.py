@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import atexit
 import json
 import re
 import subprocess
@@ -257,6 +258,7 @@ def test_settings_from_config_file(mlflow_server, tmp_path, monkeypatch):
     finally:
         shell.run_line_magic("unload_ext", "mlrun_magic")
         InteractiveShell.clear_instance()
+        atexit.unregister(shell.atexit_operations)  # see conftest.discard
 
 
 def test_reload_and_unload(ip):
