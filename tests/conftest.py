@@ -51,3 +51,14 @@ def workspace_client(workspace, monkeypatch, tmp_path):
     shutil.copytree(QUICKSTART, project, ignore=shutil.ignore_patterns(".mlrun_magic"))
     workspace.project = project
     return workspace
+
+
+@pytest.fixture
+def systemp(tmp_path, monkeypatch):
+    """The system's temporary folder, private to the test, to see what is left in it."""
+    import tempfile
+
+    root = tmp_path / "systemp"
+    root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    return root

@@ -11,12 +11,10 @@ import signal
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -27,6 +25,7 @@ from mlrun_magic.planning import RunRequest, make_plan
 from mlrun_magic.project.uri import resolve_source
 from mlrun_magic.project.ziparchive import ZipLimits, open_zip_project
 from mlrun_magic.tracking import RestTracking
+from tests.zip_kit import ZipServer
 
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "example_notebooks" / "quickstart"
@@ -45,60 +44,11 @@ def zip_folder(folder: Path, dest: Path, prefix: str = "") -> Path:
     return dest
 
 
-class ZipServer:
-    """A threaded HTTP server on 127.0.0.1 with a route table: ``routes[path] = bytes`` or a
-    callable ``(handler) -> None``. Requests are recorded as ``(path, headers)``."""
-
-    def __init__(self, tls: ssl.SSLContext | None = None):
-        self.routes: dict = {}
-        self.requests: list = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.requests.append((self.path, dict(self.headers)))
-                route = server.routes.get(self.path.split("?", 1)[0])
-                if route is None:
-                    self.send_error(404, "File not found")
-                elif callable(route):
-                    route(self)
-                else:
-                    self.send_response(200)
-                    self.send_header("Content-Length", str(len(route)))
-                    self.end_headers()
-                    self.wfile.write(route)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        if tls is not None:
-            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
-        scheme = "https" if tls else "http"
-        self.url = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def server():
     srv = ZipServer()
     yield srv
     srv.close()
-
-
-@pytest.fixture
-def systemp(tmp_path, monkeypatch):
-    """The system's temporary folder, private to the test, to see what is left in it."""
-    root = tmp_path / "systemp"
-    root.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(root))
-    return root
 
 
 @pytest.fixture

@@ -9,11 +9,8 @@ from __future__ import annotations
 import gzip
 import json
 import socket
-import tempfile
 import threading
 import time
-import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,59 +20,11 @@ from mlrun_magic.planning import RunRequest, make_plan
 from mlrun_magic.project.tempdirs import temp_dirs
 from mlrun_magic.project.uri import resolve_source
 from mlrun_magic.project.ziparchive import ZipLimits, open_zip_project, unpack_zip
-
-MLPROJECT = "name: zipped\nentry_points:\n  main:\n    command: python -c 'print(1)'\n"
-
-
-@pytest.fixture
-def systemp(tmp_path, monkeypatch):
-    """The system's temporary folder, private to the test, to see what is left in it."""
-    root = tmp_path / "systemp"
-    root.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(root))
-    return root
-
-
-def make_zip(path: Path, members) -> Path:
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members:
-            zf.writestr(name, data)
-    return path
-
-
-class Server:
-    """A threaded HTTP server on 127.0.0.1: ``routes[path] = handler -> None``."""
-
-    def __init__(self):
-        self.routes: dict = {}
-        routes = self.routes
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self):
-                route = routes.get(self.path.split("?", 1)[0])
-                if route is None:
-                    self.send_error(404, "File not found")
-                else:
-                    route(self)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
+from tests.zip_kit import MLPROJECT, ZipServer, make_zip
 
 @pytest.fixture
 def server():
-    srv = Server()
+    srv = ZipServer(http11=True)
     yield srv
     srv.close()
 

@@ -8,7 +8,6 @@ import stat
 import struct
 import subprocess
 import tempfile
-import warnings
 import zipfile
 from pathlib import Path
 
@@ -20,28 +19,7 @@ from mlrun_magic.errors import ProjectURIError
 from mlrun_magic.project.uri import resolve_source
 from mlrun_magic.project.ziparchive import ZipLimits, is_zip_uri, unpack_zip
 from mlrun_magic.redact import redact_url_query
-
-MLPROJECT = "name: zipped\nentry_points:\n  main:\n    command: python -c 'print(1)'\n"
-
-
-@pytest.fixture
-def tmpdir_root(tmp_path, monkeypatch):
-    """The system's temporary folder, made private to the test, to see what is left in it."""
-    root = tmp_path / "systemp"
-    root.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(root))
-    return root
-
-
-def make_zip(path: Path, members) -> Path:
-    """A zip of ``members``: ``(name, data)`` or ``(ZipInfo, data)``."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "Duplicate name"
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-            for name, data in members:
-                zf.writestr(name, data)
-    return path
-
+from tests.zip_kit import MLPROJECT, make_zip
 
 def with_mode(name: str, mode: int) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name)
@@ -84,7 +62,7 @@ def mlflow_source_name(uri: str) -> str:
     return _get_git_url_if_present(_expand_uri(uri)) if _is_local_uri(uri) else _expand_uri(uri)
 
 
-def test_source_name_of_a_local_zip_is_mlflows(tmp_path, tmpdir_root, monkeypatch):
+def test_source_name_of_a_local_zip_is_mlflows(tmp_path, systemp, monkeypatch):
     make_zip(tmp_path / "p.zip", [("MLproject", MLPROJECT)])
     monkeypatch.chdir(tmp_path)
     for uri in ("p.zip", str(tmp_path / "p.zip")):
@@ -106,7 +84,7 @@ def test_source_name_of_a_local_zip_is_mlflows(tmp_path, tmpdir_root, monkeypatc
     assert resolve_source(f"file://{tmp_path}/r.zip#inner").directory.name == "inner"
 
 
-def test_zip_whose_root_is_one_folder_is_unpacked_as_it_is_like_mlflow(tmp_path, tmpdir_root):
+def test_zip_whose_root_is_one_folder_is_unpacked_as_it_is_like_mlflow(tmp_path, systemp):
     make_zip(tmp_path / "repo-main.zip", [("repo-main/MLproject", MLPROJECT),
                                           ("repo-main/train.py", "print(1)\n")])
     source = resolve_source(str(tmp_path / "repo-main.zip"))
@@ -116,7 +94,7 @@ def test_zip_whose_root_is_one_folder_is_unpacked_as_it_is_like_mlflow(tmp_path,
 
 
 def test_planning_a_zip_of_one_folder_without_its_subdirectory_says_what_to_add(tmp_path,
-                                                                               tmpdir_root):
+                                                                               systemp):
     from mlrun_magic.errors import MLprojectError
     from mlrun_magic.planning import RunRequest, make_plan
 
@@ -143,13 +121,13 @@ def test_a_folder_named_like_a_zip_is_a_folder(tmp_path):
     assert resolve_source(str(folder)).kind == "local"
 
 
-def test_version_is_refused_for_a_zip_before_anything_is_read(tmp_path, tmpdir_root):
+def test_version_is_refused_for_a_zip_before_anything_is_read(tmp_path, systemp):
     make_zip(tmp_path / "p.zip", [("MLproject", MLPROJECT)])
     with pytest.raises(ProjectURIError, match="--version needs a git project, and .*p.zip is "
                                               "a zip file") as info:
         resolve_source(str(tmp_path / "p.zip"), "v1")
     assert "Setting a version is only supported for Git project URIs" in info.value.hint
-    assert list(tmpdir_root.iterdir()) == []
+    assert list(systemp.iterdir()) == []
 
 
 @pytest.mark.parametrize("uri,problem", [
@@ -160,15 +138,15 @@ def test_version_is_refused_for_a_zip_before_anything_is_read(tmp_path, tmpdir_r
     ("{d}/p.zip#nope", "Could not find subdirectory nope of {d}/p.zip"),
     ("{d}/p.zip#MLproject", "Could not find subdirectory MLproject of {d}/p.zip"),
 ])
-def test_unusable_zip_uris_say_why(tmp_path, tmpdir_root, uri, problem):
+def test_unusable_zip_uris_say_why(tmp_path, systemp, uri, problem):
     make_zip(tmp_path / "p.zip", [("MLproject", MLPROJECT)])
     with pytest.raises(ProjectURIError) as info:
         resolve_source(uri.format(d=tmp_path))
     assert problem.format(d=tmp_path) in info.value.message
-    assert list(tmpdir_root.iterdir()) == []
+    assert list(systemp.iterdir()) == []
 
 
-def test_a_fifo_named_like_a_zip_is_refused_without_blocking(tmp_path, tmpdir_root):
+def test_a_fifo_named_like_a_zip_is_refused_without_blocking(tmp_path, systemp):
     os.mkfifo(tmp_path / "pipe.zip")
     with pytest.raises(ProjectURIError, match="is not a zip file but a pipe"):
         resolve_source(str(tmp_path / "pipe.zip"))
@@ -212,7 +190,7 @@ HOSTILE = {
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
-def test_hostile_zips_are_refused_and_leave_nothing(tmp_path, tmpdir_root, case):
+def test_hostile_zips_are_refused_and_leave_nothing(tmp_path, systemp, case):
     members, problem = HOSTILE[case]
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -224,47 +202,47 @@ def test_hostile_zips_are_refused_and_leave_nothing(tmp_path, tmpdir_root, case)
     message = info.value.message
     assert problem in message and "hostile.zip" in message
     assert message.startswith("zip member ")
-    assert list(tmpdir_root.iterdir()) == []
+    assert list(systemp.iterdir()) == []
     assert list(outside.iterdir()) == [] and not (tmp_path / "escaped").exists()
 
 
-def test_a_name_cut_at_a_nul_is_refused(tmp_path, tmpdir_root):
+def test_a_name_cut_at_a_nul_is_refused(tmp_path, systemp):
     # zipfile reads "ok\0/../../escaped" as "ok": the name as stored is the one checked.
     archive = make_zip(tmp_path / "nul.zip", [("okX/../../escaped", "x")])
     archive.write_bytes(archive.read_bytes().replace(b"okX/", b"ok\0/"))
     with pytest.raises(ProjectURIError, match=r"zip member 'ok\\x00/../../escaped' of .* has a "
                                               "control character"):
         resolve_source(str(archive))
-    assert list(tmpdir_root.iterdir()) == []
+    assert list(systemp.iterdir()) == []
 
 
-def test_huge_declared_size_is_refused_before_anything_is_written(tmp_path, tmpdir_root):
+def test_huge_declared_size_is_refused_before_anything_is_written(tmp_path, systemp):
     archive = make_zip(tmp_path / "big.zip", [("MLproject", MLPROJECT), ("big.bin", "x" * 100)])
     huge = struct.pack("<I", 0xF0000000)
     patch_headers(archive, "big.bin", local=(22, huge), central=(24, huge))
     with pytest.raises(ProjectURIError, match=r"zip member 'big.bin' of .*big.zip brings the "
                                               r"unpacked size to 3,840 MiB; at most 2,048 MiB"):
         resolve_source(str(archive))
-    assert list(tmpdir_root.iterdir()) == []
+    assert list(systemp.iterdir()) == []
 
 
-def test_a_member_with_more_data_than_declared_is_cut_and_refused(tmp_path, tmpdir_root):
+def test_a_member_with_more_data_than_declared_is_cut_and_refused(tmp_path, systemp):
     archive = make_zip(tmp_path / "liar.zip", [("MLproject", MLPROJECT), ("f.txt", "y" * 5000)])
     small = struct.pack("<I", 10)
     patch_headers(archive, "f.txt", local=(22, small), central=(24, small))
     with pytest.raises(ProjectURIError, match="cannot unpack .*liar.zip: Bad CRC-32"):
         resolve_source(str(archive))
-    assert list(tmpdir_root.iterdir()) == []
+    assert list(systemp.iterdir()) == []
 
 
-def test_encrypted_members_are_refused(tmp_path, tmpdir_root):
+def test_encrypted_members_are_refused(tmp_path, systemp):
     archive = make_zip(tmp_path / "enc.zip", [("MLproject", MLPROJECT)])
     patch_headers(archive, "MLproject", local=(6, b"\x01"), central=(8, b"\x01"))
     with pytest.raises(ProjectURIError, match="'MLproject' of .*enc.zip is encrypted"):
         resolve_source(str(archive))
 
 
-def test_too_many_members_are_refused_from_the_end_record(tmp_path, tmpdir_root):
+def test_too_many_members_are_refused_from_the_end_record(tmp_path, systemp):
     archive = make_zip(tmp_path / "many.zip", [(f"f{i}", "") for i in range(30)])
     limits = ZipLimits(max_members=20)
     with pytest.raises(ProjectURIError, match=r"many.zip declares 30 members; mlrun_magic "
@@ -293,15 +271,15 @@ def test_the_zip64_end_record_is_read_as_zipfile_reads_it(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_the_default_member_bound_holds(tmp_path, tmpdir_root):
+def test_the_default_member_bound_holds(tmp_path, systemp):
     archive = make_zip(tmp_path / "many.zip", [(f"d/{i}", "") for i in range(20_001)])
     with pytest.raises(ProjectURIError, match="declares 20,001 members; .* at most 20,000"):
         resolve_source(str(archive))
-    assert list(tmpdir_root.iterdir()) == []
+    assert list(systemp.iterdir()) == []
 
 
 @pytest.mark.parametrize("damage", ["text", "truncated", "empty", "bad data"])
-def test_a_file_that_is_not_a_zip_is_refused(tmp_path, tmpdir_root, damage):
+def test_a_file_that_is_not_a_zip_is_refused(tmp_path, systemp, damage):
     archive = make_zip(tmp_path / "p.zip", [("MLproject", MLPROJECT), ("t.py", "x = 1\n" * 999)])
     data = archive.read_bytes()
     damaged = {"text": b"hello, not a zip\n", "truncated": data[:len(data) // 2], "empty": b"",
@@ -309,10 +287,10 @@ def test_a_file_that_is_not_a_zip_is_refused(tmp_path, tmpdir_root, damage):
     archive.write_bytes(damaged)
     with pytest.raises(ProjectURIError, match="cannot unpack .*p.zip: "):
         resolve_source(str(archive))
-    assert list(tmpdir_root.iterdir()) == []
+    assert list(systemp.iterdir()) == []
 
 
-def test_a_good_zip_unpacks_with_modes_and_nested_folders(tmp_path, tmpdir_root):
+def test_a_good_zip_unpacks_with_modes_and_nested_folders(tmp_path, systemp):
     archive = make_zip(tmp_path / "good.zip", [
         ("./MLproject", MLPROJECT), ("src/", ""), ("src/pkg/mod.py", "x = 1\n"),
         (with_mode("run.sh", stat.S_IFREG | 0o4755), "#!/bin/sh\n"),
@@ -323,7 +301,7 @@ def test_a_good_zip_unpacks_with_modes_and_nested_folders(tmp_path, tmpdir_root)
     assert (root / "src" / "pkg" / "mod.py").read_text() == "x = 1\n"
     assert stat.S_IMODE((root / "run.sh").stat().st_mode) & 0o7000 == 0  # never setuid
     assert os.access(root / "run.sh", os.X_OK) and not os.access(root / "data.txt", os.X_OK)
-    assert root.parent.parent == tmpdir_root
+    assert root.parent.parent == systemp
 
 
 NAME_PART = st.sampled_from(["a", "MLproject", ".", "..", "", "C:", "\\", "..\\x", "\x00",
