@@ -4,6 +4,7 @@ mounts refuse appends as Databricks does; a local run follows the same way."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -26,8 +27,11 @@ ENTRY_POINTS = {
            "    w(f'big {i:06d} ' + 'é' * 45 + '\\n')\n",
     "fail": "print('about to fail', flush=True)\nraise ValueError('bad alpha 42')\n",
     "sleepy": "import time\nprint('before the cancel', flush=True)\ntime.sleep(300)\n",
-    "mixed": "import subprocess, sys\nprint('to stdout')\nprint('to stderr', file=sys.stderr)\n"
-             "subprocess.run(['echo', 'from a subprocess'], check=True)\n",
+    "mixed": "import os, subprocess, sys\nprint('to stdout')\nprint('to stderr', file=sys.stderr)\n"
+             "subprocess.run(['echo', 'from a subprocess'], check=True)\n"
+             "mount = os.environ['MLRUN_MAGIC_TESTING_FUSE_ROOT'] + '/Volumes/main/ml/code/tail'\n"
+             "try:\n    open(mount + '/appended.log', 'a')\n    print('append allowed')\n"
+             "except OSError as exc:\n    print('append refused', exc.errno)\n",
 }
 
 
@@ -65,38 +69,65 @@ def job_state(run) -> str:
 @pytest.mark.slow
 def test_lines_arrive_while_running_once_each_in_order_and_cli_follow_exits(db):
     run = launch(db, "count")
-    state, texts = follow(run)
+    cli = subprocess.Popen([sys.executable, "-m", "mlrun_magic", "logs", run.run_id,
+                            "--follow"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, cwd=db.tail_project)
+    state, texts = follow(run)  # meanwhile, in this process
     assert state.status == "FINISHED"
     text = "".join(t for t, _ in texts)
     numbered = [line for line in text.splitlines() if line.startswith("line ")]
     assert numbered == [f"line {i:03d}" for i in range(25)]
     # Some text was read before the run ended, while the job run was RUNNING.
     assert any(seen == "RUNNING" and "line " in t for t, seen in texts), texts
-    # The CLI, another process, follows the ended run by its job run id from the workspace.
-    out = subprocess.run([sys.executable, "-m", "mlrun_magic", "logs", str(run.job_run_id),
-                          "--follow"], capture_output=True, text=True, timeout=120,
-                         cwd=db.tail_project)
-    assert out.returncode == 0, out.stderr
-    cli_lines = [line for line in out.stdout.splitlines() if line.startswith("line ")]
-    assert cli_lines == [f"line {i:03d}" for i in range(25)]
-    assert out.stdout.rstrip().splitlines()[-1] == f"Run {run.run_id} FINISHED."
+    out, err = cli.communicate(timeout=120)
+    assert cli.returncode == 0, err
+    assert [line for line in out.splitlines() if line.startswith("line ")] == numbered
+    assert out.rstrip().splitlines()[-1] == f"Run {run.run_id} FINISHED."
+    # An ended run, followed by its job run id (attached from the workspace): all, then out.
+    again = subprocess.run([sys.executable, "-m", "mlrun_magic", "logs", str(run.job_run_id),
+                            "--follow"], capture_output=True, text=True, timeout=120,
+                           cwd=db.tail_project)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == out
 
 
 @pytest.mark.slow
-def test_cli_follow_of_a_running_run_streams_then_ends_with_the_status(db):
-    run = launch(db, "count")
-    proc = subprocess.Popen([sys.executable, "-m", "mlrun_magic", "logs", run.run_id,
-                             "--follow"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=db.tail_project)
-    first = proc.stdout.readline()
-    running = db.run(run.job_run_id)["state"]["life_cycle_state"]
-    rest = proc.stdout.read()  # (communicate() would lose what readline() buffered)
-    err = proc.stderr.read()
-    assert proc.wait(timeout=120) == 0, err
-    lines = [line for line in (first + rest).splitlines() if line.startswith("line ")]
-    assert lines == [f"line {i:03d}" for i in range(25)]
-    assert running == "RUNNING"  # the first line came while the job run was still running
-    assert rest.rstrip().splitlines()[-1] == f"Run {run.run_id} FINISHED."
+def test_cli_run_wait_streams_the_log_unless_quiet_and_exits_with_the_outcome(db):
+    base = [sys.executable, "-m", "mlrun_magic", "run", str(db.tail_project), "-b",
+            "databricks", "-c", json.dumps(CLUSTER), "--experiment-name", db.experiment,
+            "--code-location", VOLUME, "--wait"]
+    failing = subprocess.run(base + ["-e", "fail"], capture_output=True, text=True,
+                             timeout=120)
+    assert failing.returncode == 1
+    assert "about to fail" in failing.stdout and "ValueError: bad alpha 42" in failing.stdout
+    quiet = subprocess.run(base + ["-e", "mixed", "--quiet"], capture_output=True, text=True,
+                           timeout=120)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "to stdout" not in quiet.stdout and "FINISHED" in quiet.stdout
+
+
+def test_the_reader_carries_split_characters_waits_for_whole_chunks_and_says_gaps(db):
+    from mlrun_magic.databricks.auth import resolve_workspace
+    from mlrun_magic.databricks.client import DatabricksClient
+    from mlrun_magic.databricks.logtail import GAP_NOTICE, ChunkReader
+
+    folder = db.local_path(f"{VOLUME}/logs/r1")
+    folder.mkdir(parents=True)
+    data = "a\u20acb\U0001F600c\n".encode()  # a, 3-byte euro, b, 4-byte emoji, c
+    reader = ChunkReader(DatabricksClient(resolve_workspace()), VOLUME, "r1")
+    assert reader.read_new() == ("", False, None)
+    (folder / "00000001-2.log").write_bytes(data[:2])  # a and half of the euro sign
+    (folder / "00000002-100.log").write_bytes(data[2:6])  # being written: too short yet
+    assert reader.read_new() == ("a", False, None)
+    (folder / "00000002-100.log").unlink()
+    (folder / "00000002-5.log").write_bytes(data[2:7])  # rest of the euro, b, half the emoji
+    (folder / f"00000003-{len(data) - 7}.log").write_bytes(data[7:])
+    assert reader.read_new().text == "\u20acb\U0001F600c\n"
+    (folder / "00000005-3.log").write_bytes(b"x\ny")  # 4 was deleted (the 50 MB bound)
+    (folder / "end.json").write_text(json.dumps({"status": "FAILED", "chunks": 5}))
+    update = reader.read_new()
+    assert update == (GAP_NOTICE + "x\ny", True, {"status": "FAILED", "chunks": 5})
+    assert reader.read_new() == ("", True, update.end)
 
 
 @pytest.mark.slow
@@ -127,18 +158,28 @@ def test_stderr_and_subprocess_output_are_captured(db):
     text = "".join(t for t, _ in texts)
     for line in ("to stdout", "to stderr", "from a subprocess"):
         assert text.splitlines().count(line) == 1, text
+    assert "append refused 29" in text  # the driver's mounts refuse appends, as on Databricks
 
 
 @pytest.mark.slow
 def test_a_cancelled_run_ends_with_what_it_printed_then_killed(db):
+    import signal
+
     run = launch(db, "sleepy")
+    cli = subprocess.Popen([sys.executable, "-m", "mlrun_magic", "logs", run.run_id,
+                            "--follow"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, cwd=db.tail_project)
+    for line in cli.stdout:
+        if "before the cancel" in line:
+            break
+    cli.send_signal(signal.SIGINT)  # Ctrl-C stops following, not the run
+    assert cli.wait(timeout=60) == 130
+    assert "Traceback" not in cli.stderr.read()
+    assert db.run(run.job_run_id)["state"]["life_cycle_state"] == "RUNNING"
     reader = run.log_reader()
-    seen = ""
-    deadline = time.monotonic() + 60
-    while "before the cancel" not in seen and time.monotonic() < deadline:
-        seen += reader.read_new().text
-        time.sleep(0.2)
+    seen = reader.read_new().text
     run.cancel()
+    deadline = time.monotonic() + 60
     rest = reader.read_new()
     while not rest.ended and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -148,6 +189,7 @@ def test_a_cancelled_run_ends_with_what_it_printed_then_killed(db):
     assert rest.end["status"] == "KILLED"
 
 
+@pytest.mark.slow
 def test_get_output_has_no_logs_before_the_end(db):
     run = launch(db, "sleepy")
     reader = run.log_reader()
@@ -164,6 +206,7 @@ def test_get_output_has_no_logs_before_the_end(db):
     assert "before the cancel" in output["logs"]
 
 
+@pytest.mark.slow
 def test_the_reader_makes_one_request_per_call_when_nothing_is_new(db):
     run = launch(db, "sleepy")
     reader = run.log_reader()
