@@ -2,13 +2,14 @@
 
 One loop, driven by the run's state: read what is new (the backend's ``log_reader()``: the
 Databricks bootstrap's chunks, or a local run's log file), hand it to ``on_text``, ask the
-run's state once, and sleep along the poller's schedule (quick again whenever text came, at
+run's state once, and sleep along the poller's schedule (2 s again whenever text came, at
 most :data:`FOLLOW_MAX_INTERVAL` s apart while the run is RUNNING, so a line shows within a
 few seconds of being printed). It ends when the log's end marker has been read and the run
 is terminal, with one final read after the end; ``stop`` (a ``threading.Event``) ends it
 early. Ctrl-C raises ``KeyboardInterrupt`` to the caller and leaves the run running.
 
-Cost per iteration: one state request, one listing, plus one read per new chunk.
+Cost per iteration: one state request, one listing, plus one read per new chunk: about
+90 requests per minute while a Databricks run prints steadily, 40 while it is quiet.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def follow_logs(service, target, on_text, *, stop=None) -> RunState:
             update = reader.read_new()
             if update.text:
                 on_text(update.text)
-                step = 0
+                step = 1  # the driver publishes at most every 2 s: read again then
             ended = update.ended
         if state.is_terminal and ended:
             return state
