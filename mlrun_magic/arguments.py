@@ -105,3 +105,19 @@ def tail_count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"needs a whole number of lines, at least 1, "
                                          f"not {text!r}")
     return count
+
+
+def request_from_args(args, **overrides):
+    """A :class:`~mlrun_magic.planning.RunRequest` from parsed :data:`RUN_ARGUMENTS`."""
+    from mlrun_magic.planning import RunRequest
+
+    fields = dict(uri=args.uri, entry_point=args.entry_point,
+                  parameters=parse_param_list(args.param_list), version=args.version,
+                  backend=args.backend or "local", backend_config=args.backend_config,
+                  experiment_name=args.experiment_name, experiment_id=args.experiment_id,
+                  env_manager=args.env_manager, run_name=args.run_name,
+                  tracking_uri=args.tracking_uri, profile=args.profile,
+                  code_location=args.code_location, build_image=args.build_image,
+                  docker_args=parse_docker_args(args.docker_args) or None)
+    fields.update(overrides)
+    return RunRequest(**fields)

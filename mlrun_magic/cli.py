@@ -20,26 +20,9 @@ import logging
 import os
 import sys
 
-from mlrun_magic.arguments import (RUN_ARGUMENTS, parse_docker_args, parse_param_list,
-                                    tail_count)
+from mlrun_magic.arguments import RUN_ARGUMENTS, request_from_args, tail_count
 from mlrun_magic.doctor_text import dry_run_lines, print_report
 from mlrun_magic.errors import ArgumentsError, MlrunMagicError
-
-
-def request_from_args(args, **overrides):
-    """A :class:`~mlrun_magic.planning.RunRequest` from parsed :data:`RUN_ARGUMENTS`."""
-    from mlrun_magic.planning import RunRequest
-
-    fields = dict(uri=args.uri, entry_point=args.entry_point,
-                  parameters=parse_param_list(args.param_list), version=args.version,
-                  backend=args.backend or "local", backend_config=args.backend_config,
-                  experiment_name=args.experiment_name, experiment_id=args.experiment_id,
-                  env_manager=args.env_manager, run_name=args.run_name,
-                  tracking_uri=args.tracking_uri, profile=args.profile,
-                  code_location=args.code_location, build_image=args.build_image,
-                  docker_args=parse_docker_args(args.docker_args) or None)
-    fields.update(overrides)
-    return RunRequest(**fields)
 
 
 class UsageError(ArgumentsError):
@@ -71,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             p.add_argument(*flags, **kwargs)
         p.add_argument("--json", action="store_true", help="Print one JSON object.")
+        if name == "run":
+            p.add_argument("--quiet", "-q", action="store_true",
+                           help="With --wait: do not print the run's output as it is written.")
     for name, help_text in (("status", "show a run's status and links"),
                             ("cancel", "cancel a Databricks run and mark its MLflow run KILLED"),
                             ("logs", "print the end of a Databricks run's driver output")):
@@ -83,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "logs":
             p.add_argument("--tail", type=tail_count, default=100,
                            help="How many lines (default 100).")
+            p.add_argument("--follow", "-f", action="store_true", help="Print the output as "
+                           "it is written until the run ends; exit 0 if it FINISHED, else 1.")
         p.add_argument("--json", action="store_true", help="Print one JSON object.")
     p = sub.add_parser("package", help="build the project archive a Databricks run uploads",
                        description="Build the reproducible project archive (the same code path "
@@ -118,8 +106,7 @@ def _service():
 
 
 def _warn(plan) -> None:
-    """The plan's warnings as ``warning: ...`` lines on stderr (the text of ``plan`` and
-    ``--dry-run`` has them already)."""
+    """The plan's warnings as ``warning: ...`` lines on stderr (plan/--dry-run text has them)."""
     for warning in plan.warnings:
         print(f"warning: {warning}", file=sys.stderr)
 
@@ -151,9 +138,12 @@ def cmd_run(args) -> int:
     wait = True if plan.backend == "local" else bool(args.wait)
     watched = None
     try:
-        watched = service.launch(plan, echo=not args.json, progress=_terminal_progress())
+        stream = not args.json and not args.quiet
+        watched = service.launch(plan, echo=stream, progress=_terminal_progress())
         _print_links(watched.run)
-        state = service.wait(watched) if wait else watched.state
+        stream = stream and wait and plan.backend == "databricks"
+        state = service.follow_logs(watched, _print_text) if stream else \
+            service.wait(watched) if wait else watched.state
     except KeyboardInterrupt:
         if watched is not None:
             from mlrun_magic.tracking import deferred_interrupts
@@ -173,7 +163,7 @@ def cmd_run(args) -> int:
         if run.links.job_run:
             print(f"Databricks job run: {run.links.job_run}")
         print(f"MLflow run: {run.links.mlflow_run or run.run_id}")
-        if wait and plan.backend == "databricks" and state.status != "FINISHED":
+        if wait and not stream and plan.backend == "databricks" and state.status != "FINISHED":
             print(service.logs(watched, tail=30), file=sys.stderr)
     if not wait:
         return 0 if state.status not in ("FAILED", "KILLED") else 1
@@ -228,8 +218,18 @@ def cmd_cancel(args) -> int:
     return 0 if state.is_terminal else 1
 
 
+def _print_text(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
 def cmd_logs(args) -> int:
     watched = _attach(args)
+    if args.follow:  # Ctrl-C: main() says "Interrupted." and exits 130; the run goes on
+        state = _service().follow_logs(watched, _print_text)
+        print(f"Run {watched.run_id} {state.status}"
+              f"{': ' + state.message if state.message else ''}.")
+        return 0 if state.status == "FINISHED" else 1
     text = _service().logs(watched, tail=args.tail)
     print(json.dumps({"run_id": watched.run_id, "logs": text}) if args.json else text)
     return 0

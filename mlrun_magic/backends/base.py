@@ -86,6 +86,13 @@ class SubmittedRun(ABC):
     def logs(self, tail: int = 100) -> str:
         """The last ``tail`` lines of the run's output."""
 
+    def log_reader(self):
+        """An object whose ``read_new()`` returns the output printed since its last call, as a
+        :class:`~mlrun_magic.databricks.logtail.LogUpdate` (``text``, ``ended``, ``end``)."""
+        from mlrun_magic.errors import BackendError
+
+        raise BackendError(f"the {self.backend} backend cannot follow a run's output")
+
     def raise_for_status(self, state: RunState | None = None) -> None:
         """Raise :class:`RunFailedError` if the run ended FAILED or KILLED (``state``: the
         state to judge, default the latest known, else asked now)."""

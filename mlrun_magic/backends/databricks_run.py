@@ -113,6 +113,21 @@ class DatabricksSubmittedRun(SubmittedRun):
         poller.watch(self, max_interval=CANCEL_POLL_SECONDS, now=True)
         return poller.wait(self, timeout, max_interval=CANCEL_POLL_SECONDS)
 
+    def log_reader(self):
+        """The run's live log, published by the bootstrap in its code location (known from
+        the submission, or from the job run's ``--archive`` parameter for a re-attached run)."""
+        from mlrun_magic.databricks.logtail import ChunkReader, run_location
+
+        uploaded = getattr(self, "uploaded", None)
+        target = uploaded.target if uploaded is not None else \
+            run_location(self.last_run or self._fetch())
+        if target is None:
+            raise BackendError(f"job run {self.job_run_id} was not started by mlrun_magic's "
+                               "bootstrap: it has no live log",
+                               hint=f"See its output when it ends: python -m mlrun_magic logs "
+                                    f"{self.job_run_id}")
+        return ChunkReader(self.client, target, self.run_id)
+
     def logs(self, tail: int = 100) -> str:
         """The tail of the task's driver output, plus the error and its trace if it failed."""
         from mlrun_magic.databricks.errors import BadRequest

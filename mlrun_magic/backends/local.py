@@ -258,6 +258,12 @@ class LocalSubmittedRun(SubmittedRun):
         self._done.wait(STOP_GRACE_SECONDS)
         return self.status()
 
+    def log_reader(self):
+        """The new lines of the run's log file, read from where the last read stopped."""
+        from mlrun_magic.backends.local_logtail import LocalLogReader
+
+        return LocalLogReader(self.log_path, lambda: self._final if self._done.is_set() else None)
+
     def logs(self, tail: int = 100) -> str:
         try:
             lines = self.log_path.read_text(errors="replace").splitlines()

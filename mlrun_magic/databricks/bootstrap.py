@@ -17,6 +17,12 @@ to the driver log; our own failures are one ``[mlrun_magic] ...`` line, not a tr
 the end, however the run ends (even SIGTERM), the extraction folder is removed, the MLflow run
 is marked FINISHED, FAILED or KILLED, and a failure fails the task.
 
+While it runs, everything written to stdout and stderr (ours, the entry point's, its
+subprocesses') is also published as a live log next to the archive, in immutable chunk
+files ``<code location>/logs/<MLflow run id>/<seq:08d>-<bytes>.log`` and a final
+``end.json``: see :class:`LogTail`, which states the contract the client's reader
+(``mlrun_magic.databricks.logtail``) relies on.
+
 This file must not import mlrun_magic (the cluster does not have it) and must run on the
 Pythons of current runtimes, 3.10 to 3.12, with or without ``tarfile.data_filter``. It is
 one file on purpose, longer than our other modules: it is uploaded alone and runs before
@@ -29,6 +35,7 @@ import hashlib
 import json
 import os
 import runpy
+import select
 import shlex
 import shutil
 import signal
@@ -36,6 +43,8 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
+import time
 import traceback
 import zlib
 
@@ -485,6 +494,159 @@ def run_in_folder(archive, spec):
     return "FAILED"
 
 
+# -- the live log ----------------------------------------------------------------------------
+
+class LogTail:
+    """Publishes this process's stdout and stderr as a live log while it runs.
+
+    Capture: file descriptors 1 and 2 are pointed (``dup2``) at two pipes, so ``print``, C
+    extensions and every subprocess (they inherit fds 1 and 2) are captured alike, with no
+    tee on ``sys.stdout``; ``sys.stdout``/``sys.stderr`` are made line-buffered so a print
+    reaches the pipe at once. A thread copies what arrives to the original fds (the driver
+    log gets everything, as before) and publishes it. Not captured: output written by code
+    that replaces fds 1/2 itself; and a process ended by ``os._exit`` or SIGKILL writes no
+    final chunk and no ``end.json`` (the client then ends on the job run's terminal state).
+
+    Layout, in ``folder`` (``<code location>/logs/<MLflow run id>``): ``<seq:08d>-<n>.log``,
+    ``seq`` from 1, ``n`` its size in bytes, then ``end.json`` = ``{"chunks", "bytes",
+    "dropped_bytes", "status": FINISHED|FAILED|KILLED, "exit_code"}``, written last. FUSE
+    paths take whole sequential writes only (no append, no random write, no rename on some),
+    so each file is written once: ``open('xb')``, one write, close, never touched again (but
+    deleted when old, below). The size in the name tells a reader whether a chunk is complete
+    with no second file or request: a listed or read size that differs is "not yet", and the
+    newest chunk is readable as soon as it is whole, without waiting for the next one.
+
+    A chunk is cut at 64 KiB, or 2 s after the oldest byte not yet published; nothing is
+    written while nothing is printed. Only the last 50 MB are kept: older chunks are
+    deleted (a reader that finds a gap says so in the text it returns; ``end.json`` counts
+    ``dropped_bytes``). A chunk that cannot be written is said once in the driver log and
+    publishing stops; the run is never failed by its log.
+    """
+
+    CHUNK, EVERY, KEEP = 65536, 2.0, 50 * 1000 * 1000
+
+    def __init__(self, folder):
+        self.folder, self.seq, self.total, self.dropped = folder, 0, 0, 0
+        self.kept, self.buffer, self.first, self.ok = [], bytearray(), None, True
+        self.fds, self.closing, self.lock = [], None, threading.Lock()
+
+    @classmethod
+    def start(cls, folder):
+        """Start capturing; ``None`` (and a line in the driver log) if ``folder`` is unusable."""
+        tail = cls(folder)
+        try:
+            os.makedirs(folder, exist_ok=True)
+            names = os.listdir(folder)
+            if "end.json" in names:
+                raise OSError("an earlier attempt of this run ended its log there")
+            tail.seq = max((int(n[:8]) for n in names if n[:8].isdigit()), default=0)
+            for fd, stream in ((1, sys.stdout), (2, sys.stderr)):
+                try:
+                    stream.flush()
+                    stream.reconfigure(line_buffering=True)
+                except (AttributeError, ValueError, OSError):
+                    pass
+                read_end, write_end = os.pipe()
+                tail.fds.append((fd, read_end, os.dup(fd)))
+                os.dup2(write_end, fd)
+                os.close(write_end)
+        except OSError as exc:
+            tail.restore()
+            log(f"the live log is not published to {folder} ({exc}); the driver log has it all")
+            return None
+        tail.thread = threading.Thread(target=tail.pump, name="mlrun-magic-log", daemon=True)
+        tail.thread.start()
+        return tail
+
+    def restore(self):
+        for fd, _, saved in self.fds:
+            os.dup2(saved, fd)
+
+    def pump(self):
+        saved = {read_end: copy for _, read_end, copy in self.fds}
+        try:
+            while saved:
+                late = self.closing is not None and time.monotonic() > self.closing
+                wait = 0.2 if self.first is None or self.closing else \
+                    min(0.2, max(0.0, self.first + self.EVERY - time.monotonic()))
+                ready = [] if late else select.select(list(saved), [], [], wait)[0]
+                for read_end in ready:
+                    data = os.read(read_end, 65536)
+                    if not data:
+                        os.close(read_end)
+                        del saved[read_end]
+                        continue
+                    self.forward(saved[read_end], data)
+                    with self.lock:
+                        self.buffer += data
+                        self.first = self.first or time.monotonic()
+                if late or (not ready and self.closing is not None):
+                    return  # a leftover background process may hold the pipe: do not wait
+                self.publish(force=False)
+        except BaseException as exc:  # the run must go on: output straight to the driver log
+            self.restore()
+            self.fail(exc)
+
+    @staticmethod
+    def forward(fd, data):
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+        except OSError:
+            pass
+
+    def fail(self, exc):
+        if self.ok:
+            self.ok = False
+            self.forward(self.fds[0][2], f"[mlrun_magic] the live log stops here ({exc}); the "
+                                         "driver log has the rest\n".encode())
+
+    def publish(self, force):
+        with self.lock:
+            while self.buffer and (force or len(self.buffer) >= self.CHUNK
+                                   or time.monotonic() - self.first >= self.EVERY):
+                data = bytes(self.buffer[:self.CHUNK])
+                del self.buffer[:self.CHUNK]
+                self.write_chunk(data)
+            if not self.buffer:
+                self.first = None
+
+    def write_chunk(self, data):
+        if not self.ok:
+            return
+        path = os.path.join(self.folder, f"{self.seq + 1:08d}-{len(data)}.log")
+        try:
+            with open(path, "xb") as out:
+                out.write(data)
+            self.seq, self.total = self.seq + 1, self.total + len(data)
+            self.kept.append((path, len(data)))
+            while sum(size for _, size in self.kept) > self.KEEP and len(self.kept) > 1:
+                old, size = self.kept.pop(0)
+                os.remove(old)
+                self.dropped += size
+        except OSError as exc:
+            self.fail(exc)
+
+    def close(self, status, exit_code):
+        """Stop capturing; publish what is left, then ``end.json``."""
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (AttributeError, ValueError, OSError):
+                pass
+        self.restore()
+        self.closing = time.monotonic() + 1.0
+        self.thread.join(3.0)
+        self.publish(force=True)
+        end = {"chunks": self.seq, "bytes": self.total, "dropped_bytes": self.dropped,
+               "status": status, "exit_code": exit_code}
+        try:
+            with open(os.path.join(self.folder, "end.json"), "x") as out:
+                out.write(json.dumps(end))
+        except OSError as exc:
+            self.fail(exc)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Run an MLflow project archive on Databricks.")
     parser.add_argument("--archive", required=True)
@@ -499,13 +661,24 @@ def main(argv=None):
     os.environ["MLFLOW_RUN_ID"] = run_id
     os.environ["MLFLOW_EXPERIMENT_ID"] = str(experiment_id)
     os.environ["MLFLOW_TRACKING_URI"] = spec.get("tracking_uri") or "databricks"
-    log(f"checking that the MLflow run {run_id} is still wanted")
-    ended = ended_status(run_id)
-    if ended:
-        log(f"the MLflow run {run_id} has already ended ({ended}): the client gave up on this "
-            "submission, so the project is not run")
-        raise SystemExit(1)
-    status = run_in_folder(args.archive, spec)
+    tail = LogTail.start(os.path.join(os.path.dirname(fuse_path(args.archive)), "logs", run_id))
+    status = "FAILED"
+    try:
+        on_sigterm(stop)  # a cancel before the project runs still ends the log
+        log(f"checking that the MLflow run {run_id} is still wanted")
+        ended = ended_status(run_id)
+        if ended:
+            log(f"the MLflow run {run_id} has already ended ({ended}): the client gave up on "
+                "this submission, so the project is not run")
+            raise SystemExit(1)
+        status = run_in_folder(args.archive, spec)
+    except Terminated:
+        log("the run was interrupted (SIGTERM)")
+        status = "KILLED"
+    finally:
+        on_sigterm(signal.SIG_DFL)
+        if tail is not None:  # before MLflow is told: a cancel leaves the driver seconds
+            tail.close(status, 0 if status == "FINISHED" else 1)
     end_mlflow_run(run_id, status)
     if status != "FINISHED":
         raise SystemExit(1)

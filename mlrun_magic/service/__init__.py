@@ -183,6 +183,7 @@ class RunService:
         """The last ``tail`` lines of the run's output."""
         return self.get(target).run.logs(tail=tail)
 
+    from mlrun_magic.service.follow import follow_logs  # (target, on_text, *, stop) -> RunState
     def watch(self, target, view) -> WatchedRun:
         """Call ``view(watched)`` now and after every change of the run, until it ends."""
         watched = self.get(target)

@@ -6,7 +6,8 @@ fresh temporary working directory, its own process group (so cancel can end all 
 ``new_cluster.spark_env_vars`` and the task's ``env_vars``, and reaches tracking as it would
 on Databricks: ``MLFLOW_TRACKING_URI=databricks``, ``DATABRICKS_HOST`` = this workspace,
 ``DATABRICKS_TOKEN`` = a token issued for this run (revoked when it ends). Workspace paths
-are translated as described in :mod:`mlrun_magic.testing.paths`.
+are translated as described in :mod:`mlrun_magic.testing.paths`, and the mounts refuse
+appends and updates as on Databricks (:mod:`mlrun_magic.testing.fuse_site.sitecustomize`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from mlrun_magic.testing.paths import FUSE_ROOT_ENV, local_path, translate_argum
 from mlrun_magic.testing.runs import JobRun, TaskRun, now_ms
 
 _CLIENT_ENV_PREFIXES = ("DATABRICKS_", "MLFLOW_", "MLRUN_MAGIC_")
+FUSE_SITE = Path(__file__).resolve().parent / "fuse_site"
 
 
 def _cluster_id() -> str:
@@ -190,6 +192,10 @@ class Driver:
             FUSE_ROOT_ENV: str(self.ws.storage_root),
             "DB_HOME": str(self.ws.root / "drivers"),
             "PYTHONUNBUFFERED": "1",
+            # The FUSE mounts' rules (no appends, no random writes): see fuse_site.
+            "PYTHONPATH": os.pathsep.join([str(FUSE_SITE)] + ([os.environ["PYTHONPATH"]]
+                                                              if os.environ.get("PYTHONPATH")
+                                                              else [])),
         })
         env.update({k: str(v) for k, v in (run.submitted.get("environment_variables")
                                            or {}).items()})

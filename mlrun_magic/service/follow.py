@@ -1,0 +1,57 @@
+"""Following a run's output as it is written: ``RunService.follow_logs``.
+
+One loop, driven by the run's state: read what is new (the backend's ``log_reader()``: the
+Databricks bootstrap's chunks, or a local run's log file), hand it to ``on_text``, ask the
+run's state once, and sleep along the poller's schedule (2 s again whenever text came, at
+most :data:`FOLLOW_MAX_INTERVAL` s apart while the run is RUNNING, so a line shows within a
+few seconds of being printed). It ends when the log's end marker has been read and the run
+is terminal, with one final read after the end; ``stop`` (a ``threading.Event``) ends it
+early. Ctrl-C raises ``KeyboardInterrupt`` to the caller and leaves the run running.
+
+Cost per iteration: one state request, one listing, plus one read per new chunk: about
+90 requests per minute while a Databricks run prints steadily, 40 while it is quiet.
+"""
+
+from __future__ import annotations
+
+from mlrun_magic.poller import SCHEDULE
+from mlrun_magic.runs import RunState
+
+#: Longest pause between two reads of a RUNNING run's log (seconds).
+FOLLOW_MAX_INTERVAL = 3.0
+
+
+def follow_logs(service, target, on_text, *, stop=None) -> RunState:
+    """Call ``on_text(text)`` with the run's output as it grows; return its final state
+    (or the latest, when ``stop`` ended the following)."""
+    import threading
+
+    watched = service.get(target)
+    reader = watched.run.log_reader()
+    stop = stop if stop is not None else threading.Event()
+    ended = False
+    step = 0
+    state = watched.state
+    while True:
+        if not ended:
+            update = reader.read_new()
+            if update.text:
+                on_text(update.text)
+                step = 1  # the driver publishes at most every 2 s: read again then
+            ended = update.ended
+        if state.is_terminal and ended:
+            return state
+        state = service.refresh(watched)
+        if state.is_terminal and not ended:
+            update = reader.read_new()  # the last read after the end: what came before it
+            if update.text:
+                on_text(update.text)
+            return state
+        if state.is_terminal:
+            continue
+        delay = SCHEDULE[min(step, len(SCHEDULE) - 1)]
+        cap = FOLLOW_MAX_INTERVAL if state.status == "RUNNING" and not ended \
+            else getattr(service.settings, "poll_interval", None) or SCHEDULE[-1]
+        step += 1
+        if stop.wait(min(delay, cap)):
+            return state
