@@ -136,7 +136,7 @@ class ProjectRunMagics(Magics):
 
             %project_run status [RUN]     refresh the status view (re-attaches after a restart)
             %project_run cancel [RUN]     cancel the run; its MLflow run ends KILLED
-            %project_run logs [RUN] [--tail N]
+            %project_run logs [RUN] [--tail N | --follow]
             %project_run list             this kernel's runs and the project's history
             %project_run open [RUN]       the links again
             %project_run panel [URI]      the launch panel (ipywidgets)
@@ -273,10 +273,18 @@ class ProjectRunMagics(Magics):
         parser = _subparser("logs", "Print the end of a run's output.")
         parser.add_argument("--tail", type=tail_count, default=100,
                             help="How many lines (default 100).")
+        parser.add_argument("--follow", action="store_true", help="Stream the output until "
+                            "the run ends (Ctrl-C stops following, not the run).")
         args = parser.parse_args(words)
         if args is None:
-            return
+            return None
+        if args.follow:
+            from mlrun_magic.notebook.follow_view import follow_in_cell
+
+            follow_in_cell(self.service, self._attach(args.run))
+            return None
         print(self.service.logs(self._attach(args.run), tail=args.tail))
+        return None
 
     def _cmd_open(self, words):
         args = _subparser("open", "Show a run's links again.").parse_args(words)

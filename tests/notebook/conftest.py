@@ -70,3 +70,15 @@ def dbip(ip, workspace, monkeypatch, tmp_path):
     ip.run_line_magic("config", f"ProjectRun.experiment_name = '/Shared/nb-{uuid.uuid4().hex[:8]}'")
     ip.workspace = workspace
     return ip
+
+
+@pytest.fixture
+def kernel(workspace, tmp_path):
+    """A real IPython kernel in a copy of the quickstart (see kernel_kit.start_kernel), with
+    mlrun_magic loaded."""
+    from tests.notebook.kernel_kit import start_kernel
+
+    run = start_kernel(workspace, tmp_path)
+    run("%load_ext mlrun_magic\n%config ProjectRun.experiment_name = '/Shared/nb-breaks'")
+    yield run
+    run.close()

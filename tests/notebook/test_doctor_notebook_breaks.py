@@ -5,19 +5,15 @@
 from __future__ import annotations
 
 import json
-import os
-import queue
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 
 import mlrun_magic
+from tests.notebook.kernel_kit import errors_of as _errors, text_of as _text
 
 SPEC = {"spark_version": "15.4.x-cpu-ml-scala2.12", "node_type_id": "Standard_D4ds_v5",
         "num_workers": 1}
-QUICKSTART = Path(__file__).resolve().parents[2] / "example_notebooks" / "quickstart"
 
 
 @pytest.fixture
@@ -45,67 +41,6 @@ def test_check_clicked_twice_quickly_checks_once_without_an_error(panel, dbip):
     assert panel.errors == [], panel.errors
     assert panel.doctor_report is not None and panel.doctor_report.ok, panel.doctor_report
     assert len(ws.requests(path="/api/2.0/preview/scim/v2/Me")) == before + 1
-
-
-# -- a real kernel -------------------------------------------------------------------------
-
-@pytest.fixture
-def kernel(workspace, tmp_path, monkeypatch):
-    """A real IPython kernel in a copy of the quickstart, with the workspace's PAT only;
-    ``kernel.run(code)`` executes and returns its iopub messages."""
-    from jupyter_client.manager import start_new_kernel
-
-    folder = tmp_path / "quickstart"
-    shutil.copytree(QUICKSTART, folder, ignore=shutil.ignore_patterns(".mlrun_magic", "*.ipynb"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "MLFLOW_"))}
-    env.update(workspace.env(), DATABRICKS_CONFIG_FILE=str(tmp_path / "none.cfg"),
-               HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "cache"),
-               MLFLOW_DISABLE_TELEMETRY="true")
-    km, kc = start_new_kernel(kernel_name="python3", cwd=str(folder), env=env)
-
-    def run(code, timeout=120.0, on_start=None):
-        msg_id = kc.execute(code)
-        if on_start:
-            on_start()
-        out, deadline = [], time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                msg = kc.get_iopub_msg(timeout=1)
-            except queue.Empty:
-                continue
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            out.append(msg)
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                return out
-        raise AssertionError(f"the cell did not finish in {timeout} s: {out}")
-
-    run.km, run.workspace = km, workspace
-    run("%load_ext mlrun_magic\n%config ProjectRun.experiment_name = '/Shared/nb-breaks'")
-    yield run
-    kc.stop_channels()
-    km.shutdown_kernel(now=True)
-
-
-def _errors(messages) -> list[dict]:
-    return [m["content"] for m in messages if m["msg_type"] == "error"]
-
-
-OUTPUTS = ("stream", "display_data", "execute_result", "error")
-
-
-def _text(messages) -> str:
-    """What the cell shows (its outputs; not the panel's widget updates, which the kernel
-    sends meanwhile under the same parent)."""
-    parts = []
-    for m in messages:
-        if m["msg_type"] not in OUTPUTS:
-            continue
-        content = m["content"]
-        parts.append(content.get("text", ""))
-        parts += [str(v) for v in (content.get("data") or {}).values()]
-        parts += content.get("traceback", []) or []
-    return "\n".join(parts)
 
 
 @pytest.mark.slow
