@@ -43,9 +43,7 @@ def follow_logs(service, target, on_text, *, stop=None) -> RunState:
             return state
         state = service.refresh(watched)
         if state.is_terminal and not ended:
-            update = reader.read_new()  # the last read after the end: what came before it
-            if update.text:
-                on_text(update.text)
+            _drain(reader, on_text)  # the last reads after the end: what came before it
             return state
         if state.is_terminal:
             continue
@@ -55,3 +53,14 @@ def follow_logs(service, target, on_text, *, stop=None) -> RunState:
         step += 1
         if stop.wait(min(delay, cap)):
             return state
+
+
+def _drain(reader, on_text) -> None:
+    """Read until the log says it ended or nothing more comes: one read is bounded (a
+    local log file's 4 MB, a number of chunks), so a big last burst takes several."""
+    while True:
+        update = reader.read_new()
+        if update.text:
+            on_text(update.text)
+        if update.ended or not update.text:
+            return

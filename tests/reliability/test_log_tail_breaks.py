@@ -1,0 +1,52 @@
+"""Attacks on the live log (issue 14): the readers and the following loop against a local
+run, a local log file and the loopback workspace's volume folders."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlrun_magic.backends.local_logtail import LocalLogReader
+from mlrun_magic.databricks.logtail import ChunkReader
+from mlrun_magic.service import RunService
+
+pytestmark = pytest.mark.slow
+VOLUME = "/Volumes/main/ml/code/tail"
+
+
+@pytest.fixture
+def db(workspace_client):
+    return workspace_client
+
+
+def _reader(db, run_id):
+    from mlrun_magic.databricks.auth import resolve_workspace
+    from mlrun_magic.databricks.client import DatabricksClient
+
+    folder = db.local_path(f"{VOLUME}/logs/{run_id}")
+    folder.mkdir(parents=True)
+    return folder, ChunkReader(DatabricksClient(resolve_workspace()), VOLUME, run_id)
+
+
+def test_following_a_big_local_run_after_its_end_reads_all_of_it(tmp_path, mlflow_server):
+    # 10 MB: more than one read of the local reader; the run has ended before following.
+    project = tmp_path / "big"
+    project.mkdir()
+    (project / "MLproject").write_text("name: b\nentry_points:\n  main:\n"
+                                       "    command: \"python big.py\"\n")
+    (project / "big.py").write_text("import sys\nfor i in range(100000):\n"
+                                    "    sys.stdout.write(f'big {i:06d} ' + 'x' * 90 + '\\n')\n")
+    from mlrun_magic.planning import RunRequest
+
+    service = RunService()
+    watched = service.launch(RunRequest(uri=str(project), backend="local",
+                                        tracking_uri=mlflow_server.url))
+    assert watched.run.wait(timeout=120).status == "FINISHED"
+    texts: list[str] = []
+    state = service.follow_logs(watched, texts.append)
+    text = "".join(texts)
+    assert state.status == "FINISHED"
+    lines = [line for line in text.splitlines() if line.startswith("big ")]
+    assert len(lines) == 100000 and lines[-1].startswith("big 099999 ")
+    assert text.rstrip().endswith(f"=== Run (ID '{watched.run_id}') FINISHED ===")
