@@ -50,3 +50,12 @@ def test_following_a_big_local_run_after_its_end_reads_all_of_it(tmp_path, mlflo
     lines = [line for line in text.splitlines() if line.startswith("big ")]
     assert len(lines) == 100000 and lines[-1].startswith("big 099999 ")
     assert text.rstrip().endswith(f"=== Run (ID '{watched.run_id}') FINISHED ===")
+
+
+def test_a_truncated_local_log_is_read_again_from_its_start(tmp_path):
+    log = tmp_path / "run.log"
+    log.write_bytes(b"first part of the log\n" * 10)
+    reader = LocalLogReader(log, lambda: None)
+    assert reader.read_new().text.count("first part") == 10
+    log.write_bytes(b"after the rotation\n")  # truncated (rotated) and written anew
+    assert "after the rotation\n" in reader.read_new().text
