@@ -14,7 +14,8 @@ project archive, ``<code location>/logs/<MLflow run id>/``:
   after the last chunk: nothing more will come.
 
 :class:`ChunkReader` lists the folder once per :meth:`~ChunkReader.read_new` (one request)
-and fetches only the chunks it has not read, each once: through the Files API for a volume,
+and fetches only the chunks it has not read, each once, at most
+:data:`MAX_CHUNKS_PER_READ` per call (a reader of a long run catches up over several): through the Files API for a volume,
 ``workspace/export`` for workspace files, ``dbfs/read`` (offset/length pages of 1 MB) for
 DBFS. Text is decoded as UTF-8 with the bytes of a character split between two chunks
 carried over, so nothing is lost or doubled at a boundary.
@@ -35,6 +36,7 @@ from mlrun_magic.databricks.storage import Target, parse_location
 CHUNK_NAME = re.compile(r"^(\d{8})-(\d+)\.log$")
 END_NAME = "end.json"
 DBFS_READ = 1024 * 1024
+MAX_CHUNKS_PER_READ = 128  # chunks fetched by one read_new (8 MB at most)
 GAP_NOTICE = ("[mlrun_magic] earlier output was dropped here (the live log keeps the last "
               "50 MB; the driver log has all of it)\n")
 
@@ -86,10 +88,14 @@ class ChunkReader:
             return LogUpdate("", True, self.end)
         listing = self.store.list(self.folder)
         parts: list[str] = []
-        complete = True
+        complete, budget = True, MAX_CHUNKS_PER_READ
         for seq, size, name in sorted(_chunks(listing)):
             if seq < self.next_seq:
                 continue
+            if budget == 0:
+                complete = False  # a long run read afresh: the rest on the next calls
+                break
+            budget -= 1
             listed = listing[name]
             data = None if listed is not None and listed < size else \
                 self.store.read(f"{self.folder}/{name}", size)

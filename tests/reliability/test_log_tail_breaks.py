@@ -59,3 +59,22 @@ def test_a_truncated_local_log_is_read_again_from_its_start(tmp_path):
     assert reader.read_new().text.count("first part") == 10
     log.write_bytes(b"after the rotation\n")  # truncated (rotated) and written anew
     assert "after the rotation\n" in reader.read_new().text
+
+
+def test_the_volume_reader_reads_past_the_first_listing_page_and_bounds_each_call(db):
+    folder, reader = _reader(db, "paged")
+    for seq in range(1, 1201):  # more than one page of fs/directories (1000 entries)
+        (folder / f"{seq:08d}-6.log").write_bytes(f"{seq:05d}\n".encode())
+    (folder / "end.json").write_text(json.dumps({"status": "FINISHED", "chunks": 1200}))
+    parts, calls = [], 0
+    while True:
+        before = len(db.requests())
+        update = reader.read_new()
+        calls += 1
+        reads = [r for r in db.requests()[before:] if r["path"].startswith("/api/2.0/fs/files")]
+        assert len(reads) <= 256  # a re-attached reader of a long run: bounded per call
+        parts.append(update.text)
+        if update.ended or calls > 100:
+            break
+    assert update.ended and calls > 1
+    assert "".join(parts).split() == [f"{seq:05d}" for seq in range(1, 1201)]
