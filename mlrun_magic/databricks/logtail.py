@@ -36,6 +36,7 @@ from mlrun_magic.databricks.storage import Target, parse_location
 CHUNK_NAME = re.compile(r"^(\d{8})-(\d+)\.log$")
 END_NAME = "end.json"
 DBFS_READ = 1024 * 1024
+END_LIMIT = 65536  # bytes of end.json read at most
 MAX_CHUNKS_PER_READ = 128  # chunks fetched by one read_new (8 MB at most)
 GAP_NOTICE = ("[mlrun_magic] earlier output was dropped here (the live log keeps the last "
               "50 MB; the driver log has all of it)\n")
@@ -109,8 +110,9 @@ class ChunkReader:
             parts.append(self._decoder.decode(data[:size]))
             self.next_seq = seq + 1
         if complete and END_NAME in listing:
-            self.end = self._read_end()
-            parts.append(self._decoder.decode(b"", final=True))
+            self.end = self._read_end(listing[END_NAME])
+            if self.end is not None:
+                parts.append(self._decoder.decode(b"", final=True))
         return LogUpdate("".join(parts), self.end is not None, self.end)
 
     def _gap(self) -> str:
@@ -118,12 +120,15 @@ class ChunkReader:
         self._decoder.reset()
         return lost + GAP_NOTICE
 
-    def _read_end(self) -> dict:
-        data = self.store.read(f"{self.folder}/{END_NAME}", None)
+    def _read_end(self, listed: int | None) -> dict | None:
+        """The end marker; None while it is still being written (empty or cut JSON)."""
+        if listed == 0:
+            return None
+        data = self.store.read(f"{self.folder}/{END_NAME}", min(listed or END_LIMIT, END_LIMIT))
         try:
-            end = json.loads(data or b"{}")
+            end = json.loads(data or b"")
         except ValueError:
-            end = {}
+            return {} if listed is not None and listed > END_LIMIT else None
         return end if isinstance(end, dict) else {}
 
 
@@ -157,8 +162,10 @@ class _Volume:
                 return found
 
     def read(self, path: str, size: int | None):
+        headers = {"Range": f"bytes=0-{size - 1}"} if size else None  # never more than named
         try:
-            return self.client.call("GET", "/api/2.0/fs/files" + quote(path), raw=True).content
+            return self.client.call("GET", "/api/2.0/fs/files" + quote(path), raw=True,
+                                    headers=headers).content
         except NotFound:
             return False
 
@@ -210,7 +217,8 @@ class _Dbfs:
         while size is None or len(data) < size:
             try:
                 page = self.client.call("GET", "/api/2.0/dbfs/read", params={
-                    "path": self._api(path), "offset": len(data), "length": DBFS_READ})
+                    "path": self._api(path), "offset": len(data),
+                    "length": DBFS_READ if size is None else min(DBFS_READ, size - len(data))})
             except NotFound:
                 return False
             block = base64.b64decode(page.get("data") or "")

@@ -78,3 +78,26 @@ def test_the_volume_reader_reads_past_the_first_listing_page_and_bounds_each_cal
             break
     assert update.ended and calls > 1
     assert "".join(parts).split() == [f"{seq:05d}" for seq in range(1, 1201)]
+
+
+def test_a_hostile_chunk_or_end_marker_is_read_only_up_to_its_bound(db):
+    folder, reader = _reader(db, "forged")
+    (folder / "00000001-6.log").write_bytes(b"small\n" + b"A" * (8 * 1024 * 1024))
+    (folder / "end.json").write_bytes(b'{"status": "FINISHED"}' + b" " * (8 * 1024 * 1024))
+    before = len(db.requests())
+    update = reader.read_new()
+    assert update.text == "small\n" and update.ended
+    reads = {r["path"].rsplit("/", 1)[-1]: (r.get("headers") or {}).get("Range")
+             for r in db.requests()[before:] if r["path"].startswith("/api/2.0/fs/files")}
+    assert reads == {"00000001-6.log": "bytes=0-5", "end.json": "bytes=0-65535"}
+
+
+def test_an_end_marker_still_being_written_does_not_end_the_log(db):
+    folder, reader = _reader(db, "halfend")
+    (folder / "00000001-3.log").write_bytes(b"ab\n")
+    (folder / "end.json").write_bytes(b"")  # FUSE shows the file before its one write lands
+    assert reader.read_new() == ("ab\n", False, None)
+    (folder / "end.json").write_bytes(b'{"status": "KILLED", "ch')
+    assert reader.read_new() == ("", False, None)
+    (folder / "end.json").write_text(json.dumps({"status": "KILLED", "exit_code": 1}))
+    assert reader.read_new() == ("", True, {"status": "KILLED", "exit_code": 1})
