@@ -529,6 +529,7 @@ class LogTail:
         self.folder, self.seq, self.total, self.dropped = folder, 0, 0, 0
         self.kept, self.buffer, self.first, self.ok = [], bytearray(), None, True
         self.fds, self.closing, self.lock = [], None, threading.Lock()
+        self.pid = os.getpid()  # a forked child that returns here must not end the log
 
     @classmethod
     def start(cls, folder):
@@ -628,12 +629,15 @@ class LogTail:
             self.fail(exc)
 
     def close(self, status, exit_code):
-        """Stop capturing; publish what is left, then ``end.json``."""
+        """Stop capturing; publish what is left, then ``end.json`` (in the process that
+        started it only: a forked child's output goes on through the pipe)."""
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
             except (AttributeError, ValueError, OSError):
                 pass
+        if os.getpid() != self.pid:
+            return
         self.restore()
         self.closing = time.monotonic() + 1.0
         self.thread.join(3.0)

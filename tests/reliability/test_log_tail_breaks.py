@@ -4,10 +4,17 @@ run, a local log file and the loopback workspace's volume folders."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 
 from mlrun_magic.backends.local_logtail import LocalLogReader
+from mlrun_magic.databricks import bootstrap
 from mlrun_magic.databricks.logtail import ChunkReader
 from mlrun_magic.service import RunService
 
@@ -101,3 +108,60 @@ def test_an_end_marker_still_being_written_does_not_end_the_log(db):
     assert reader.read_new() == ("", False, None)
     (folder / "end.json").write_text(json.dumps({"status": "KILLED", "exit_code": 1}))
     assert reader.read_new() == ("", True, {"status": "KILLED", "exit_code": 1})
+
+
+def _logtail_process(tmp_path, body: str) -> tuple[subprocess.CompletedProcess, Path]:
+    """A real Python process running ``body`` between ``LogTail.start`` and ``close``, as
+    the bootstrap's main() does; returns it (ended) and its log folder."""
+    folder = tmp_path / "logs" / "run"
+    code = textwrap.dedent(f"""
+        import os, subprocess, sys, time
+        sys.path.insert(0, {str(Path(bootstrap.__file__).parent)!r})
+        import bootstrap
+        tail = bootstrap.LogTail.start({str(folder)!r})
+        status = "FAILED"
+        try:
+    """) + textwrap.indent(textwrap.dedent(body), "    ") + textwrap.dedent("""
+            status = "FINISHED"
+        finally:
+            tail.close(status, 0 if status == "FINISHED" else 1)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], stdout=open(tmp_path / "out", "wb"),
+                          stderr=open(tmp_path / "err", "wb"), cwd=tmp_path, timeout=60)
+    return done, folder
+
+
+def _published(folder: Path) -> str:
+    names = sorted(p.name for p in folder.iterdir() if p.name != "end.json")
+    return b"".join((folder / n).read_bytes() for n in names).decode()
+
+
+def test_a_forked_child_that_returns_does_not_end_the_parents_log(tmp_path):
+    done, folder = _logtail_process(tmp_path, """
+        print("before the fork")
+        pid = os.fork()
+        if pid == 0:
+            print("in the child")
+            sys.exit(0)  # returns through the caller's finally, as runpy's SystemExit does
+        os.waitpid(pid, 0)
+        print("parent after the child")
+    """)
+    assert done.returncode == 0
+    text = _published(folder)
+    assert text.count("before the fork") == 1 and "in the child" in text
+    assert "parent after the child" in text
+    assert json.loads((folder / "end.json").read_text())["status"] == "FINISHED"
+
+
+def test_a_background_child_still_printing_does_not_hold_the_end(tmp_path):
+    done, folder = _logtail_process(tmp_path, """
+        child = subprocess.Popen([sys.executable, "-c",
+            "import time\\nwhile True:\\n    print('still here', flush=True)\\n    time.sleep(0.05)"])
+        open("child.pid", "w").write(str(child.pid))
+        time.sleep(0.5)
+        print("the entry point returns")
+    """)
+    os.kill(int((tmp_path / "child.pid").read_text()), signal.SIGKILL)
+    assert done.returncode == 0
+    assert "the entry point returns" in _published(folder)
+    assert json.loads((folder / "end.json").read_text())["status"] == "FINISHED"
