@@ -27,12 +27,12 @@ def db(workspace_client):
     return workspace_client
 
 
-def _reader(db, run_id):
+def _reader(db, run_id, exist_ok=False):
     from mlrun_magic.databricks.auth import resolve_workspace
     from mlrun_magic.databricks.client import DatabricksClient
 
     folder = db.local_path(f"{VOLUME}/logs/{run_id}")
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=exist_ok)
     return folder, ChunkReader(DatabricksClient(resolve_workspace()), VOLUME, run_id)
 
 
@@ -110,10 +110,10 @@ def test_an_end_marker_still_being_written_does_not_end_the_log(db):
     assert reader.read_new() == ("", True, {"status": "KILLED", "exit_code": 1})
 
 
-def _logtail_process(tmp_path, body: str) -> tuple[subprocess.CompletedProcess, Path]:
+def _logtail_process(tmp_path, body: str, folder: Path | None = None):
     """A real Python process running ``body`` between ``LogTail.start`` and ``close``, as
     the bootstrap's main() does; returns it (ended) and its log folder."""
-    folder = tmp_path / "logs" / "run"
+    folder = folder or tmp_path / "logs" / "run"
     code = textwrap.dedent(f"""
         import os, subprocess, sys, time
         sys.path.insert(0, {str(Path(bootstrap.__file__).parent)!r})
@@ -165,3 +165,50 @@ def test_a_background_child_still_printing_does_not_hold_the_end(tmp_path):
     assert done.returncode == 0
     assert "the entry point returns" in _published(folder)
     assert json.loads((folder / "end.json").read_text())["status"] == "FINISHED"
+
+
+def test_bytes_at_a_chunk_boundary_reach_the_reader_exactly(db, tmp_path):
+    # a euro sign cut by the 64 KiB boundary, \r, invalid UTF-8, a NUL, no newline at the end
+    folder = db.local_path(f"{VOLUME}/logs/bytes")
+    done, _ = _logtail_process(tmp_path, """
+        os.write(1, b"a" * 65535 + "\\u20ac".encode() + b"\\r\\nbin \\xff\\xfe\\x00 end\\rprogress")
+    """, folder)
+    assert done.returncode == 0
+    _, reader = _reader(db, "bytes", exist_ok=True)
+    text, update = "", None
+    while update is None or not update.ended:
+        update = reader.read_new()
+        text += update.text
+    assert text == "a" * 65535 + "\u20ac\r\nbin \ufffd\ufffd\x00 end\rprogress"
+    assert update.end["status"] == "FINISHED"
+
+
+def test_ctrl_c_during_cli_follow_exits_130_and_the_run_goes_on(db, tmp_path):
+    import mlrun_magic
+
+    project = tmp_path / "sleepy"
+    project.mkdir()
+    (project / "MLproject").write_text("name: s\nentry_points:\n  main:\n"
+                                       "    command: \"python sleepy.py\"\n")
+    (project / "sleepy.py").write_text("import time\nprint('before the cancel', flush=True)\n"
+                                       "time.sleep(300)\n")
+    run = mlrun_magic.run(str(project), backend="databricks", backend_config={
+        "spark_version": "15.4.x-cpu-ml-scala2.12", "node_type_id": "Standard_D4ds_v5",
+        "num_workers": 1}, experiment_name=db.experiment if hasattr(db, "experiment")
+        else "/Shared/tail-breaks", code_location=VOLUME)
+    try:
+        cli = subprocess.Popen([sys.executable, "-m", "mlrun_magic", "logs", run.run_id,
+                                "--follow"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd=project)
+        seen = ""
+        while "before the cancel" not in seen:  # the follower is in its loop
+            line = cli.stdout.readline()
+            assert line, cli.stderr.read()
+            seen += line
+        cli.send_signal(signal.SIGINT)
+        out, err = cli.communicate(timeout=60)
+        assert cli.returncode == 130, err
+        assert "Interrupted." in err and "Traceback" not in err
+        assert run.status().status == "RUNNING"
+    finally:
+        run.cancel()
