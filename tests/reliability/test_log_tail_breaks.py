@@ -183,7 +183,7 @@ def test_bytes_at_a_chunk_boundary_reach_the_reader_exactly(db, tmp_path):
     assert update.end["status"] == "FINISHED"
 
 
-def test_ctrl_c_during_cli_follow_exits_130_and_the_run_goes_on(db, tmp_path):
+def _sleepy_run(db, tmp_path):
     import mlrun_magic
 
     project = tmp_path / "sleepy"
@@ -192,10 +192,13 @@ def test_ctrl_c_during_cli_follow_exits_130_and_the_run_goes_on(db, tmp_path):
                                        "    command: \"python sleepy.py\"\n")
     (project / "sleepy.py").write_text("import time\nprint('before the cancel', flush=True)\n"
                                        "time.sleep(300)\n")
-    run = mlrun_magic.run(str(project), backend="databricks", backend_config={
+    return project, mlrun_magic.run(str(project), backend="databricks", backend_config={
         "spark_version": "15.4.x-cpu-ml-scala2.12", "node_type_id": "Standard_D4ds_v5",
-        "num_workers": 1}, experiment_name=db.experiment if hasattr(db, "experiment")
-        else "/Shared/tail-breaks", code_location=VOLUME)
+        "num_workers": 1}, experiment_name="/Shared/tail-breaks", code_location=VOLUME)
+
+
+def test_ctrl_c_during_cli_follow_exits_130_and_the_run_goes_on(db, tmp_path):
+    project, run = _sleepy_run(db, tmp_path)
     try:
         cli = subprocess.Popen([sys.executable, "-m", "mlrun_magic", "logs", run.run_id,
                                 "--follow"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -212,3 +215,20 @@ def test_ctrl_c_during_cli_follow_exits_130_and_the_run_goes_on(db, tmp_path):
         assert run.status().status == "RUNNING"
     finally:
         run.cancel()
+
+
+def test_cli_follow_of_a_run_cancelled_while_pending_ends(db, tmp_path):
+    db.configure(pending_seconds=3600)
+    project, run = _sleepy_run(db, tmp_path)
+    cli = subprocess.Popen([sys.executable, "-m", "mlrun_magic", "logs", run.run_id,
+                            "--follow"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, cwd=project)
+    try:
+        assert run.status().status == "PENDING"
+        assert run.cancel().status == "KILLED"
+        out, err = cli.communicate(timeout=90)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    assert cli.returncode not in (0, 130), (out, err)
+    assert "Traceback" not in err and "KILLED" in out + err
