@@ -232,3 +232,19 @@ def test_cli_follow_of_a_run_cancelled_while_pending_ends(db, tmp_path):
             cli.kill()
     assert cli.returncode not in (0, 130), (out, err)
     assert "Traceback" not in err and "KILLED" in out + err
+
+
+def test_a_hundred_megabytes_printed_at_once_keep_the_last_fifty_and_end(tmp_path):
+    done, folder = _logtail_process(tmp_path, """
+        line = "y" * 99 + "\\n"
+        for i in range(10):
+            sys.stdout.write(f"block {i}\\n" + line * 100000)
+        sys.stdout.write("the very last line")
+    """)
+    assert done.returncode == 0
+    end = json.loads((folder / "end.json").read_text())
+    assert end["status"] == "FINISHED" and end["bytes"] > 100 * 1000 * 1000
+    kept = sum(p.stat().st_size for p in folder.iterdir() if p.name != "end.json")
+    assert kept <= 50 * 1000 * 1000 and end["dropped_bytes"] == end["bytes"] - kept
+    assert _published(folder).endswith("y\nthe very last line")
+    assert (tmp_path / "out").stat().st_size == end["bytes"]  # the driver log has all of it
