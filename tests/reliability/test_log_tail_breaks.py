@@ -183,15 +183,15 @@ def test_bytes_at_a_chunk_boundary_reach_the_reader_exactly(db, tmp_path):
     assert update.end["status"] == "FINISHED"
 
 
-def _sleepy_run(db, tmp_path):
+def _sleepy_run(db, tmp_path, code="import time\nprint('before the cancel', flush=True)\n"
+                                    "time.sleep(300)\n"):
     import mlrun_magic
 
     project = tmp_path / "sleepy"
     project.mkdir()
     (project / "MLproject").write_text("name: s\nentry_points:\n  main:\n"
                                        "    command: \"python sleepy.py\"\n")
-    (project / "sleepy.py").write_text("import time\nprint('before the cancel', flush=True)\n"
-                                       "time.sleep(300)\n")
+    (project / "sleepy.py").write_text(code)
     return project, mlrun_magic.run(str(project), backend="databricks", backend_config={
         "spark_version": "15.4.x-cpu-ml-scala2.12", "node_type_id": "Standard_D4ds_v5",
         "num_workers": 1}, experiment_name="/Shared/tail-breaks", code_location=VOLUME)
@@ -248,3 +248,13 @@ def test_a_hundred_megabytes_printed_at_once_keep_the_last_fifty_and_end(tmp_pat
     assert kept <= 50 * 1000 * 1000 and end["dropped_bytes"] == end["bytes"] - kept
     assert _published(folder).endswith("y\nthe very last line")
     assert (tmp_path / "out").stat().st_size == end["bytes"]  # the driver log has all of it
+
+
+def test_a_log_folder_the_reader_may_not_list_does_not_break_the_wait(db, tmp_path):
+    db.add_fault(f"/api/2.0/fs/directories{VOLUME}/logs/*", "status", method="GET",
+                 status=403, times=-1)
+    _, run = _sleepy_run(db, tmp_path, "print('done')\n")
+    texts: list[str] = []
+    state = RunService().follow_logs(run, texts.append)
+    assert state.status == "FINISHED"
+    assert "".join(texts).count("[mlrun_magic] the live log cannot be read") == 1
