@@ -258,3 +258,17 @@ def test_a_log_folder_the_reader_may_not_list_does_not_break_the_wait(db, tmp_pa
     state = RunService().follow_logs(run, texts.append)
     assert state.status == "FINISHED"
     assert "".join(texts).count("[mlrun_magic] the live log cannot be read") == 1
+
+
+def test_a_forked_child_of_an_in_process_entry_point_ends_there(db, tmp_path):
+    _, run = _sleepy_run(db, tmp_path, (
+        "import os, sys\nprint('before the fork', flush=True)\npid = os.fork()\n"
+        "if pid == 0:\n    print('in the child', flush=True)\n    sys.exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "print('parent still has its folder:', os.path.exists(__file__), flush=True)\n"))
+    texts: list[str] = []
+    state = RunService().follow_logs(run, texts.append)
+    text = "".join(texts)
+    assert state.status == "FINISHED", text
+    assert "in the child" in text and "parent still has its folder: True" in text, text
+    assert "succeeded ===" not in text, text  # the child ended the MLflow run early
