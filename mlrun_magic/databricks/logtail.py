@@ -7,7 +7,8 @@ project archive, ``<code location>/logs/<MLflow run id>/``:
 * ``<seq:08d>-<bytes>.log``, ``seq`` from 1: immutable chunks of the driver's stdout and
   stderr (at most 64 KiB each, at most 2 s apart while something is printed), each written
   once, whole. A chunk is complete when its size is the ``<bytes>`` of its name; a listing or
-  a read that shows fewer bytes is one being written: it is read again next time.
+  a read that shows fewer bytes is one being written: it is read again next time, unless a
+  later chunk or the end marker exists (then it was cut for good: what it has is read).
 * Only the last 50 MB are kept: older chunks are deleted. A reader that finds a gap in the
   sequence says so in its text (one ``[mlrun_magic]`` line) and goes on.
 * ``end.json`` (``{"chunks", "bytes", "dropped_bytes", "status", "exit_code"}``), written
@@ -40,6 +41,8 @@ END_LIMIT = 65536  # bytes of end.json read at most
 MAX_CHUNKS_PER_READ = 128  # chunks fetched by one read_new (8 MB at most)
 GAP_NOTICE = ("[mlrun_magic] earlier output was dropped here (the live log keeps the last "
               "50 MB; the driver log has all of it)\n")
+CUT_NOTICE = ("\n[mlrun_magic] output is missing here (a chunk of the live log was cut when it "
+              "was written; the driver log has all of it)\n")
 
 
 class LogUpdate(NamedTuple):
@@ -90,24 +93,33 @@ class ChunkReader:
         listing = self.store.list(self.folder)
         parts: list[str] = []
         complete, budget = True, MAX_CHUNKS_PER_READ
-        for seq, size, name in sorted(_chunks(listing)):
+        chunks = sorted(_chunks(listing))
+        last = max((seq for seq, _, _ in chunks), default=0)
+        for seq, size, name in chunks:
             if seq < self.next_seq:
                 continue
             if budget == 0:
                 complete = False  # a long run read afresh: the rest on the next calls
                 break
             budget -= 1
+            # Chunks are written one at a time: one followed by another or by the end marker
+            # will never grow (its writer was killed or failed): what it has is read.
+            final = seq < last or END_NAME in listing
             listed = listing[name]
-            data = None if listed is not None and listed < size else \
+            data = b"" if listed == 0 and final else \
+                None if listed is not None and listed < size and not final else \
                 self.store.read(f"{self.folder}/{name}", size)
             if data is False:  # deleted since the listing (older than the last 50 MB)
                 continue
-            if data is None or len(data) < size:
+            if data is None or len(data) < size and not final:
                 complete = False  # still being written: next time
                 break
             if seq > self.next_seq:
                 parts.append(self._gap())
             parts.append(self._decoder.decode(data[:size]))
+            if len(data) < size:
+                parts.append(self._decoder.decode(b"", final=True) + CUT_NOTICE)
+                self._decoder.reset()
             self.next_seq = seq + 1
         if complete and END_NAME in listing:
             self.end = self._read_end(listing[END_NAME])

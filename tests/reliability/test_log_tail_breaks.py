@@ -272,3 +272,17 @@ def test_a_forked_child_of_an_in_process_entry_point_ends_there(db, tmp_path):
     assert state.status == "FINISHED", text
     assert "in the child" in text and "parent still has its folder: True" in text, text
     assert "succeeded ===" not in text, text  # the child ended the MLflow run early
+
+
+def test_a_chunk_cut_for_good_does_not_stop_the_reader(db):
+    # A writer killed (or failing) inside a chunk's one write: the name says more bytes than
+    # will ever come; the next attempt's chunks and the end marker follow it.
+    from mlrun_magic.databricks.logtail import CUT_NOTICE
+
+    folder, reader = _reader(db, "cut")
+    (folder / "00000001-10.log").write_bytes(b"abcd\xe2")  # and half a euro sign
+    (folder / "00000002-65536.log").write_bytes(b"")  # the last one: may still be written
+    assert reader.read_new() == ("abcd\ufffd" + CUT_NOTICE, False, None)
+    (folder / "00000003-4.log").write_bytes(b"xyz\n")
+    (folder / "end.json").write_text(json.dumps({"status": "FINISHED"}))
+    assert reader.read_new() == (CUT_NOTICE + "xyz\n", True, {"status": "FINISHED"})
