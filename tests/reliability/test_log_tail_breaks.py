@@ -286,3 +286,18 @@ def test_a_chunk_cut_for_good_does_not_stop_the_reader(db):
     (folder / "00000003-4.log").write_bytes(b"xyz\n")
     (folder / "end.json").write_text(json.dumps({"status": "FINISHED"}))
     assert reader.read_new() == (CUT_NOTICE + "xyz\n", True, {"status": "FINISHED"})
+
+
+def test_user_code_closing_or_replacing_fds_1_and_2_still_ends_the_log(tmp_path):
+    done, folder = _logtail_process(tmp_path, """
+        print("before", flush=True)
+        os.close(1)
+        print("stderr after closing fd 1", file=sys.stderr, flush=True)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+        sys.stdout = open(os.devnull, "w")  # as a progress bar or a logging setup may
+        os.write(2, b"lost to /dev/null, as the user asked")
+    """)
+    assert done.returncode == 0
+    text = _published(folder)
+    assert "before" in text and "stderr after closing fd 1" in text
+    assert json.loads((folder / "end.json").read_text())["status"] == "FINISHED"
