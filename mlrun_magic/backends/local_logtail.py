@@ -4,12 +4,14 @@
 stopped last time (never re-reading), decoding UTF-8 with a character split between two
 reads carried over. The log has ended once the process has ended and its log file is
 closed (the backend writes a last ``=== Run ... ===`` line first): then the read that says
-``ended`` has everything.
+``ended`` has everything. A file that became shorter than what was read (truncated or
+rotated) is read again from its start.
 """
 
 from __future__ import annotations
 
 import codecs
+import os
 from pathlib import Path
 
 from mlrun_magic.databricks.logtail import LogUpdate
@@ -33,6 +35,9 @@ class LocalLogReader:
         state = self.final()  # asked before reading: what it wrote before ending is read now
         try:
             with open(self.path, "rb") as log:
+                if os.fstat(log.fileno()).st_size < self.offset:  # truncated or rotated
+                    self.offset = 0
+                    self._decoder.reset()
                 log.seek(self.offset)
                 data = log.read(READ_LIMIT)
         except OSError:

@@ -351,22 +351,37 @@ def in_process_argv(command):
     return None
 
 
+def end_forked_child(code):
+    """A child the entry point forked (``os.fork``) that returns here ends now: it must not
+    remove the parent's folder, end the MLflow run or the live log."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, ValueError, OSError):
+            pass
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
+
+
 def run_command(spec, workdir, python, prefix):
     command = spec["command"]
     argv = in_process_argv(command) if prefix is None else None
     log(f"=== Running command '{command}' in run with ID '{spec['run_id']}' ===")
     if argv is not None:
-        old_argv, old_path = sys.argv, list(sys.path)
+        old_argv, old_path, pid = sys.argv, list(sys.path), os.getpid()
         sys.argv = argv
         sys.path.insert(0, os.path.dirname(os.path.abspath(argv[0])))
         try:
             runpy.run_path(argv[0], run_name="__main__")
         except SystemExit as exc:
+            if os.getpid() != pid:
+                end_forked_child(exc.code)
             if exc.code not in (None, 0):
                 how = f"status {exc.code}" if isinstance(exc.code, int) else repr(exc.code)
                 raise BootstrapError(f"the entry point exited with {how}") from None
         finally:
             sys.argv, sys.path[:] = old_argv, old_path
+        if os.getpid() != pid:
+            end_forked_child(0)
         return
     full = f"{prefix} && {command}" if prefix else command
     env = dict(os.environ)
@@ -529,6 +544,7 @@ class LogTail:
         self.folder, self.seq, self.total, self.dropped = folder, 0, 0, 0
         self.kept, self.buffer, self.first, self.ok = [], bytearray(), None, True
         self.fds, self.closing, self.lock = [], None, threading.Lock()
+        self.pid = os.getpid()  # a forked child that returns here must not end the log
 
     @classmethod
     def start(cls, folder):
@@ -628,12 +644,15 @@ class LogTail:
             self.fail(exc)
 
     def close(self, status, exit_code):
-        """Stop capturing; publish what is left, then ``end.json``."""
+        """Stop capturing; publish what is left, then ``end.json`` (in the process that
+        started it only: a forked child's output goes on through the pipe)."""
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
             except (AttributeError, ValueError, OSError):
                 pass
+        if os.getpid() != self.pid:
+            return
         self.restore()
         self.closing = time.monotonic() + 1.0
         self.thread.join(3.0)

@@ -7,14 +7,16 @@ project archive, ``<code location>/logs/<MLflow run id>/``:
 * ``<seq:08d>-<bytes>.log``, ``seq`` from 1: immutable chunks of the driver's stdout and
   stderr (at most 64 KiB each, at most 2 s apart while something is printed), each written
   once, whole. A chunk is complete when its size is the ``<bytes>`` of its name; a listing or
-  a read that shows fewer bytes is one being written: it is read again next time.
+  a read that shows fewer bytes is one being written: it is read again next time, unless a
+  later chunk or the end marker exists (then it was cut for good: what it has is read).
 * Only the last 50 MB are kept: older chunks are deleted. A reader that finds a gap in the
   sequence says so in its text (one ``[mlrun_magic]`` line) and goes on.
 * ``end.json`` (``{"chunks", "bytes", "dropped_bytes", "status", "exit_code"}``), written
   after the last chunk: nothing more will come.
 
 :class:`ChunkReader` lists the folder once per :meth:`~ChunkReader.read_new` (one request)
-and fetches only the chunks it has not read, each once: through the Files API for a volume,
+and fetches only the chunks it has not read, each once, at most
+:data:`MAX_CHUNKS_PER_READ` per call (a reader of a long run catches up over several): through the Files API for a volume,
 ``workspace/export`` for workspace files, ``dbfs/read`` (offset/length pages of 1 MB) for
 DBFS. Text is decoded as UTF-8 with the bytes of a character split between two chunks
 carried over, so nothing is lost or doubled at a boundary.
@@ -35,8 +37,12 @@ from mlrun_magic.databricks.storage import Target, parse_location
 CHUNK_NAME = re.compile(r"^(\d{8})-(\d+)\.log$")
 END_NAME = "end.json"
 DBFS_READ = 1024 * 1024
+END_LIMIT = 65536  # bytes of end.json read at most
+MAX_CHUNKS_PER_READ = 128  # chunks fetched by one read_new (8 MB at most)
 GAP_NOTICE = ("[mlrun_magic] earlier output was dropped here (the live log keeps the last "
               "50 MB; the driver log has all of it)\n")
+CUT_NOTICE = ("\n[mlrun_magic] output is missing here (a chunk of the live log was cut when it "
+              "was written; the driver log has all of it)\n")
 
 
 class LogUpdate(NamedTuple):
@@ -86,25 +92,39 @@ class ChunkReader:
             return LogUpdate("", True, self.end)
         listing = self.store.list(self.folder)
         parts: list[str] = []
-        complete = True
-        for seq, size, name in sorted(_chunks(listing)):
+        complete, budget = True, MAX_CHUNKS_PER_READ
+        chunks = sorted(_chunks(listing))
+        last = max((seq for seq, _, _ in chunks), default=0)
+        for seq, size, name in chunks:
             if seq < self.next_seq:
                 continue
+            if budget == 0:
+                complete = False  # a long run read afresh: the rest on the next calls
+                break
+            budget -= 1
+            # Chunks are written one at a time: one followed by another or by the end marker
+            # will never grow (its writer was killed or failed): what it has is read.
+            final = seq < last or END_NAME in listing
             listed = listing[name]
-            data = None if listed is not None and listed < size else \
+            data = b"" if listed == 0 and final else \
+                None if listed is not None and listed < size and not final else \
                 self.store.read(f"{self.folder}/{name}", size)
             if data is False:  # deleted since the listing (older than the last 50 MB)
                 continue
-            if data is None or len(data) < size:
+            if data is None or len(data) < size and not final:
                 complete = False  # still being written: next time
                 break
             if seq > self.next_seq:
                 parts.append(self._gap())
             parts.append(self._decoder.decode(data[:size]))
+            if len(data) < size:
+                parts.append(self._decoder.decode(b"", final=True) + CUT_NOTICE)
+                self._decoder.reset()
             self.next_seq = seq + 1
         if complete and END_NAME in listing:
-            self.end = self._read_end()
-            parts.append(self._decoder.decode(b"", final=True))
+            self.end = self._read_end(listing[END_NAME])
+            if self.end is not None:
+                parts.append(self._decoder.decode(b"", final=True))
         return LogUpdate("".join(parts), self.end is not None, self.end)
 
     def _gap(self) -> str:
@@ -112,12 +132,15 @@ class ChunkReader:
         self._decoder.reset()
         return lost + GAP_NOTICE
 
-    def _read_end(self) -> dict:
-        data = self.store.read(f"{self.folder}/{END_NAME}", None)
+    def _read_end(self, listed: int | None) -> dict | None:
+        """The end marker; None while it is still being written (empty or cut JSON)."""
+        if listed == 0:
+            return None
+        data = self.store.read(f"{self.folder}/{END_NAME}", min(listed or END_LIMIT, END_LIMIT))
         try:
-            end = json.loads(data or b"{}")
+            end = json.loads(data or b"")
         except ValueError:
-            end = {}
+            return {} if listed is not None and listed > END_LIMIT else None
         return end if isinstance(end, dict) else {}
 
 
@@ -151,8 +174,10 @@ class _Volume:
                 return found
 
     def read(self, path: str, size: int | None):
+        headers = {"Range": f"bytes=0-{size - 1}"} if size else None  # never more than named
         try:
-            return self.client.call("GET", "/api/2.0/fs/files" + quote(path), raw=True).content
+            return self.client.call("GET", "/api/2.0/fs/files" + quote(path), raw=True,
+                                    headers=headers).content
         except NotFound:
             return False
 
@@ -204,7 +229,8 @@ class _Dbfs:
         while size is None or len(data) < size:
             try:
                 page = self.client.call("GET", "/api/2.0/dbfs/read", params={
-                    "path": self._api(path), "offset": len(data), "length": DBFS_READ})
+                    "path": self._api(path), "offset": len(data),
+                    "length": DBFS_READ if size is None else min(DBFS_READ, size - len(data))})
             except NotFound:
                 return False
             block = base64.b64decode(page.get("data") or "")

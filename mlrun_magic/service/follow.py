@@ -6,7 +6,8 @@ run's state once, and sleep along the poller's schedule (2 s again whenever text
 most :data:`FOLLOW_MAX_INTERVAL` s apart while the run is RUNNING, so a line shows within a
 few seconds of being printed). It ends when the log's end marker has been read and the run
 is terminal, with one final read after the end; ``stop`` (a ``threading.Event``) ends it
-early. Ctrl-C raises ``KeyboardInterrupt`` to the caller and leaves the run running.
+early. Ctrl-C raises ``KeyboardInterrupt`` to the caller and leaves the run running. A log
+that cannot be read is said once in the text and the run's state is followed to its end.
 
 Cost per iteration: one state request, one listing, plus one read per new chunk: about
 90 requests per minute while a Databricks run prints steadily, 40 while it is quiet.
@@ -14,7 +15,9 @@ Cost per iteration: one state request, one listing, plus one read per new chunk:
 
 from __future__ import annotations
 
+from mlrun_magic.errors import MlrunMagicError
 from mlrun_magic.poller import SCHEDULE
+from mlrun_magic.databricks.logtail import LogUpdate
 from mlrun_magic.runs import RunState
 
 #: Longest pause between two reads of a RUNNING run's log (seconds).
@@ -34,7 +37,7 @@ def follow_logs(service, target, on_text, *, stop=None) -> RunState:
     state = watched.state
     while True:
         if not ended:
-            update = reader.read_new()
+            update = _read(reader, on_text)
             if update.text:
                 on_text(update.text)
                 step = 1  # the driver publishes at most every 2 s: read again then
@@ -43,9 +46,7 @@ def follow_logs(service, target, on_text, *, stop=None) -> RunState:
             return state
         state = service.refresh(watched)
         if state.is_terminal and not ended:
-            update = reader.read_new()  # the last read after the end: what came before it
-            if update.text:
-                on_text(update.text)
+            _drain(reader, on_text)  # the last reads after the end: what came before it
             return state
         if state.is_terminal:
             continue
@@ -55,3 +56,26 @@ def follow_logs(service, target, on_text, *, stop=None) -> RunState:
         step += 1
         if stop.wait(min(delay, cap)):
             return state
+
+
+def _drain(reader, on_text) -> None:
+    """Read until the log says it ended or nothing more comes: one read is bounded (a
+    local log file's 4 MB, a number of chunks), so a big last burst takes several."""
+    while True:
+        update = _read(reader, on_text)
+        if update.text:
+            on_text(update.text)
+        if update.ended or not update.text:
+            return
+
+
+def _read(reader, on_text):
+    """``reader.read_new()``; a log that cannot be read (refused, storage down after the
+    retries) is said once and treated as ended: the run's outcome is still waited for."""
+    try:
+        return reader.read_new()
+    except MlrunMagicError as exc:
+        why = exc.args[0] if exc.args else exc
+        on_text(f"\n[mlrun_magic] the live log cannot be read ({why}); following the run's "
+                "state only\n")
+        return LogUpdate("", True, None)

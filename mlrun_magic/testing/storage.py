@@ -51,6 +51,9 @@ def make_parents(target: Path, stop: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
 
 
+DIRECTORY_PAGE = 1000  # entries per fs/directories page, as Databricks
+
+
 class Storage:
     """Routes of the Files API (``/api/2.0/fs``) and the Workspace API (``/api/2.0/workspace``)."""
 
@@ -157,7 +160,7 @@ class Storage:
             if not child.is_dir():
                 item["file_size"] = stat.st_size
             contents.append(item)
-        return Response.json({"contents": contents})
+        return Response.json(_page(contents, req.query))
 
     # -- Workspace files --------------------------------------------------------------------
 
@@ -273,3 +276,17 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     if start >= size or start > end:
         raise ApiError(416, "INVALID_PARAMETER_VALUE", f"Range {header} is not satisfiable.")
     return (start, min(end, size - 1))
+
+
+def _page(contents: list, query: dict) -> dict:
+    """One page of a directory listing, as the Files API pages it (``page_size`` at most
+    1000, the default; ``next_page_token`` while more follow)."""
+    try:
+        size = min(int(query.get("page_size") or DIRECTORY_PAGE), DIRECTORY_PAGE)
+        start = int(query.get("page_token") or 0)
+    except ValueError:
+        raise bad_request("Invalid page_size or page_token") from None
+    page = {"contents": contents[start:start + size]}
+    if start + size < len(contents):
+        page["next_page_token"] = str(start + size)
+    return page
