@@ -14,9 +14,11 @@ not recorded; the next one re-compresses.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import tempfile
 from pathlib import Path
 
 from mlrun_magic.packaging.listing import FileListing
@@ -94,9 +96,17 @@ def store(listing: FileListing, key: str, path: str, sha256: str, size: int) -> 
     record = {"key": key, "root": str(listing.root), "path": path, "sha256": sha256,
               "size": size, "archive_mtime_ns": os.stat(path).st_mtime_ns}
     record_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = record_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, record_file)
+    # A temporary name of its own: two builds of one project at once (the panel's Check and
+    # a %project_run doctor, two kernels) must not rename each other's file away.
+    fd, tmp = tempfile.mkstemp(dir=record_file.parent, prefix=record_file.stem, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(record))
+        os.replace(tmp, record_file)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return True
 
 

@@ -38,6 +38,15 @@ def launch(nb, entry_point: str) -> str:
     return [m for m in out if m["msg_type"] == "stream"][-1]["content"]["text"].split()[-1]
 
 
+def published(ws, run_id: str, text: str) -> int:
+    """0 until a log chunk of the run in the loopback's storage holds ``text``; then how many
+    chunks the run has published up to that one."""
+    chunks = sorted(ws.storage_root.rglob(f"logs/{run_id}/*.log"))
+    holding = [i for i, chunk in enumerate(chunks, 1)
+               if text in chunk.read_text(errors="replace")]
+    return holding[0] if holding else 0
+
+
 def streamed(messages) -> list[tuple[float, str]]:
     return [(m["received"], m["content"]["text"]) for m in messages
             if m["msg_type"] == "stream"]
@@ -70,11 +79,17 @@ def test_a_failed_run_fails_the_cell_with_the_users_traceback_line(nb):
 def test_an_interrupt_stops_following_and_the_run_goes_on(nb):
     run_id = launch(nb, "sleepy")
 
+    ws = nb.workspace
+    exports_before = len(ws.requests(path="/api/2.0/workspace/export"))
+
     def interrupt_once_the_line_is_shown():
-        ws, deadline = nb.workspace, time.monotonic() + 60
-        seen = len(ws.requests(path="/api/2.0/workspace/export"))
-        while len(ws.requests(path="/api/2.0/workspace/export")) == seen:  # a chunk was read
-            assert time.monotonic() < deadline, "the cell never read the run's log"
+        deadline = time.monotonic() + 90
+        while not (chunks := published(ws, run_id, "before the interrupt")):
+            assert time.monotonic() < deadline, "the driver never published the line"
+            time.sleep(0.1)
+        # Each chunk is read once: the cell has read the line's chunk once it read as many.
+        while len(ws.requests(path="/api/2.0/workspace/export")) - exports_before < chunks:
+            assert time.monotonic() < deadline, "the cell never read the line's chunk"
             time.sleep(0.1)
         time.sleep(0.5)  # the chunk's text on its way to the cell
         nb.km.interrupt_kernel()

@@ -103,3 +103,32 @@ def test_freshly_modified_files_are_not_cached(project):
     (project / "pkg" / "train.py").write_text("print('new')\n")  # mtime: now
     build_archive(project)
     assert not build_archive(project).cached
+
+
+def test_two_builds_of_one_project_at_once_both_succeed(project):
+    """The panel's Check and a %project_run doctor (or two kernels) package the same project
+    at the same moment: neither may rename the other's cache record away."""
+    import threading
+
+    failures, results = [], []
+    for round_ in range(25):
+        (project / "data.csv").write_text("1,2\n" * (1000 + round_))  # a miss each round
+        age(project)
+        barrier = threading.Barrier(2)
+
+        def build():
+            barrier.wait()
+            try:
+                results.append(build_archive(project))
+            except Exception as exc:  # noqa: BLE001 - any failure is the finding
+                failures.append(exc)
+
+        threads = [threading.Thread(target=build) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    assert failures == []
+    assert len(results) == 50
+    assert results[-1].path.exists() and build_archive(project).cached
+    assert not list(cache_dir().rglob("*.tmp"))
