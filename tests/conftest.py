@@ -62,3 +62,22 @@ def systemp(tmp_path, monkeypatch):
     root.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(root))
     return root
+
+
+@pytest.fixture
+def standin(tmp_path, monkeypatch):
+    """The stand-in ``docker`` (mlrun_magic.testing.docker_standin) first on PATH, then this
+    Python (as the "image" has it); the test runs in ``tmp_path``. Returns its log of calls."""
+    import os
+    import sys
+
+    from mlrun_magic.testing.docker_standin import LOG_VAR, install
+
+    bin_dir = tmp_path / "bin"
+    install(bin_dir)
+    log = tmp_path / "docker.log"
+    monkeypatch.setenv("PATH", os.pathsep.join([str(bin_dir), os.path.dirname(sys.executable),
+                                                os.environ["PATH"]]))
+    monkeypatch.setenv(LOG_VAR, str(log))
+    monkeypatch.chdir(tmp_path)
+    return log

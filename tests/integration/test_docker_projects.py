@@ -23,7 +23,7 @@ import pytest
 import mlrun_magic
 from mlrun_magic.planning import RunRequest
 from mlrun_magic.project.docker import DockerError
-from mlrun_magic.testing.docker_standin import DAEMON_VAR, LOG_VAR, install, read_log
+from mlrun_magic.testing.docker_standin import DAEMON_VAR, read_log
 from mlrun_magic.tracking import RestTracking
 
 pytestmark = pytest.mark.slow
@@ -68,17 +68,10 @@ def commit_of(folder: Path) -> str:
 
 
 @pytest.fixture
-def standin(tmp_path, monkeypatch):
-    """The stand-in ``docker`` first on PATH (then this Python, as the "image" has it)."""
-    bin_dir = tmp_path / "bin"
-    install(bin_dir)
-    log = tmp_path / "docker.log"
-    monkeypatch.setenv("PATH", os.pathsep.join([str(bin_dir), os.path.dirname(sys.executable),
-                                                os.environ["PATH"]]))
-    monkeypatch.setenv(LOG_VAR, str(log))
+def standin(standin, monkeypatch):
+    """The stand-in ``docker`` (tests/conftest.py), with a secret in the caller's environment."""
     monkeypatch.setenv("MY_TOKEN", SECRET)
-    monkeypatch.chdir(tmp_path)
-    return log
+    return standin
 
 
 def test_built_image_runs_the_entry_point_tracked_by_the_server(standin, mlflow_server, tmp_path,

@@ -82,3 +82,22 @@ def kernel(workspace, tmp_path):
     run("%load_ext mlrun_magic\n%config ProjectRun.experiment_name = '/Shared/nb-breaks'")
     yield run
     run.close()
+
+
+@pytest.fixture
+def db_panel(dbip, monkeypatch):
+    """The quickstart's panel on Databricks with a new cluster; a widget callback error fails
+    the test, and so does an action still running or an error left in the panel."""
+    import mlrun_magic
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a widget callback raised an exception")
+
+    monkeypatch.setattr(dbip, "showtraceback", fail)
+    made = mlrun_magic.panel()
+    made.history_thread.join(30)
+    made.backend.value = "databricks"
+    made.compute.value = "new"
+    yield made
+    assert made.wait(120), "a panel action is still running"
+    assert made.errors == [], made.errors

@@ -17,17 +17,8 @@ SPEC = {"spark_version": "15.4.x-cpu-ml-scala2.12", "node_type_id": "Standard_D4
 
 
 @pytest.fixture
-def panel(dbip, monkeypatch):
-    def fail(*args, **kwargs):
-        raise AssertionError("a widget callback raised an exception")
-
-    monkeypatch.setattr(dbip, "showtraceback", fail)
-    made = mlrun_magic.panel()
-    made.history_thread.join(30)
-    made.backend.value = "databricks"
-    made.compute.value = "new"
-    yield made
-    assert made.wait(120), "a panel action is still running"
+def panel(db_panel):
+    return db_panel
 
 
 @pytest.mark.slow

@@ -7,24 +7,10 @@ from html import unescape
 
 import pytest
 
-import mlrun_magic
-
 
 @pytest.fixture
-def panel(dbip, monkeypatch):
-    """The quickstart's panel on Databricks with a new cluster; a widget callback error fails
-    the test, and so does an error left in the panel."""
-    def fail(*args, **kwargs):
-        raise AssertionError("a widget callback raised an exception")
-
-    monkeypatch.setattr(dbip, "showtraceback", fail)
-    made = mlrun_magic.panel()
-    made.history_thread.join(30)
-    made.backend.value = "databricks"
-    made.compute.value = "new"
-    yield made
-    assert made.wait(120), "a panel action is still running"
-    assert made.errors == [], made.errors
+def panel(db_panel):
+    return db_panel
 
 
 def test_the_check_button_sits_after_dry_run_and_follows_the_form(panel):

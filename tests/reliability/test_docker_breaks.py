@@ -21,7 +21,7 @@ from mlrun_magic.arguments import parse_docker_args
 from mlrun_magic.errors import ArgumentsError, MlrunMagicError
 from mlrun_magic.planning import RunRequest, make_plan
 from mlrun_magic.project.docker import DockerError
-from mlrun_magic.testing.docker_standin import LOG_VAR, install, read_log
+from mlrun_magic.testing.docker_standin import read_log
 from mlrun_magic.tracking import RestTracking
 
 SECRET = "dk-5ecr3t-a9b8c7"
@@ -36,19 +36,6 @@ def project(tmp_path: Path, *, environment: str = "[]", command: str = "python t
         f"  environment: {environment}\n"
         f"entry_points:\n  main:\n    command: {command}\n")
     return folder
-
-
-@pytest.fixture
-def standin(tmp_path, monkeypatch):
-    """The stand-in ``docker`` first on PATH; its log of calls."""
-    bin_dir = tmp_path / "bin"
-    install(bin_dir)
-    log = tmp_path / "docker.log"
-    monkeypatch.setenv("PATH", os.pathsep.join([str(bin_dir), os.path.dirname(sys.executable),
-                                                os.environ["PATH"]]))
-    monkeypatch.setenv(LOG_VAR, str(log))
-    monkeypatch.chdir(tmp_path)
-    return log
 
 
 # --- the line bash runs is the line the plan shows, quoted ------------------------------
