@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from mlrun_magic.errors import MlrunMagicError
 from mlrun_magic.poller import SCHEDULE
-from mlrun_magic.databricks.logtail import LogUpdate
 from mlrun_magic.runs import RunState
 
 #: Longest pause between two reads of a RUNNING run's log (seconds).
@@ -75,6 +74,8 @@ def _read(reader, on_text):
     try:
         return reader.read_new()
     except MlrunMagicError as exc:
+        from mlrun_magic.databricks.logtail import LogUpdate  # not on the %load_ext path
+
         why = exc.args[0] if exc.args else exc
         on_text(f"\n[mlrun_magic] the live log cannot be read ({why}); following the run's "
                 "state only\n")
