@@ -61,6 +61,8 @@ def _wait_for_connected_kernel(url: str, token: str, timeout: float = 120.0) -> 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         kernels = requests.get(f"{url}/api/kernels", params={"token": token}, timeout=5).json()
+        if not isinstance(kernels, list):  # the server's error object while it starts: ask again
+            kernels = []
         if any(k.get("execution_state") == "idle" and k.get("connections", 0) > 0
                for k in kernels):
             return
