@@ -44,6 +44,9 @@ class _Watch:
         self.state: RunState | None = None
         self.ended = threading.Event()
         self.waiters = 0
+        #: Seconds to the next poll instead of the schedule's (a live log sets it: quick while
+        #: output comes, slower as it stops); None: the schedule.
+        self.pace: float | None = None
         self.lock = threading.Lock()  # one status call of this run at a time
 
 
@@ -104,6 +107,14 @@ class Poller:
             if watch is not None:
                 watch.polls = 0
                 self._schedule(watch, 0.0)
+
+    def pace(self, run, seconds: float | None) -> None:
+        """Poll ``run`` every ``seconds`` from its next poll on (``None``: back to the
+        schedule); still never more than its ``max_interval`` apart."""
+        with self._cond:
+            watch = self._watches.get(id(run))
+            if watch is not None:
+                watch.pace = seconds
 
     def poll_now(self, run, listener=None) -> RunState:
         """Poll ``run`` in this thread, tell its listeners (and ``listener``), return the state."""
@@ -168,7 +179,8 @@ class Poller:
 
     # -- the thread ------------------------------------------------------------------------
     def _interval(self, watch: _Watch) -> float:
-        delay = self.schedule[min(watch.polls, len(self.schedule) - 1)]
+        delay = watch.pace if watch.pace is not None else \
+            self.schedule[min(watch.polls, len(self.schedule) - 1)]
         return min(delay, watch.max_interval) if watch.max_interval else delay
 
     def _schedule(self, watch: _Watch, delay: float) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from traitlets import Bool, CaselessStrEnum, Float, Unicode, default, validate
+from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default, validate
 from traitlets.config import Configurable
 
 from mlrun_magic.runs import BACKENDS, DEFAULT_ENV_MANAGER, ENV_MANAGERS
@@ -58,6 +58,8 @@ class ProjectRun(Configurable):
     poll_interval = Float(30.0, help="Longest wait in seconds between two status polls of a "
                                      "live run view (polls start fast and back off to this).",
                           ).tag(config=True)
+    tail_lines = Int(20, help="Lines of the run's output a live run view shows (the newest "
+                              "at the bottom; a failed run shows its last 30).").tag(config=True)
     wait = Bool(False, help="Block the cell until the run ends (like --wait).").tag(config=True)
 
     @default("backend")
@@ -70,6 +72,14 @@ class ProjectRun(Configurable):
             from traitlets import TraitError
 
             raise TraitError("ProjectRun.poll_interval must be at least 1 second")
+        return proposal["value"]
+
+    @validate("tail_lines")
+    def _check_tail_lines(self, proposal):
+        if not 0 <= proposal["value"] <= 500:
+            from traitlets import TraitError
+
+            raise TraitError("ProjectRun.tail_lines must be between 0 and 500")
         return proposal["value"]
 
     @validate("env_manager")

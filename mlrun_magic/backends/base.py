@@ -93,6 +93,11 @@ class SubmittedRun(ABC):
 
         raise BackendError(f"the {self.backend} backend cannot follow a run's output")
 
+    def metrics_reader(self):
+        """A reader of the MLflow run's metrics as they are logged (``read()`` gives each
+        metric's latest value, step and recent history), or None where there is none."""
+        return None
+
     def raise_for_status(self, state: RunState | None = None) -> None:
         """Raise :class:`RunFailedError` if the run ended FAILED or KILLED (``state``: the
         state to judge, default the latest known, else asked now)."""

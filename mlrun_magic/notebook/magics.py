@@ -293,7 +293,7 @@ class ProjectRunMagics(Magics):
         from IPython.display import display
 
         from mlrun_magic.notebook.live import snapshot
-        from mlrun_magic.notebook.render import RunView
+        from mlrun_magic.notebook.run_view import RunView
 
         display(RunView(snapshot(self._attach(args.run))))
 

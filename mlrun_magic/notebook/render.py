@@ -1,6 +1,7 @@
-"""Pure rendering: a run's status and links, or a plan, as text and escaped HTML.
+"""Pure rendering: a plan or a list of runs as text and escaped HTML (a run's own view is
+:mod:`mlrun_magic.notebook.run_view`).
 
-Nothing here calls the network or IPython: a :class:`RunView` is made from plain data and
+Nothing here calls the network or IPython: a view is made from plain data and
 gives ``text/plain`` (terminals, logs, nbval) and ``text/html`` (Jupyter) through
 ``_repr_mimebundle_``. Every value that came from a user (run names, parameters, messages)
 is HTML-escaped, and every link shows its URL as text too, so it survives static renders.
@@ -15,12 +16,10 @@ import json
 import math
 import re
 import time
-from dataclasses import dataclass, field
 from html import escape
 
 from mlrun_magic.notebook.doctor_view import dry_run_html, dry_run_lines
 from mlrun_magic.redact import redact_text, redact_url
-from mlrun_magic.runs import TERMINAL
 
 BADGE_COLOURS = {
     "SUBMITTING": "#6b7280", "PENDING": "#6b7280", "QUEUED": "#6b7280", "RUNNING": "#2563eb",
@@ -28,33 +27,6 @@ BADGE_COLOURS = {
 }
 LINK_LABELS = (("job_run", "Databricks job run"), ("mlflow_run", "MLflow run"),
                ("experiment", "Experiment"))
-
-
-@dataclass
-class RunSnapshot:
-    """Everything a run view shows, at one moment."""
-
-    run_id: str
-    project: str
-    entry_point: str
-    backend: str
-    status: str
-    message: str = ""
-    elapsed: float = 0.0
-    links: dict = field(default_factory=dict)
-    run_name: str | None = None
-    parameters: dict = field(default_factory=dict)
-    log_tail: str = ""
-    #: When the state shown was learned (epoch seconds): a view of a run that has not ended
-    #: says "as of" it, so a saved output that can no longer update does not pass for live.
-    checked_at: float | None = None
-
-    @property
-    def as_of(self) -> str:
-        """``as of 14:03:12`` while the run has not ended (``""`` once it has, or unknown)."""
-        if self.checked_at is None or self.status in TERMINAL:
-            return ""
-        return "as of " + time.strftime("%H:%M:%S", time.localtime(self.checked_at))
 
 
 def format_elapsed(seconds: float) -> str:
@@ -90,69 +62,6 @@ class _View:
 
     def __repr__(self) -> str:
         return self.text()
-
-
-class RunView(_View):
-    """The inline view of one run: status badge, elapsed time and links."""
-
-    def __init__(self, snapshot: RunSnapshot):
-        self.snapshot = snapshot
-
-    def text(self) -> str:
-        s = self.snapshot
-        title = f"{s.project}:{s.entry_point} on {s.backend}"
-        if s.run_name:
-            title += f" ({s.run_name})"
-        message = redact_text(s.message)
-        lines = [f"{title} - {s.status}{' (' + message + ')' if message else ''}"
-                 f" - {format_elapsed(s.elapsed)}{' (' + s.as_of + ')' if s.as_of else ''}"]
-        for key, label in LINK_LABELS:
-            if s.links.get(key):
-                lines.append(f"  {label + ':':20s}{redact_url(s.links[key])}")
-        lines.append(f"  {'MLflow run id:':20s}{s.run_id}")
-        if s.log_tail:
-            lines.append("  Last output:")
-            lines.extend("    " + line for line in redact_text(s.log_tail).splitlines())
-        return "\n".join(lines)
-
-    def html(self) -> str:
-        s = self.snapshot
-        colour = BADGE_COLOURS.get(s.status, "#6b7280")
-        badge = (f'<span class="mlrun-magic-status" data-status="{escape(s.status)}" '
-                 f'style="background:{colour};color:#fff;border-radius:4px;padding:1px 8px;'
-                 f'font-weight:600;font-size:0.85em">{escape(s.status)}</span>')
-        message = (f' <span style="color:#4b5563">{escape(redact_text(s.message))}</span>'
-                   if s.message else "")
-        name = f' <span style="color:#6b7280">({escape(s.run_name)})</span>' if s.run_name else ""
-        as_of = (f' <span class="mlrun-magic-as-of" style="color:#9ca3af;font-size:0.9em">'
-                 f'({escape(s.as_of)})</span>' if s.as_of else "")
-        rows = []
-        for key, label in LINK_LABELS:
-            url = redact_url(s.links[key]) if s.links.get(key) else None
-            if url:
-                rows.append(_row(label, f'<a class="mlrun-magic-link" data-link="{escape(key)}" '
-                                        f'href="{escape(url, quote=True)}" target="_blank" '
-                                        f'rel="noopener noreferrer" style="color:#1d4ed8;'
-                                        f'word-break:normal">{link_text(url)}</a>'))
-        rows.append(_row("MLflow run id", f"<code>{escape(s.run_id)}</code>"))
-        if s.parameters:
-            params = ", ".join(f"{escape(str(k))}={escape(redact_text(str(v)))}"
-                               for k, v in s.parameters.items())
-            rows.append(_row("Parameters", f"<code>{params}</code>"))
-        # A failed run's last output usually says why: shown, not folded away.
-        opened = " open" if s.status in ("FAILED", "KILLED") else ""
-        tail = (f'<details{opened}><summary>Last output</summary><pre style="max-height:16em;'
-                f'overflow:auto">{escape(redact_text(s.log_tail))}</pre></details>'
-                if s.log_tail else "")
-        return (f'<div class="mlrun-magic-run" data-run-id="{escape(s.run_id)}" '
-                f'style="border:1px solid #d1d5db;border-radius:6px;padding:8px 12px;'
-                f'font-family:system-ui,sans-serif;font-size:13px;line-height:1.5">'
-                f'<div><b>{escape(s.project)}</b>:{escape(s.entry_point)} on '
-                f'{escape(s.backend)}{name} {badge}{message} '
-                f'<span class="mlrun-magic-elapsed" style="color:#6b7280">'
-                f'{format_elapsed(s.elapsed)}</span>{as_of}</div>'
-                f'<table style="border-collapse:collapse;margin-top:4px">{"".join(rows)}</table>'
-                f'{tail}</div>')
 
 
 class PlanView(_View):

@@ -24,6 +24,7 @@ from mlrun_magic.planning import Plan, RunRequest, make_plan
 from mlrun_magic.poller import shared_poller
 from mlrun_magic.redact import redact_text
 from mlrun_magic.runs import RunState
+from mlrun_magic.service.feeding import feed_step, read_end
 from mlrun_magic.service.preview import DryRun, dry_run
 from mlrun_magic.service.watched import WatchedRun
 
@@ -31,8 +32,6 @@ __all__ = ["DryRun", "RunService", "WatchedRun", "default_service", "service_for
            "set_default_service"]
 
 logger = logging.getLogger("mlrun_magic.service")
-#: Lines of output kept for the view of a run that did not finish.
-FAILED_LOG_LINES = 15
 #: How long the current workspace's host, once resolved, is taken as known.
 HOST_CACHE_SECONDS = 60.0
 
@@ -184,9 +183,13 @@ class RunService:
         return self.get(target).run.logs(tail=tail)
 
     from mlrun_magic.service.follow import follow_logs  # (target, on_text, *, stop) -> RunState
+    from mlrun_magic.service.feeding import feed_of, release_feed, watch_feed
+
     def watch(self, target, view) -> WatchedRun:
-        """Call ``view(watched)`` now and after every change of the run, until it ends."""
+        """Call ``view(watched)`` now and after every change of the run, until it ends;
+        while it runs, its output and metrics are read for the view too."""
         watched = self.get(target)
+        self.feed_of(watched)
         with watched.lock:
             if view not in watched.views:
                 watched.views.append(view)
@@ -306,6 +309,9 @@ class RunService:
         ``state_hook``; only a failed poll (a state the poller made) is new here."""
         if state is not run.last_state:
             self._on_state(run, state, learned=False)
+        watched = self._runs.get(run.run_id)
+        if watched is not None and watched.run is run:
+            feed_step(self, watched, state)
 
     def _on_state(self, run, state: RunState, learned: bool = True) -> None:
         """Every status learned (poll, wait, cancel, refresh, a direct ``run.status()``) ends
@@ -319,11 +325,7 @@ class RunService:
         first_end = state.is_terminal and watched.ended_at is None
         watched.learn(state, learned=learned)
         if first_end:
-            if state.status != "FINISHED":
-                try:
-                    watched.log_tail = run.logs(tail=FAILED_LOG_LINES)
-                except Exception:  # noqa: BLE001 (the tail is a courtesy; the end must land)
-                    logger.debug("no log tail for run %s", run.run_id, exc_info=True)
+            read_end(watched, state)
         if state.is_terminal:
             self._record_end(watched)
         self._tell(watched, list(watched.views))

@@ -16,8 +16,9 @@ class WatchedRun:
 
     ``run`` is the backend's :class:`~mlrun_magic.backends.base.SubmittedRun`; ``state`` is
     the latest state any poll, wait or cancel learned (one state per run, shared by every
-    view); ``views`` are callables ``view(watched)`` told after each change; ``log_tail``
-    holds the end of the output of a run that did not finish.
+    view); ``views`` are callables ``view(watched)`` told after each change; ``feed`` holds
+    the output and metrics read while it runs, ``log_tail`` the last lines of the output of
+    a run that did not finish and ``failure`` why.
     """
 
     run: object
@@ -30,6 +31,10 @@ class WatchedRun:
     #: When its state was last learned (a view that can no longer update says "as of").
     checked_at: float | None = None
     log_tail: str = ""
+    #: Its live output and metrics, read while someone looks (a :class:`LiveFeed`).
+    feed: object | None = field(default=None, repr=False)
+    #: Why it did not finish, once it ended (a :class:`~mlrun_magic.runs.FailureReport`).
+    failure: object | None = None
     views: list = field(default_factory=list, repr=False)
     recorded: bool = False
     #: The execution count of the cell that last displayed a view of it (notebook only).

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from browser_kit import REPO, open_panel_notebook
-from mlrun_magic.notebook.render import RunSnapshot, RunView
+from mlrun_magic.notebook.run_view import RunSnapshot, RunView
 
 pytestmark = pytest.mark.browser
 

@@ -223,7 +223,7 @@ RUNNING = '{"life_cycle_state": "RUNNING"}'
 ])
 def test_impossible_job_run_times_give_a_sane_duration(db, state, times):
     from mlrun_magic.notebook.live import snapshot
-    from mlrun_magic.notebook.render import RunView
+    from mlrun_magic.notebook.run_view import RunView
 
     ws = db
     watched = ws.service.launch(db_request(ws))
@@ -244,7 +244,7 @@ def test_a_failed_poll_does_not_move_the_as_of_time(db):
     """"as of" says when the state shown was learned: a poll that learned nothing (the
     workspace refused it) does not make an old state look current."""
     from mlrun_magic.notebook.live import snapshot
-    from mlrun_magic.notebook.render import RunView
+    from mlrun_magic.notebook.run_view import RunView
 
     ws, service = db, db.service
     ws.configure(pending_seconds=3600)
@@ -259,7 +259,7 @@ def test_a_failed_poll_does_not_move_the_as_of_time(db):
 
 
 def test_as_of_is_on_every_live_view_and_never_on_an_ended_one():
-    from mlrun_magic.notebook.render import RunSnapshot, RunView
+    from mlrun_magic.notebook.run_view import RunSnapshot, RunView
     from mlrun_magic.runs import STATUSES, TERMINAL
 
     for status in STATUSES:

@@ -380,7 +380,8 @@ def test_a_local_run_gets_the_password_only_through_mlflows_variables(mlflow_ser
 
 
 def test_views_redact_whatever_url_they_are_given():
-    from mlrun_magic.notebook.render import PlanView, RunListView, RunSnapshot, RunView
+    from mlrun_magic.notebook.render import PlanView, RunListView
+    from mlrun_magic.notebook.run_view import RunSnapshot, RunView
 
     bad = f"http://me:{TRACK_PW}@127.0.0.1:5000/#/experiments/1/runs/abc"
     snapshot = RunSnapshot(run_id="abc", project="p", entry_point="main", backend="local",

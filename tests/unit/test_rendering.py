@@ -8,8 +8,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from mlrun_magic.notebook.render import (
-    BADGE_COLOURS, PlanView, RunListView, RunSnapshot, RunView, format_elapsed)
+from mlrun_magic.notebook.render import BADGE_COLOURS, PlanView, RunListView, format_elapsed
+from mlrun_magic.notebook.run_view import RunSnapshot, RunView
 from mlrun_magic.planning import RunRequest, make_plan
 from mlrun_magic.runs import STATUSES
 from mlrun_magic.service.preview import dry_run
@@ -129,11 +129,19 @@ def test_user_password_in_a_link_or_message_is_redacted_in_text_and_html(where):
     assert "git.example.com/o/r.git" in bundle["text/html"]
 
 
-def test_the_log_tail_is_indented_in_text_and_folded_in_html():
+def test_a_live_runs_output_is_in_sight_newest_line_last():
     view = RunView(snapshot(log_tail="epoch 1\nepoch 2\n"))
     assert view.text().endswith("  Last output:\n    epoch 1\n    epoch 2")
-    assert "<details><summary>Last output</summary>" in view.html()
+    html = view.html()
+    assert "<details" not in html  # an update must not fold what the user unfolded, or back
+    assert re.search(r'<pre class="mlrun-magic-tail"[^>]*>epoch 1\nepoch 2\n</pre></div>$', html)
     assert "<details>" not in RunView(snapshot()).html()
+
+
+def test_a_running_run_without_output_yet_says_it_waits():
+    view = RunView(snapshot(log_note="Waiting for the run's first output..."))
+    assert "Waiting for the run&#x27;s first output..." in view.html()
+    assert view.text().endswith("  Waiting for the run's first output...")
 
 
 @pytest.mark.parametrize("status", ["FAILED", "KILLED"])
@@ -143,12 +151,42 @@ def test_a_failed_or_killed_runs_last_output_is_expanded(status):
     html = view.html()
     assert "<details open><summary>Last output</summary>" in html
     assert "<details><summary>" not in html
-    assert view.text().endswith("  Last output:\n    usage: train.py\n    unrecognized arguments")
+    assert "  Last output:\n    usage: train.py\n    unrecognized arguments\n" in view.text()
 
 
 def test_a_finished_runs_last_output_stays_folded():
     html = RunView(snapshot(status="FINISHED", log_tail="done")).html()
     assert "<details><summary>Last output</summary>" in html and "<details open" not in html
+
+
+def test_a_failed_run_says_why_in_order_message_error_trace_output_links():
+    from mlrun_magic.runs import FailureReport
+
+    failure = FailureReport(message="Task failed", error="ZeroDivisionError: division by zero",
+                            error_trace="Traceback (most recent call last):\n  File \"t.py\"\n"
+                                        "ZeroDivisionError: division by zero")
+    view = RunView(snapshot(status="FAILED", message="Task failed", failure=failure,
+                            log_tail="step 3\nZeroDivisionError: division by zero",
+                            links={"job_run": "https://h/#job/1/run/2"}))
+    for shown in (view.text(), view.html()):
+        at = [shown.index(part) for part in ("Task failed", "ZeroDivisionError: division",
+                                            "Traceback (most recent", "step 3", "https://h/")]
+        assert at == sorted(at), shown
+    assert "Error:" in view.text() and 'class="mlrun-magic-trace"' in view.html()
+
+
+def test_why_a_run_did_not_finish_is_escaped_redacted_and_only_shown_when_it_did_not():
+    from mlrun_magic.runs import FailureReport
+
+    failure = FailureReport(error=HOSTILE, error_trace=f"https://bob:{SECRET}@h/x {HOSTILE}",
+                            never_started=f"the cluster never started: {HOSTILE}",
+                            cancelled_by="cancelled by <b>jane</b>")
+    html = RunView(snapshot(status="KILLED", failure=failure)).html()
+    assert HOSTILE not in html and "<b>jane" not in html and SECRET not in html
+    assert "&lt;script&gt;" in html and "cancelled by &lt;b&gt;jane" in html
+    assert "Cluster" in html and "Cancelled" in html
+    for status in ("RUNNING", "FINISHED"):
+        assert "mlrun-magic-trace" not in RunView(snapshot(status=status, failure=failure)).html()
 
 
 # -- PlanView ---------------------------------------------------------------------------------

@@ -1,0 +1,165 @@
+"""A watched run's output and metrics as they are written, read on the poller's schedule.
+
+A :class:`LiveFeed` exists for a run while someone looks at it (a view, ``logs --follow``).
+The service's one poller drives it: after each status poll of a RUNNING run it reads what is
+new (one listing and one read per new chunk on Databricks, a file read locally) and, every
+:data:`METRICS_SECONDS`, the MLflow run's metrics (one request plus a bounded few for
+history). It sets the run's next poll from what came: :data:`LIVE_PACE` says how soon after
+0, 1, 2... polls without new output, so a printing run is read every 2 s and a quiet one
+backs off to the service's longest interval. When the run ends, :meth:`LiveFeed.finish`
+reads the rest of the log (to its end marker) and the final metrics, once.
+
+What it reads is kept bounded (:class:`~mlrun_magic.service.text_tail.TextTail`); followers
+(``logs --follow``) take the text in order from their own queue, in their own thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+
+from mlrun_magic.errors import MlrunMagicError
+from mlrun_magic.service.text_tail import TextTail
+
+logger = logging.getLogger("mlrun_magic.service")
+
+#: Seconds to the next poll of a running run after 0, 1, 2, ... polls without new output.
+LIVE_PACE = (2.0, 2.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0)
+#: Longest pause between two polls of a run someone looks at before it runs (cluster start).
+PENDING_PACE = 10.0
+#: Least time between two reads of the MLflow run's metrics while it runs.
+METRICS_SECONDS = 5.0
+#: States in which the driver may be writing output.
+LIVE_STATUSES = ("RUNNING", "TERMINATING")
+#: Reads after the end at most (each is bounded: 128 chunks, 4 MB of a local file).
+DRAIN_READS = 1000
+
+
+class LiveFeed:
+    """The live log and metrics of one run (``run``: a backend's SubmittedRun)."""
+
+    def __init__(self, run):
+        self.run = run
+        self.tail = TextTail()
+        self.metrics: list = []
+        #: Whether any output was ever read (a cluster that never started wrote none).
+        self.log_seen = False
+        #: The log's end marker was read, or the log cannot be read at all.
+        self.log_ended = False
+        self.quiet = 0
+        #: Set once the run has ended and its last output and metrics were read.
+        self.done = threading.Event()
+        self._followers: list[queue.SimpleQueue] = []
+        self._reader = None
+        self._metrics_reader = None
+        self._metrics_at = 0.0
+        self._lock = threading.Lock()
+
+    # -- reading ---------------------------------------------------------------------------
+    def poll(self, status: str) -> bool:
+        """Read what is new of a run in ``status``; True when there is something to show."""
+        if status not in LIVE_STATUSES or self.done.is_set() \
+                or not self._lock.acquire(blocking=False):  # a read is under way already
+            return False
+        try:
+            came = self._read_log()
+            self.quiet = 0 if came else self.quiet + 1
+            fresh = self._read_metrics(force=False)
+        finally:
+            self._lock.release()
+        return came or fresh
+
+    def finish(self) -> None:
+        """The run ended: read the rest of its output and its final metrics (once)."""
+        with self._lock:
+            if self.done.is_set():
+                return
+            try:
+                for _ in range(DRAIN_READS):
+                    if self.log_ended or not self._read_log():
+                        break
+                self._read_metrics(force=True)
+            finally:
+                self.done.set()
+                self._tell_followers(None)
+
+    def next_delay(self, status: str, longest: float) -> float:
+        """Seconds to the next poll of a run in ``status``."""
+        if status in LIVE_STATUSES and not self.log_ended:
+            return min(LIVE_PACE[min(self.quiet, len(LIVE_PACE) - 1)], longest)
+        return min(PENDING_PACE, longest)
+
+    def _read_log(self) -> bool:
+        if self.log_ended:
+            return False
+        try:
+            if self._reader is None:
+                self._reader = self.run.log_reader()
+            update = self._reader.read_new()
+        except (MlrunMagicError, OSError) as exc:
+            why = exc.args[0] if exc.args else exc
+            self._add(f"\n[mlrun_magic] the live log cannot be read ({why}); following the "
+                      "run's state only\n")
+            self.log_ended = True
+            return True
+        if update.ended:
+            self.log_ended = True
+        if update.text:
+            self.log_seen = True
+            self._add(update.text)
+        return bool(update.text)
+
+    def _read_metrics(self, *, force: bool) -> bool:
+        now = time.monotonic()
+        if not force and now - self._metrics_at < METRICS_SECONDS:
+            return False
+        self._metrics_at = now
+        try:
+            if self._metrics_reader is None:
+                self._metrics_reader = self.run.metrics_reader() or False
+            if not self._metrics_reader:
+                return False
+            series = self._metrics_reader.read()
+        except MlrunMagicError:  # the tracking server is away: the last values stay shown
+            logger.debug("no metrics for run %s", self.run.run_id, exc_info=True)
+            return False
+        changed = series != self.metrics
+        self.metrics = series
+        return changed
+
+    # -- followers -------------------------------------------------------------------------
+    def follow(self) -> queue.SimpleQueue:
+        """A queue of the output from the start (as far as it is kept) and then as it comes;
+        ``None`` in it means the run ended and everything was read."""
+        inbox: queue.SimpleQueue = queue.SimpleQueue()
+        with self._lock:
+            if self.tail.dropped_lines:
+                inbox.put(f"[mlrun_magic] {self.tail.dropped_lines} earlier lines not kept\n")
+            if self.tail:
+                inbox.put(self.tail.text())
+            if self.done.is_set():
+                inbox.put(None)
+            else:
+                self._followers.append(inbox)
+        return inbox
+
+    def unfollow(self, inbox) -> None:
+        with self._lock:
+            if inbox in self._followers:
+                self._followers.remove(inbox)
+
+    @property
+    def followed(self) -> bool:
+        return bool(self._followers)
+
+    def _add(self, text: str) -> None:
+        self.tail.append(text)
+        self._tell_followers(text)
+
+    def _tell_followers(self, text: str | None) -> None:
+        for inbox in self._followers:
+            inbox.put(text)
+        if text is None:
+            self._followers.clear()
