@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from html import escape
 from typing import TYPE_CHECKING, Sequence
 
@@ -44,9 +45,14 @@ def format_value(value: float) -> str:
     return f"{value:.4g}"
 
 
+def _drawn(value: float) -> bool:
+    """Finite, and not the largest float, which MLflow's SQL stores keep for an infinity."""
+    return math.isfinite(value) and abs(value) < sys.float_info.max
+
+
 def _scaled(values: list[float], lo: float, hi: float) -> list[float]:
-    """Each finite value's place between ``lo`` (0) and ``hi`` (1); halved first, so the span
-    of the largest floats (which MLflow stores for infinities) does not overflow."""
+    """Each value's place between ``lo`` (0) and ``hi`` (1); halved first, so the span of
+    two huge floats of opposite signs does not overflow."""
     span = hi / 2 - lo / 2
     if not span > 0:
         return [0.5] * len(values)
@@ -56,12 +62,13 @@ def _scaled(values: list[float], lo: float, hi: float) -> list[float]:
 def sparkline_svg(values: Sequence[float], *, width: int = 120, height: int = 22,
                   label: str | None = None) -> str:
     """An inline ``<svg>`` sparkline of ``values`` (oldest first): a polyline through the
-    finite values at their places in the series (NaN and infinities skipped), the last one
-    marked with a dot. Empty, one value or a constant series draw a flat line or a dot.
-    ``label`` (a metric name) starts the ``aria-label``."""
+    finite values at their places in the series, the last one marked with a dot. NaN and
+    infinities are skipped (and the largest float, which SQL stores keep for an infinity).
+    Empty, one value or a constant series draw a flat line or a dot. ``label`` (a metric
+    name) starts the ``aria-label``."""
     width, height = max(int(width), 4), max(int(height), 4)
     pad = 2.0
-    finite = [(i, float(v)) for i, v in enumerate(values) if math.isfinite(v)]
+    finite = [(i, float(v)) for i, v in enumerate(values) if _drawn(v)]
     count = f"{len(finite)} value" + ("s" if len(finite) > 1 else "")
     summary = f"{count}, last {format_value(finite[-1][1])}" if finite else "no values"
     aria = f"{clean_name(label)}: {summary}" if label else summary
