@@ -11,7 +11,8 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 from mlrun_magic.errors import TrackingError
-from mlrun_magic.tracking.rest import MAX_PARAMS_PER_BATCH, Experiment, tracking_error
+from mlrun_magic.tracking.rest import (MAX_PARAMS_PER_BATCH, Experiment, metric_point,
+                                       tracking_error)
 
 
 class LocalStoreTracking:
@@ -112,6 +113,22 @@ class LocalStoreTracking:
                 "end_time": run.info.end_time,
                 "tags": dict(run.data.tags), "params": dict(run.data.params),
                 "metrics": dict(run.data.metrics), "artifact_uri": run.info.artifact_uri}
+
+    def latest_metrics(self, run_id):
+        """The latest value of each metric of a run, as :meth:`RestTracking.latest_metrics`."""
+        run = self._guard("get run", self.client.get_run, run_id)
+        return [metric_point({"key": m.key, "value": m.value, "step": m.step,
+                              "timestamp": m.timestamp}, what="get run", with_key=True)
+                for m in run.data.to_proto().metrics]
+
+    def metric_history(self, run_id, key, max_results):
+        """One page of a metric's values, as :meth:`RestTracking.metric_history`."""
+        # MlflowClient.get_metric_history reads every page; the store reads one.
+        store = self.client._tracking_client.store
+        page = self._guard("get metric history", store.get_metric_history, run_id, key,
+                           max_results=max_results, page_token=None)
+        return ([metric_point({"value": m.value, "step": m.step, "timestamp": m.timestamp},
+                              what="get metric history") for m in page], bool(page.token))
 
     def run_url(self, experiment_id, run_id):
         return None

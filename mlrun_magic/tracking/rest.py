@@ -55,6 +55,21 @@ def from_api_error(exc: ApiError, what: str, server: str) -> TrackingError:
     return tracking_error(message, hint=hint, **{name: getattr(exc, name) for name in _FIELDS})
 
 
+def metric_point(raw: dict, *, what: str, with_key: bool = False) -> dict:
+    """``{"value", "step", "timestamp"}`` (and ``"key"``) of one metric as MLflow answers it:
+    the value a float (``"NaN"``/``"Infinity"`` too), step and timestamp ints (int64 fields
+    may come as strings)."""
+    try:
+        point = {"value": float(raw.get("value", 0.0)), "step": int(raw.get("step") or 0),
+                 "timestamp": int(raw.get("timestamp") or 0)}
+        if with_key:
+            point = {"key": str(raw["key"]), **point}
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise tracking_error(f"{what} answered a metric that is not a key, a number, a step "
+                             f"and a timestamp: {str(raw)[:200]}") from None
+    return point
+
+
 def _server_session(credentials: dict[str, str]):
     """A session with the credentials of a plain MLflow server, as MLflow's client finds
     them: ``user:password@`` in the URI, else ``MLFLOW_TRACKING_TOKEN`` (bearer), else
@@ -198,6 +213,22 @@ class RestTracking:
                 "params": {p["key"]: p["value"] for p in data.get("params", [])},
                 "metrics": {m["key"]: m["value"] for m in data.get("metrics", [])},
                 "artifact_uri": info.get("artifact_uri")}
+
+    def latest_metrics(self, run_id: str) -> list[dict]:
+        """The latest value of each metric of a run, ``{"key", "value", "step", "timestamp"}``
+        (timestamp in epoch milliseconds): one ``runs/get``."""
+        run = self.call("GET", "runs/get", params={"run_id": run_id})["run"]
+        return [metric_point(m, what="runs/get", with_key=True)
+                for m in (run.get("data") or {}).get("metrics") or []]
+
+    def metric_history(self, run_id: str, key: str, max_results: int) -> tuple[list[dict], bool]:
+        """The first page (oldest first, at most ``max_results``) of a metric's values,
+        ``{"value", "step", "timestamp"}`` each, and whether more pages exist: one
+        ``metrics/get-history``."""
+        body = self.call("GET", "metrics/get-history", params={
+            "run_id": run_id, "metric_key": key, "max_results": max_results})
+        points = [metric_point(m, what="metrics/get-history") for m in body.get("metrics") or []]
+        return points, bool(body.get("next_page_token"))
 
     # -- links -----------------------------------------------------------------------
     def run_url(self, experiment_id: str, run_id: str) -> str:
