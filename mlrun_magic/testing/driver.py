@@ -35,13 +35,21 @@ def _cluster_id() -> str:
 
 
 def _error_from_log(text: str) -> tuple[str | None, str | None]:
-    """The last Python traceback in ``text``: (its final line, the whole trace)."""
+    """The last Python traceback in ``text``: (its exception line, the trace up to and with
+    that line), as Databricks gives a failed Python task's ``error`` ("ZeroDivisionError:
+    division by zero") and ``error_trace``. What the process printed after the traceback
+    (MLflow's "View run" lines) is output, not part of the error."""
     start = text.rfind("Traceback (most recent call last):")
     if start < 0:
         return None, None
-    trace = text[start:].rstrip()
-    lines = [line for line in trace.splitlines() if line.strip()]
-    return (lines[-1].strip() if lines else None), trace
+    lines = text[start:].splitlines()
+    # The frames are indented; the first line that is not ends the traceback.
+    end = next((i for i, line in enumerate(lines[1:], 1) if line.strip() and
+                not line[:1].isspace()), None)
+    if end is None:
+        trace = "\n".join(lines).rstrip()
+        return (trace.splitlines()[-1].strip() if trace.strip() else None), trace
+    return lines[end].strip(), "\n".join(lines[:end + 1])
 
 
 class Driver:
