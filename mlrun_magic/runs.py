@@ -44,6 +44,28 @@ class RunState:
         return self.status in TERMINAL
 
 
+@dataclass(frozen=True)
+class FailureReport:
+    """Why a run ended FAILED or KILLED, as far as its backend tells; every text is redacted
+    and bounded, and an empty one means "not known".
+
+    ``message``: the run's state message. ``error``: the one-line error of the task's output
+    (at most 1,000 characters). ``error_trace``: the head of its stack trace (at most 40
+    lines and 8 KB, ending "(... N more lines)" when cut). ``never_started``: "the cluster
+    never started: <reason code> (<type>): <parameters or message>" when the run ended
+    before its code ran. ``cancelled_by``: "cancelled by <user>" or "cancelled: <why>" when
+    the backend tells. ``output_tail``: the last lines of the output the backend kept (for
+    when no live log was read).
+    """
+
+    message: str = ""
+    error: str = ""
+    error_trace: str = ""
+    never_started: str = ""
+    cancelled_by: str = ""
+    output_tail: str = ""
+
+
 @dataclass
 class Links:
     """Where to see a run: the Databricks job run, the MLflow run and its experiment."""

@@ -7,7 +7,8 @@ from abc import ABC, abstractmethod
 
 from mlrun_magic.errors import RunFailedError
 # The run types live in the core; backends and their callers get them from here too.
-from mlrun_magic.runs import STATUSES, TERMINAL, Links, RunInfo, RunState  # noqa: F401
+from mlrun_magic.runs import (STATUSES, TERMINAL, FailureReport, Links, RunInfo,  # noqa: F401
+                              RunState)
 
 logger = logging.getLogger("mlrun_magic.backends")
 
@@ -97,6 +98,17 @@ class SubmittedRun(ABC):
         """A reader of the MLflow run's metrics as they are logged (``read()`` gives each
         metric's latest value, step and recent history), or None where there is none."""
         return None
+
+    def failure_report(self, state: RunState, *, log_seen: bool) -> FailureReport | None:
+        """Why the run ended ``state`` (FAILED or KILLED), for its view; None for a run that
+        finished or still runs. ``log_seen``: whether the view read any of the run's live
+        log (if not, a backend may tell that the run never started). Never raises: what
+        cannot be learned is left empty."""
+        if state.status == "FINISHED" or not state.is_terminal:
+            return None
+        from mlrun_magic.redact import redact_text
+
+        return FailureReport(message=redact_text(state.message or ""))
 
     def raise_for_status(self, state: RunState | None = None) -> None:
         """Raise :class:`RunFailedError` if the run ended FAILED or KILLED (``state``: the

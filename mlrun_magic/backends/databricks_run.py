@@ -6,14 +6,16 @@ import json
 import logging
 
 from mlrun_magic.backends.base import SubmittedRun
-from mlrun_magic.errors import BackendError, TrackingError
-from mlrun_magic.runs import TERMINAL, Links, RunInfo, RunState, workspace_key
+from mlrun_magic.errors import BackendError, MlrunMagicError, TrackingError
+from mlrun_magic.runs import TERMINAL, FailureReport, Links, RunInfo, RunState, workspace_key
 from mlrun_magic.tracking import STATE_MESSAGE_TAG
 
 logger = logging.getLogger("mlrun_magic.backends.databricks")
 
 #: Longest pause between two polls while a cancelled run is ending.
 CANCEL_POLL_SECONDS = 5
+#: Seconds a failure report's requests may take, retries included (a view waits on them).
+REPORT_DEADLINE = 10.0
 
 
 class DatabricksSubmittedRun(SubmittedRun):
@@ -127,6 +129,29 @@ class DatabricksSubmittedRun(SubmittedRun):
                                hint=f"See its output when it ends: python -m mlrun_magic logs "
                                     f"{self.job_run_id}")
         return ChunkReader(self.client, target, self.run_id)
+
+    def failure_report(self, state: RunState, *, log_seen: bool) -> FailureReport | None:
+        """Why the job run failed or was cancelled: its state message, the task's error and
+        the head of its trace (one ``runs/get-output``), the cluster's termination reason if
+        it never started (one ``clusters/get``, only when no log was seen), who or what
+        cancelled it, and the tail of the output Databricks kept. Never raises."""
+        from mlrun_magic.databricks.client import DatabricksClient
+        from mlrun_magic.databricks.failure import failure_report
+        from mlrun_magic.databricks.jobs import JOBS_API, run_state
+
+        if state.status == "FINISHED" or not state.is_terminal:
+            return None
+        client = self.client
+        if isinstance(client, DatabricksClient):  # short: a view is waiting
+            client = DatabricksClient(client.workspace, timeout=REPORT_DEADLINE,
+                                      deadline=REPORT_DEADLINE)
+        run = self.last_run
+        if run is None or not run_state(run).is_terminal:
+            try:
+                run = self.last_run = client.get(f"{JOBS_API}/runs/get", run_id=self.job_run_id)
+            except MlrunMagicError:
+                pass  # what the last look saw, or nothing
+        return failure_report(client, run or {}, state, log_seen=log_seen)
 
     def logs(self, tail: int = 100) -> str:
         """The tail of the task's driver output, plus the error and its trace if it failed."""

@@ -30,7 +30,8 @@ codes and error envelopes:
   on :class:`Workspace`.
 
 What it does NOT emulate: Spark (no ``SparkSession``/``dbutils`` in drivers), clusters as
-resources (``new_cluster`` is validated and its ``spark_env_vars`` applied, nothing else;
+resources (``new_cluster`` is validated, its ``spark_env_vars`` applied and ``clusters/get``
+shows it as a job cluster, which ``fail_cluster_launch`` makes fail to start; nothing else;
 added clusters keep the state you give them and are not checked by ``runs/submit``),
 library installation (``libraries`` are recorded only), notebook/wheel/JAR/SQL/pipeline tasks
 (accepted, then fail with ``INVALID_RUN_CONFIGURATION``), task parallelism (tasks run one at a

@@ -10,7 +10,11 @@
   :meth:`~mlrun_magic.testing.Workspace.add_policy`; ``definition`` is a JSON *string* of
   rules as on Databricks; an unknown id is a 404 ``RESOURCE_DOES_NOT_EXIST``.
 
-Clusters do not start, stop or run anything: their state is what the test set.
+Added clusters do not start, stop or run anything: their state is what the test set. A job
+run's ``new_cluster`` is a job cluster that ``clusters/get`` knows too (not ``list``): RUNNING
+while its task runs, then TERMINATED (``JOB_FINISHED``); after
+:meth:`~mlrun_magic.testing.Workspace.fail_cluster_launch` the next one never starts: it is
+TERMINATED with that ``termination_reason`` and the task never runs.
 """
 
 from __future__ import annotations
@@ -69,10 +73,14 @@ class Compute:
         self.ws = workspace
         self.clusters: dict[str, dict] = {}
         self.policies: dict[str, dict] = {}
+        self.job_clusters: dict[str, dict] = {}
+        self.launch_failures: list[dict] = []
 
     def reset(self) -> None:
         self.clusters.clear()
         self.policies.clear()
+        self.job_clusters.clear()
+        self.launch_failures.clear()
 
     def routes(self) -> list:
         return [
@@ -139,6 +147,36 @@ class Compute:
             self.policies[policy_id] = policy
         return dict(policy)
 
+    # -- job clusters ----------------------------------------------------------------------
+
+    def launch_job_cluster(self, cluster_id: str, spec: dict) -> dict | None:
+        """Make the job cluster ``cluster_id`` of ``new_cluster`` ``spec``: RUNNING, or (when
+        a launch failure is due) TERMINATED; returns that failure's ``termination_reason``."""
+        now = _now_ms()
+        cluster = {"cluster_id": cluster_id, "cluster_name": f"job-{cluster_id}",
+                   "cluster_source": "JOB", "creator_user_name": self.ws.user_name,
+                   "start_time": now, **{k: v for k, v in spec.items() if k in (
+                       "spark_version", "node_type_id", "num_workers", "autoscale")},
+                   "state": "RUNNING", "state_message": ""}
+        with self.ws.lock:
+            reason = self.launch_failures.pop(0) if self.launch_failures else None
+            if reason is not None:
+                cluster.update(state="TERMINATED", terminated_time=now,
+                               termination_reason=reason,
+                               state_message=reason.get("parameters", {}).get(
+                                   "databricks_error_message", ""))
+            self.job_clusters[cluster_id] = cluster
+        return reason
+
+    def end_job_cluster(self, cluster_id: str) -> None:
+        """The job cluster ends with its run (``JOB_FINISHED``) unless it already ended."""
+        with self.ws.lock:
+            cluster = self.job_clusters.get(cluster_id)
+            if cluster is not None and cluster["state"] != "TERMINATED":
+                cluster.update(state="TERMINATED", terminated_time=_now_ms(),
+                               state_message="Job finished",
+                               termination_reason={"code": "JOB_FINISHED", "type": "SUCCESS"})
+
     # -- the API ---------------------------------------------------------------------------
 
     def spark_versions(self, req: Request) -> Response:
@@ -150,7 +188,8 @@ class Compute:
     def get_cluster(self, req: Request) -> Response:
         cluster_id = required(req.params(), "cluster_id")
         with self.ws.lock:
-            cluster = self.clusters.get(str(cluster_id))
+            cluster = self.clusters.get(str(cluster_id)) or self.job_clusters.get(str(cluster_id))
+            cluster = dict(cluster) if cluster is not None else None
         if cluster is None:
             raise bad_request(f"Cluster {cluster_id} does not exist")
         return Response.json(cluster)

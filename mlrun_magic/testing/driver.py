@@ -35,13 +35,21 @@ def _cluster_id() -> str:
 
 
 def _error_from_log(text: str) -> tuple[str | None, str | None]:
-    """The last Python traceback in ``text``: (its final line, the whole trace)."""
+    """The last Python traceback in ``text``: (its exception line, the trace up to and with
+    that line), as Databricks gives a failed Python task's ``error`` ("ZeroDivisionError:
+    division by zero") and ``error_trace``. What the process printed after the traceback
+    (MLflow's "View run" lines) is output, not part of the error."""
     start = text.rfind("Traceback (most recent call last):")
     if start < 0:
         return None, None
-    trace = text[start:].rstrip()
-    lines = [line for line in trace.splitlines() if line.strip()]
-    return (lines[-1].strip() if lines else None), trace
+    lines = text[start:].splitlines()
+    # The frames are indented; the first line that is not ends the traceback.
+    end = next((i for i, line in enumerate(lines[1:], 1) if line.strip() and
+                not line[:1].isspace()), None)
+    if end is None:
+        trace = "\n".join(lines).rstrip()
+        return (trace.splitlines()[-1].strip() if trace.strip() else None), trace
+    return lines[end].strip(), "\n".join(lines[:end + 1])
 
 
 class Driver:
@@ -77,6 +85,8 @@ class Driver:
                                           skipped, "CLIENT_ERROR")
                     continue
                 outcome = self._run_task(run, task)
+                if task.cluster_id:
+                    self.ws.compute.end_job_cluster(task.cluster_id)
             self._finish_run(run, outcome)
         finally:
             if run.token:
@@ -93,9 +103,10 @@ class Driver:
             failed = next((t for t in run.tasks if t.state.result_state not in (None, "SUCCESS")),
                           run.tasks[-1])
             life = "INTERNAL_ERROR" if failed.state.life_cycle == "INTERNAL_ERROR" else "TERMINATED"
+            termination = failed.state.termination or {}
             details = (life, "FAILED", failed.state.state_message or "Task failed.",
-                       failed.state.termination["code"] if failed.state.termination
-                       else "RUN_EXECUTION_ERROR", "CLIENT_ERROR")
+                       termination.get("code", "RUN_EXECUTION_ERROR"),
+                       termination.get("type", "CLIENT_ERROR"))
         with self.ws.lock:
             run.state.user_cancelled_or_timedout = outcome in ("CANCELED", "TIMEDOUT")
             run.state.finish(*details)
@@ -112,6 +123,10 @@ class Driver:
         if self._wait(run, settings.pending_seconds):
             return self._cancelled(run, task)
         task.cluster_id = _cluster_id()
+        if "new_cluster" in task.spec:
+            reason = self.ws.compute.launch_job_cluster(task.cluster_id, task.spec["new_cluster"])
+            if reason is not None:
+                return self._launch_failed(task, reason)
         problem = self._prepare(run, task)
         if problem:
             code, message = problem
@@ -145,6 +160,19 @@ class Driver:
         if outcome == "SUCCESS" and task.exit_code != 0:
             return "FAILED"
         return outcome
+
+    def _launch_failed(self, task: TaskRun, reason: dict) -> str:
+        """The task's cluster never started: the task ends as Databricks ends it then."""
+        params = ",".join(f"{k}:{v}" for k, v in (reason.get("parameters") or {}).items())
+        cluster, code, kind = task.cluster_id, reason.get("code"), reason.get("type")
+        message = (f"Cluster {cluster} was terminated while waiting on it to be ready: Cluster "
+                   f"{cluster} is in unexpected state Terminated: {code}({kind}): {params}.")
+        cloud = kind == "CLOUD_FAILURE"
+        with self.ws.lock:
+            task.state.finish("INTERNAL_ERROR", "FAILED", message,
+                              "CLOUD_FAILURE" if cloud else "CLUSTER_ERROR",
+                              "CLOUD_FAILURE" if cloud else "CLIENT_ERROR")
+        return "FAILED"
 
     def _cancelled(self, run: JobRun, task: TaskRun) -> str:
         self._set(run, task, "TERMINATING", "Run cancellation requested")

@@ -6,6 +6,7 @@
 open catalog where every volume exists)::
 
     ws.add_cluster("0101-120000-abcd1234", state="TERMINATED")
+    ws.fail_cluster_launch()                   # the next job cluster never starts
     ws.add_policy("Jobs", {"node_type_id": {"type": "fixed", "value": "Standard_DS3_v2"}})
     ws.add_volume("main.ml.projects")          # now only main.ml.projects exists
     ws.set_catalogs({"main": {"ml": []}})      # main.ml exists, without volumes
@@ -29,6 +30,20 @@ class Inventory:
         as given. Returns the cluster as ``clusters/get`` answers it."""
         return self.compute.add_cluster(cluster_id, state=state, spark_version=spark_version,
                                         node_type_id=node_type_id, **fields)
+
+    def fail_cluster_launch(self, code: str = "CLOUD_PROVIDER_LAUNCH_FAILURE",
+                            type: str = "CLOUD_FAILURE", parameters: dict | None = None,
+                            times: int = 1) -> None:
+        """The next ``times`` job clusters (a run's ``new_cluster``) never start: each is
+        TERMINATED with ``termination_reason`` ``{code, type, parameters}`` (default: an Azure
+        quota failure), and its job run ends INTERNAL_ERROR/FAILED before the task runs."""
+        if parameters is None:
+            parameters = {"azure_error_code": "OperationNotAllowed",
+                          "azure_error_message": "Operation could not be completed as it "
+                          "results in exceeding approved Total Regional Cores quota."}
+        reason = {"code": code, "type": type, "parameters": dict(parameters)}
+        with self.lock:
+            self.compute.launch_failures.extend(dict(reason) for _ in range(times))
 
     def add_policy(self, name: str, definition: Any = None, *, policy_id: str | None = None,
                    **fields: Any) -> dict:
