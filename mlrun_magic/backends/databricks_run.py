@@ -153,6 +153,12 @@ class DatabricksSubmittedRun(SubmittedRun):
                 pass  # what the last look saw, or nothing
         return failure_report(client, run or {}, state, log_seen=log_seen)
 
+    def metrics_reader(self):
+        """The MLflow run's metrics, from the workspace's MLflow (or the tracking server)."""
+        from mlrun_magic.tracking.metrics import MetricsReader
+
+        return MetricsReader(self.tracking, self.run_id) if self.run_id else None
+
     def logs(self, tail: int = 100) -> str:
         """The tail of the task's driver output, plus the error and its trace if it failed."""
         from mlrun_magic.databricks.errors import BadRequest

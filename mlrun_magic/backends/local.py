@@ -264,6 +264,12 @@ class LocalSubmittedRun(SubmittedRun):
 
         return LocalLogReader(self.log_path, lambda: self._final if self._done.is_set() else None)
 
+    def metrics_reader(self):
+        """The MLflow run's metrics, from the store it logs to."""
+        from mlrun_magic.tracking.metrics import MetricsReader
+
+        return MetricsReader(self._tracking, self.run_id)
+
     def logs(self, tail: int = 100) -> str:
         try:
             lines = self.log_path.read_text(errors="replace").splitlines()
