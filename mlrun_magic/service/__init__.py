@@ -323,11 +323,14 @@ class RunService:
         if watched.state.is_terminal and not state.is_terminal:
             return  # an end is final: a later failed poll does not make the run live again
         first_end = state.is_terminal and watched.ended_at is None
+        same = state == watched.state
         watched.learn(state, learned=learned)
         if first_end:
             read_end(watched, state)
         if state.is_terminal:
             self._record_end(watched)
+        elif same and watched.feed is not None:
+            return  # no news: the feed's read after this poll redraws the views, once
         self._tell(watched, list(watched.views))
 
     def _tell(self, watched: WatchedRun, views) -> None:

@@ -40,12 +40,13 @@ def release_feed(service, watched) -> None:
 
 
 def feed_step(service, watched, state) -> None:
-    """After a poll of a live run: read what is new, tell its views, pace the next poll."""
+    """After a poll of a live run: read what is new, redraw its views (once per poll),
+    pace the next poll."""
     feed = watched.feed
     if feed is None or state.is_terminal:
         return  # its end is read by read_end, in the thread that learned it
-    if feed.poll(state.status):
-        service._tell(watched, list(watched.views))
+    feed.poll(state.status)
+    service._tell(watched, list(watched.views))  # new output, metrics, or a newer "as of"
     longest = getattr(service.settings, "poll_interval", None) or 30.0
     service.poller.pace(watched.run, feed.next_delay(state.status, longest))
 
