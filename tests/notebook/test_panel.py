@@ -263,6 +263,24 @@ def test_databricks_launch_with_new_cluster_fields_and_cancel(open_panel, dbip):
     assert history_rows(panel)[:2] == [(long_run.run_id, "KILLED"), (run.run_id, "FINISHED")]
 
 
+def test_the_panels_run_view_shows_metrics_and_output_as_the_run_goes(open_panel, dbip):
+    panel = open_panel()
+    panel.backend.value = "databricks"
+    panel.compute.value = "new"
+    panel.experiment.value = f"/Shared/panel-{uuid.uuid4().hex[:8]}"
+    panel.fields["epochs"].widget.value = "40"
+    panel.fields["pause"].widget.value = "0.3"
+    panel.launch_button.click()
+    settle(panel)
+    running_with_metric = 'data-status="RUNNING"'
+    assert wait_for(lambda: running_with_metric in panel.run_html.value
+                    and 'data-metric="loss"' in panel.run_html.value, 90), panel.run_html.value
+    assert wait_for(lambda: 'data-status="FINISHED"' in panel.run_html.value, 90)
+    html = panel.run_html.value
+    assert 'class="mlrun-magic-tail"' in html and "fitted w=" in html  # train.py's last line
+    assert "<svg" in html
+
+
 def test_nothing_secret_enters_widget_state(open_panel, dbip, tmp_path, monkeypatch):
     ws = dbip.workspace
     config = tmp_path / "databrickscfg"
