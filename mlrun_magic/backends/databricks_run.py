@@ -118,6 +118,7 @@ class DatabricksSubmittedRun(SubmittedRun):
     def log_reader(self):
         """The run's live log, published by the bootstrap in its code location (known from
         the submission, or from the job run's ``--archive`` parameter for a re-attached run)."""
+        from mlrun_magic.databricks.client import DatabricksClient
         from mlrun_magic.databricks.logtail import ChunkReader, run_location
 
         uploaded = getattr(self, "uploaded", None)
@@ -128,7 +129,13 @@ class DatabricksSubmittedRun(SubmittedRun):
                                "bootstrap: it has no live log",
                                hint=f"See its output when it ends: python -m mlrun_magic logs "
                                     f"{self.job_run_id}")
-        return ChunkReader(self.client, target, self.run_id)
+        # Read from the poller's thread: a storage that hangs must not hold every run's polls
+        # for the transport's usual five minutes.
+        client = self.client
+        if isinstance(client, DatabricksClient):
+            client = DatabricksClient(client.workspace, timeout=REPORT_DEADLINE,
+                                      deadline=2 * REPORT_DEADLINE, session=client.session)
+        return ChunkReader(client, target, self.run_id)
 
     def failure_report(self, state: RunState, *, log_seen: bool) -> FailureReport | None:
         """Why the job run failed or was cancelled: its state message, the task's error and

@@ -5,7 +5,7 @@ The service's one poller drives it: after each status poll of a RUNNING run it r
 new (one listing and one read per new chunk on Databricks, a file read locally) and, every
 :data:`METRICS_SECONDS`, the MLflow run's metrics (one request plus a bounded few for
 history). It sets the run's next poll from what came: :data:`LIVE_PACE` says how soon after
-0, 1, 2... polls without new output, so a printing run is read every 2 s and a quiet one
+0, 1, 2... polls without new output, so a printing run is read every 1.5 s and a quiet one
 backs off to the service's longest interval. When the run ends, :meth:`LiveFeed.finish`
 reads the rest of the log (to its end marker) and the final metrics, once.
 
@@ -26,13 +26,15 @@ from mlrun_magic.service.text_tail import TextTail
 logger = logging.getLogger("mlrun_magic.service")
 
 #: Seconds to the next poll of a running run after 0, 1, 2, ... polls without new output.
-LIVE_PACE = (2.0, 2.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0)
+LIVE_PACE = (1.5, 1.5, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0)
 #: Longest pause between two polls of a run someone looks at before it runs (cluster start).
 PENDING_PACE = 10.0
 #: Least time between two reads of the MLflow run's metrics while it runs.
 METRICS_SECONDS = 5.0
 #: States in which the driver may be writing output.
 LIVE_STATUSES = ("RUNNING", "TERMINATING")
+#: Failed reads in a row after which the live log is given up (the state is still followed).
+READ_FAILURES = 5
 #: Reads after the end at most (each is bounded: 128 chunks, 4 MB of a local file).
 DRAIN_READS = 1000
 
@@ -49,6 +51,8 @@ class LiveFeed:
         #: The log's end marker was read, or the log cannot be read at all.
         self.log_ended = False
         self.quiet = 0
+        #: Reads of the log that failed in a row.
+        self.failures = 0
         #: Set once the run has ended and its last output and metrics were read.
         self.done = threading.Event()
         self._followers: list[queue.SimpleQueue] = []
@@ -78,8 +82,9 @@ class LiveFeed:
                 return
             try:
                 for _ in range(DRAIN_READS):
-                    if self.log_ended or not self._read_log():
-                        break
+                    failures = self.failures
+                    if not self._read_log() or self.log_ended or self.failures > failures:
+                        break  # all read, or the storage is away: not retried at the end
                 self._read_metrics(force=True)
             finally:
                 self.done.set()
@@ -92,24 +97,41 @@ class LiveFeed:
         return min(PENDING_PACE, longest)
 
     def _read_log(self) -> bool:
+        """Read the new output once; True when text came. A log that cannot be had at all
+        (a run not started by our bootstrap) ends here; a read that fails (storage away
+        after the retries) is said once and tried again on the next polls, up to
+        :data:`READ_FAILURES` in a row."""
         if self.log_ended:
             return False
         try:
             if self._reader is None:
                 self._reader = self.run.log_reader()
+        except (MlrunMagicError, OSError) as exc:
+            return self._give_up(exc)
+        try:
             update = self._reader.read_new()
         except (MlrunMagicError, OSError) as exc:
-            why = exc.args[0] if exc.args else exc
-            self._add(f"\n[mlrun_magic] the live log cannot be read ({why}); following the "
-                      "run's state only\n")
-            self.log_ended = True
-            return True
+            self.failures += 1
+            if self.failures >= READ_FAILURES:
+                return self._give_up(exc)
+            if self.failures == 1:
+                self._add(f"\n[mlrun_magic] the live log cannot be read now ({_why(exc)}); "
+                          "trying again\n")
+                return True
+            return False
+        self.failures = 0
         if update.ended:
             self.log_ended = True
         if update.text:
             self.log_seen = True
             self._add(update.text)
         return bool(update.text)
+
+    def _give_up(self, exc) -> bool:
+        self._add(f"\n[mlrun_magic] the live log cannot be read ({_why(exc)}); following the "
+                  "run's state only\n")
+        self.log_ended = True
+        return True
 
     def _read_metrics(self, *, force: bool) -> bool:
         now = time.monotonic()
@@ -163,3 +185,7 @@ class LiveFeed:
             inbox.put(text)
         if text is None:
             self._followers.clear()
+
+
+def _why(exc) -> str:
+    return str(exc.args[0] if exc.args else exc)
