@@ -9,6 +9,7 @@ the user's own traceback is in sight at once. Every value is escaped and redacte
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from html import escape
@@ -23,6 +24,16 @@ FAILURE_STATUSES = ("FAILED", "KILLED")
 TAIL_STYLE = ("margin:4px 0 0;padding:4px 6px;background:#f9fafb;border:1px solid #e5e7eb;"
               "border-radius:4px;max-height:26em;overflow:auto;font-size:12px;line-height:1.3;"
               "white-space:pre-wrap;word-break:break-all")
+#: Characters of escaped output one output block holds at most, its newest lines kept: 20
+#: lines of markup-heavy output (``<>&``) escape to about five times their length.
+OUTPUT_HTML_CHARS = 40_000
+#: A line of output is shown cut at this length (``logs`` of a run ended before its view).
+LINE_CHARS = 2000
+# Terminal escapes (colours, cursor moves, window titles) and what HTML and XML cannot hold:
+# a browser shows them as stray "[31m" or nothing; text/plain keeps them for the terminal.
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)?"
+                      r"|\x1b[@-Z\\-_]")
+_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
 @dataclass
@@ -155,7 +166,7 @@ class RunView(_View):
         rows = "".join(_row(label, f'<code style="color:#b91c1c">{escape(text)}</code>')
                        for label, text in s.reasons())
         trace = (f'<pre class="mlrun-magic-trace" style="{TAIL_STYLE};color:#7f1d1d">'
-                 f'{escape(s.trace)}</pre>' if s.trace else "")
+                 f'{escape(_shown(s.trace))}</pre>' if s.trace else "")
         table = (f'<table class="mlrun-magic-why" style="border-collapse:collapse;'
                  f'margin-top:4px">{rows}</table>' if rows else "")
         return table + trace
@@ -183,9 +194,35 @@ class RunView(_View):
             return (f'<div class="mlrun-magic-log-note" style="color:#6b7280;margin-top:4px">'
                     f'{escape(s.log_note)}</div>' if s.log_note else "")
         pre = f'<pre class="mlrun-magic-tail" style="{TAIL_STYLE}">' \
-              f'{escape(redact_text(s.log_tail))}</pre>'
+              f'{output_html(redact_text(s.log_tail))}</pre>'
         if s.status not in TERMINAL:  # live: always in sight, never folded by an update
             return (f'<div style="margin-top:4px;color:#4b5563">Output (last lines)</div>{pre}')
         # A failed run's last output usually says why: shown, not folded away.
         opened = " open" if s.failed else ""
         return f'<details{opened}><summary>Last output</summary>{pre}</details>'
+
+
+def _shown(text: str) -> str:
+    """``text`` as a browser should show it: no terminal escapes, control characters as
+    U+FFFD."""
+    return _UNSAFE.sub("\ufffd", _ESCAPES.sub("", text))
+
+
+def output_html(text: str, budget: int = OUTPUT_HTML_CHARS) -> str:
+    """Lines of output escaped for a ``<pre>``: each cut at :data:`LINE_CHARS`, the newest
+    ones that fit in ``budget`` characters, and a line saying how many older ones were left
+    out."""
+    lines = text.split("\n")
+    kept: list[str] = []
+    size = 0
+    for line in reversed(lines):
+        line = _shown(line)
+        piece = escape(line if len(line) <= LINE_CHARS else line[:LINE_CHARS] + " [...]")
+        if kept and size + len(piece) > budget:
+            left = len(lines) - len(kept)
+            kept.append(f"[mlrun_magic] {left} earlier line{'s' if left > 1 else ''} "
+                        "not shown here")
+            break
+        kept.append(piece)
+        size += len(piece) + 1
+    return "\n".join(reversed(kept))

@@ -1,0 +1,198 @@
+"""Attacks on the live run view (issue 14) against the loopback workspace and its real MLflow
+server: hostile output and metric names, storage and tracking faults while a run prints,
+two views and a follower of one run, a quiet run's cost and a run that ends between polls.
+Every redraw is rendered as a notebook would render it, and checked."""
+
+from __future__ import annotations
+
+import faulthandler
+import re
+import threading
+import time
+import uuid
+
+import pytest
+
+import mlrun_magic
+from mlrun_magic.notebook.live import snapshot
+from mlrun_magic.notebook.run_view import RunView
+from mlrun_magic.poller import Poller
+from mlrun_magic.service import RunService
+
+pytestmark = pytest.mark.slow
+
+CLUSTER = {"spark_version": "15.4.x-cpu-ml-scala2.12", "node_type_id": "Standard_D4ds_v5",
+           "num_workers": 1}
+HTML_LIMIT = 100_000
+LOGS = "*/logs/*"
+ENTRY_POINTS = {
+    # ANSI colours, a tqdm-like bar (thousands of rewrites), a 1 MB line without a newline
+    # for a while, bytes that are not UTF-8 and a NUL on fd 1, markup; then 30 short lines.
+    "hostile": r"""
+import math, os, sys, time
+import mlflow
+with mlflow.start_run():
+    for key, value in (("x" * 250, 1.0), ("ünï cödé/λ.μ-1", float("nan")),
+                       ("inf", float("inf")), ("minus inf", float("-inf"))):
+        mlflow.log_metric(key, value, step=0)
+    print("\x1b[31mred\x1b[0m <script>alert(1)</script> & 'q' \"qq\"", flush=True)
+    for i in range(3000):
+        sys.stderr.write(f"\rprogress {i + 1}/3000 " + "#" * (i // 100))
+        if i % 500 == 0:
+            sys.stderr.flush()
+            time.sleep(0.3)
+    sys.stderr.write("\n")
+    sys.stderr.flush()
+    sys.stdout.write("<" * 1_000_000)
+    sys.stdout.flush()
+    time.sleep(3)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    os.write(1, b"bad \xff\xfe utf8 \x00 nul \x1b]0;title\x07 end\n")
+    for i in range(30):
+        print(f"last {i:02d} " + "<>&" * 600, flush=True)
+    time.sleep(2.5)
+    mlflow.log_metric("inf", 5.0, step=1)
+""",
+    # Numbered lines for 12 s, a few a second.
+    "count": "import time\nfor i in range(60):\n    print(f'line {i:03d}', flush=True)\n"
+             "    time.sleep(0.2)\n",
+    "metrics": "import time\nimport mlflow\nwith mlflow.start_run():\n"
+               "    for i in range(16):\n        print(f'step {i:02d}', flush=True)\n"
+               "        mlflow.log_metric('loss', 1.0 / (i + 1), step=i)\n"
+               "        time.sleep(0.6)\n",
+    "quiet": "import time\nprint('going quiet', flush=True)\ntime.sleep(42)\nprint('awake')\n",
+    "fast": "import mlflow\nwith mlflow.start_run():\n"
+            "    for i in range(200):\n        print(f'fast {i:03d}')\n"
+            "    mlflow.log_metric('acc', 0.75, step=3)\n",
+}
+
+
+class Settings:
+    profile = tracking_uri = None
+    poll_interval = 30.0
+    tail_lines = 20
+
+
+@pytest.fixture(autouse=True)
+def bounded():
+    """No test here may hang the suite: dump the stacks and stop after 150 s."""
+    faulthandler.dump_traceback_later(150, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
+
+
+@pytest.fixture
+def db(workspace_client, tmp_path):
+    workspace_client.experiment = f"/Shared/live-breaks-{uuid.uuid4().hex[:8]}"
+    project = tmp_path / "liveproject"
+    project.mkdir()
+    lines = ["name: live", "entry_points:"]
+    for name, code in ENTRY_POINTS.items():
+        (project / f"{name}.py").write_text(code)
+        lines += [f"  {name}:", f"    command: \"python {name}.py\""]
+    (project / "MLproject").write_text("\n".join(lines) + "\n")
+    workspace_client.live_project = project
+    return workspace_client
+
+
+@pytest.fixture
+def service():
+    poller = Poller(name="live-breaks-poller")
+    service = RunService(Settings(), poller=poller)
+    yield service
+    for watched in service.active():
+        watched.run.cancel()
+    service.close()
+    poller.stop()
+
+
+class Recorder:
+    """A view that renders every redraw as the notebook does and keeps the snapshots."""
+
+    def __init__(self):
+        self.seen: list[tuple[float, object]] = []
+        self.html_sizes: list[int] = []
+        self.bad_html: list[str] = []
+        self.changed = threading.Condition()
+
+    def __call__(self, watched):
+        snap = snapshot(watched)
+        html = RunView(snap).html()
+        RunView(snap).text()
+        with self.changed:
+            self.seen.append((time.time(), snap))
+            self.html_sizes.append(len(html))
+            if re.search(r"<(script|img)\b", html, re.I):
+                self.bad_html.append(html)
+            self.changed.notify_all()
+
+    def wait_for(self, test, timeout=60.0):
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while not any(test(s) for _, s in self.seen):
+                assert time.monotonic() < deadline, [s.status for _, s in self.seen]
+                self.changed.wait(0.5)
+
+    @property
+    def last(self):
+        return self.seen[-1][1]
+
+
+def launch(ws, entry_point):
+    return mlrun_magic.run(str(ws.live_project), entry_point=entry_point, backend="databricks",
+                           backend_config=dict(CLUSTER), experiment_name=ws.experiment)
+
+
+def watch(service, ws, entry_point):
+    recorder = Recorder()
+    watched = service.watch(launch(ws, entry_point), recorder)
+    return watched, recorder
+
+
+def numbered(text: str, word: str) -> list[int]:
+    return [int(line.split()[1]) for line in text.splitlines() if line.startswith(word + " ")]
+
+
+def numbered_lines(lines):
+    return sum(line.startswith("last ") for line in lines)
+
+
+def notes(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("[mlrun_magic]")]
+
+
+def log_requests(ws, since=0.0):
+    return [r for r in ws.requests(method="GET") if "/logs/" in r["path"]
+            and r["time"] >= since]
+
+
+def test_hostile_output_stays_escaped_bounded_and_newest(db, service):
+    watched, recorder = watch(service, db, "hostile")
+    assert service.wait(watched, timeout=100).status == "FINISHED"
+    assert not recorder.bad_html, recorder.bad_html[0][:2000]
+    assert max(recorder.html_sizes) < HTML_LIMIT, sorted(recorder.html_sizes)[-5:]
+    for _, snap in recorder.seen:
+        lines = snap.log_tail.splitlines()
+        assert len(lines) <= 20
+        assert sum(line.startswith("progress ") for line in lines) <= 1, lines
+        assert all(len(line) <= 2010 for line in lines)
+    assert any("progress " in s.log_tail and s.status == "RUNNING" for _, s in recorder.seen)
+    final = recorder.last
+    lines = final.log_tail.splitlines()
+    assert numbered_lines(lines) >= 15
+    assert [line[:7] for line in lines if line.startswith("last ")] == \
+        [f"last {i:02d}" for i in range(30 - numbered_lines(lines), 30)], [x[:40] for x in lines]
+    feed = watched.feed
+    text = feed.tail.text()
+    assert "progress 3000/3000 " in text and "progress 2999/3000" not in text
+    (bad,) = [line for line in text.splitlines() if line.startswith("bad ")]
+    assert "\ufffd" in bad and bad.endswith(" end")
+    html = RunView(final).html()
+    for char in "\x00\x1b\x07":
+        assert char not in html, repr(char)
+    assert "&lt;&gt;&amp;" in html
+    keys = {m.key: m for m in final.metrics}
+    assert keys["inf"].value == 5.0 and "x" * 250 in keys
+    assert "ünï cödé/λ.μ-1" in keys and keys["ünï cödé/λ.μ-1"].value != keys["ünï cödé/λ.μ-1"].value
+    assert 'data-metric="' in html and "<svg" in html
