@@ -11,6 +11,9 @@ from mlrun_magic.runs import (STATUSES, TERMINAL, FailureReport, Links, RunInfo,
                               RunState)
 
 logger = logging.getLogger("mlrun_magic.backends")
+#: Seconds one read of a run's live metrics may take, retries included: it is made in the
+#: poller's thread, which a tracking server that fails or hangs must not hold.
+METRICS_DEADLINE = 5.0
 
 
 class SubmittedRun(ABC):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from mlrun_magic.backends.base import SubmittedRun
+from mlrun_magic.backends.base import METRICS_DEADLINE, SubmittedRun
 from mlrun_magic.errors import BackendError, MlrunMagicError, TrackingError
 from mlrun_magic.runs import TERMINAL, FailureReport, Links, RunInfo, RunState, workspace_key
 from mlrun_magic.tracking import STATE_MESSAGE_TAG
@@ -161,10 +161,17 @@ class DatabricksSubmittedRun(SubmittedRun):
         return failure_report(client, run or {}, state, log_seen=log_seen)
 
     def metrics_reader(self):
-        """The MLflow run's metrics, from the workspace's MLflow (or the tracking server)."""
+        """The MLflow run's metrics, from the workspace's MLflow (or the tracking server),
+        through a client that gives up after :data:`METRICS_DEADLINE` (read in the poller's
+        thread: a tracking server that fails must not hold every run's polls)."""
         from mlrun_magic.tracking.metrics import MetricsReader
 
-        return MetricsReader(self.tracking, self.run_id) if self.run_id else None
+        if not self.run_id:
+            return None
+        tracking = self.tracking
+        if hasattr(tracking, "with_deadline"):
+            tracking = tracking.with_deadline(METRICS_DEADLINE, METRICS_DEADLINE)
+        return MetricsReader(tracking, self.run_id)
 
     def logs(self, tail: int = 100) -> str:
         """The tail of the task's driver output, plus the error and its trace if it failed."""

@@ -265,10 +265,15 @@ class LocalSubmittedRun(SubmittedRun):
         return LocalLogReader(self.log_path, lambda: self._final if self._done.is_set() else None)
 
     def metrics_reader(self):
-        """The MLflow run's metrics, from the store it logs to."""
+        """The MLflow run's metrics, from the store it logs to (a server through a client
+        that gives up within seconds: it is read in the poller's thread)."""
+        from mlrun_magic.backends.base import METRICS_DEADLINE
         from mlrun_magic.tracking.metrics import MetricsReader
 
-        return MetricsReader(self._tracking, self.run_id)
+        tracking = self._tracking
+        if hasattr(tracking, "with_deadline"):
+            tracking = tracking.with_deadline(METRICS_DEADLINE, METRICS_DEADLINE)
+        return MetricsReader(tracking, self.run_id)
 
     def logs(self, tail: int = 100) -> str:
         try:

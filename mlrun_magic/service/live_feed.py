@@ -31,6 +31,8 @@ LIVE_PACE = (1.5, 1.5, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0)
 PENDING_PACE = 10.0
 #: Least time between two reads of the MLflow run's metrics while it runs.
 METRICS_SECONDS = 5.0
+#: After a failed metrics read the next waits twice as long as the last, up to this.
+METRICS_RETRY_SECONDS = 60.0
 #: States in which the driver may be writing output.
 LIVE_STATUSES = ("RUNNING", "TERMINATING")
 #: Failed reads in a row after which the live log is given up (the state is still followed).
@@ -59,6 +61,7 @@ class LiveFeed:
         self._reader = None
         self._metrics_reader = None
         self._metrics_at = 0.0
+        self._metrics_wait = METRICS_SECONDS
         self._lock = threading.Lock()
 
     # -- reading ---------------------------------------------------------------------------
@@ -135,7 +138,7 @@ class LiveFeed:
 
     def _read_metrics(self, *, force: bool) -> bool:
         now = time.monotonic()
-        if not force and now - self._metrics_at < METRICS_SECONDS:
+        if not force and now - self._metrics_at < self._metrics_wait:
             return False
         self._metrics_at = now
         try:
@@ -146,7 +149,9 @@ class LiveFeed:
             series = self._metrics_reader.read()
         except MlrunMagicError:  # the tracking server is away: the last values stay shown
             logger.debug("no metrics for run %s", self.run.run_id, exc_info=True)
+            self._metrics_wait = min(self._metrics_wait * 2, METRICS_RETRY_SECONDS)
             return False
+        self._metrics_wait = METRICS_SECONDS
         changed = series != self.metrics
         self.metrics = series
         return changed

@@ -10,6 +10,7 @@ carrying what :func:`mlrun_magic.tracking.create_run` needs to know (``status_co
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from dataclasses import dataclass
@@ -113,6 +114,17 @@ class RestTracking:
         self.http = http
         self.base_url = http.host
         self.ui_base = split_userinfo(ui_base or self.base_url)[0].rstrip("/")
+
+    def with_deadline(self, timeout: float, deadline: float) -> "RestTracking":
+        """This server through a client that gives up sooner (same session and auth): for
+        reads made in the poller's thread, which a hanging server must not hold."""
+        quick = copy.copy(self.http)
+        quick.timeout, quick.deadline = timeout, deadline
+        clone = copy.copy(self)
+        clone.http = quick
+        if getattr(clone, "client", None) is self.http:  # a workspace's tracking
+            clone.client = quick
+        return clone
 
     # -- transport -------------------------------------------------------------------
     @property

@@ -13,9 +13,9 @@ import uuid
 
 import pytest
 
-import mlrun_magic
 from mlrun_magic.notebook.live import snapshot
 from mlrun_magic.notebook.run_view import RunView
+from mlrun_magic.planning import RunRequest
 from mlrun_magic.poller import Poller
 from mlrun_magic.service import RunService
 
@@ -24,7 +24,8 @@ pytestmark = pytest.mark.slow
 CLUSTER = {"spark_version": "15.4.x-cpu-ml-scala2.12", "node_type_id": "Standard_D4ds_v5",
            "num_workers": 1}
 HTML_LIMIT = 100_000
-LOGS = "*/logs/*"
+# A volume: its log folder is in the request's path, where a fault rule can aim at one run.
+VOLUME = "/Volumes/main/ml/code/live-breaks"
 ENTRY_POINTS = {
     # ANSI colours, a tqdm-like bar (thousands of rewrites), a 1 MB line without a newline
     # for a while, bytes that are not UTF-8 and a NUL on fd 1, markup; then 30 short lines.
@@ -54,11 +55,11 @@ with mlflow.start_run():
     time.sleep(2.5)
     mlflow.log_metric("inf", 5.0, step=1)
 """,
-    # Numbered lines for 12 s, a few a second.
-    "count": "import time\nfor i in range(60):\n    print(f'line {i:03d}', flush=True)\n"
+    # Numbered lines for 20 s, five a second.
+    "count": "import time\nfor i in range(100):\n    print(f'line {i:03d}', flush=True)\n"
              "    time.sleep(0.2)\n",
     "metrics": "import time\nimport mlflow\nwith mlflow.start_run():\n"
-               "    for i in range(16):\n        print(f'step {i:02d}', flush=True)\n"
+               "    for i in range(30):\n        print(f'step {i:02d}', flush=True)\n"
                "        mlflow.log_metric('loss', 1.0 / (i + 1), step=i)\n"
                "        time.sleep(0.6)\n",
     "quiet": "import time\nprint('going quiet', flush=True)\ntime.sleep(42)\nprint('awake')\n",
@@ -139,14 +140,16 @@ class Recorder:
         return self.seen[-1][1]
 
 
-def launch(ws, entry_point):
-    return mlrun_magic.run(str(ws.live_project), entry_point=entry_point, backend="databricks",
-                           backend_config=dict(CLUSTER), experiment_name=ws.experiment)
+def launch(service, ws, entry_point):
+    """Submit without watching: nothing of the run is read before a test says so."""
+    return service.launch(RunRequest(uri=str(ws.live_project), entry_point=entry_point,
+                                     backend="databricks", backend_config=dict(CLUSTER),
+                                     experiment_name=ws.experiment, code_location=VOLUME))
 
 
-def watch(service, ws, entry_point):
+def watch(service, ws, entry_point, watched=None):
     recorder = Recorder()
-    watched = service.watch(launch(ws, entry_point), recorder)
+    watched = service.watch(watched or launch(service, ws, entry_point), recorder)
     return watched, recorder
 
 
@@ -159,7 +162,9 @@ def numbered_lines(lines):
 
 
 def notes(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.startswith("[mlrun_magic]")]
+    """The feed's own words on the live log (not the bootstrap's lines)."""
+    return [line for line in text.splitlines()
+            if line.startswith("[mlrun_magic] the live log")]
 
 
 def log_requests(ws, since=0.0):
@@ -196,3 +201,62 @@ def test_hostile_output_stays_escaped_bounded_and_newest(db, service):
     assert keys["inf"].value == 5.0 and "x" * 250 in keys
     assert "ünï cödé/λ.μ-1" in keys and keys["ünï cödé/λ.μ-1"].value != keys["ünï cödé/λ.μ-1"].value
     assert 'data-metric="' in html and "<svg" in html
+
+
+def test_a_storage_that_fails_mid_run_loses_no_line_and_says_so_once(db, service):
+    # Retry-After beyond the reader's deadline: each read fails at once (no retry hides it).
+    watched, recorder = watch(service, db, "count")
+    refused = launch(service, db, "count")
+    db.add_fault(f"*/logs/{refused.run_id}*", times=-1, status=403)
+    refused, refused_view = watch(service, db, "count", refused)
+    recorder.wait_for(lambda s: "line 010" in s.log_tail)
+    folder = f"*/logs/{watched.run_id}*"
+    db.add_fault(folder, times=3, status=503, retry_after="60")
+    failing_from = time.time()
+    recorder.wait_for(lambda s: "cannot be read now" in s.log_tail)
+    time.sleep(5)
+    # A read slower than the reader's 10 s timeout, once: the retry gets it.
+    db.add_fault(folder, "delay", times=1, seconds=11)
+    assert service.wait(watched, timeout=90).status == "FINISHED"
+    text = watched.feed.tail.text()
+    assert numbered(text, "line") == list(range(100)), text
+    said = notes(text)
+    assert len(said) == 1 and "cannot be read now" in said[0], said
+    assert not watched.feed.log_ended or watched.feed.done.is_set()
+    # The state was polled while the log failed.
+    polled = [s.checked_at for _, s in recorder.seen if s.checked_at
+              and failing_from < s.checked_at < failing_from + 8]
+    assert len(set(polled)) >= 2, polled
+    assert recorder.last.status == "FINISHED"
+    assert "line 099" in recorder.last.log_tail
+
+    assert service.wait(refused, timeout=60).status == "FINISHED"
+    final = refused_view.last
+    assert final.status == "FINISHED"
+    said = notes(final.log_tail)
+    assert len(said) <= 2 and "cannot be read" in said[-1], final.log_tail
+    assert not any(line.startswith("line ") for line in final.log_tail.splitlines())
+    assert refused.feed.done.is_set()
+
+
+def test_a_failing_tracking_server_keeps_the_last_metrics_and_the_output_flowing(db, service):
+    watched, recorder = watch(service, db, "metrics")
+    recorder.wait_for(lambda s: any(m.key == "loss" for m in s.metrics))
+    for path in ("/api/2.0/mlflow/runs/get", "/api/2.0/mlflow/metrics/get-history*"):
+        db.add_fault(path, times=-1, status=503)
+    failing_from = time.time()
+    step_then = max(numbered(recorder.last.log_tail, "step"), default=-1)
+    time.sleep(13)
+    # 0.6 s a line: 21 lines in those 13 s (the last few maybe not read yet); a reader held
+    # by the tracking client's retries from the next metrics read on (5 s) shows 8 at most.
+    assert max(numbered(recorder.last.log_tail, "step")) >= step_then + 12, \
+        (step_then, recorder.last.log_tail)
+    db.clear_faults()
+    assert service.wait(watched, timeout=60).status == "FINISHED"
+    shown = [s for t, s in recorder.seen if t >= failing_from]
+    assert all(any(m.key == "loss" for m in s.metrics) for s in shown), \
+        "a redraw lost the metrics while the tracking server failed"
+    final = recorder.last
+    assert numbered(final.log_tail, "step")[-1] == 29
+    (loss,) = [m for m in final.metrics if m.key == "loss"]
+    assert loss.step == 29 and loss.value == pytest.approx(1 / 30)
