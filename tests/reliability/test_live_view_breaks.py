@@ -58,11 +58,13 @@ with mlflow.start_run():
     # Numbered lines for 20 s, five a second.
     "count": "import time\nfor i in range(100):\n    print(f'line {i:03d}', flush=True)\n"
              "    time.sleep(0.2)\n",
+    "few": "import time\nfor i in range(40):\n    print(f'line {i:03d}', flush=True)\n"
+           "    time.sleep(0.2)\n",
     "metrics": "import time\nimport mlflow\nwith mlflow.start_run():\n"
                "    for i in range(30):\n        print(f'step {i:02d}', flush=True)\n"
                "        mlflow.log_metric('loss', 1.0 / (i + 1), step=i)\n"
                "        time.sleep(0.6)\n",
-    "quiet": "import time\nprint('going quiet', flush=True)\ntime.sleep(42)\nprint('awake')\n",
+    "quiet": "import time\nprint('going quiet', flush=True)\ntime.sleep(120)\nprint('awake')\n",
     "fast": "import mlflow\nwith mlflow.start_run():\n"
             "    for i in range(200):\n        print(f'fast {i:03d}')\n"
             "    mlflow.log_metric('acc', 0.75, step=3)\n",
@@ -213,8 +215,10 @@ def test_a_storage_that_fails_mid_run_loses_no_line_and_says_so_once(db, service
     folder = f"*/logs/{watched.run_id}*"
     db.add_fault(folder, times=3, status=503, retry_after="60")
     failing_from = time.time()
-    recorder.wait_for(lambda s: "cannot be read now" in s.log_tail)
-    time.sleep(5)
+    deadline = time.monotonic() + 30
+    while "line" not in watched.feed.tail.text().rpartition("cannot be read now")[2]:
+        assert time.monotonic() < deadline, "the log was not read again"
+        time.sleep(0.2)
     # A read slower than the reader's 10 s timeout, once: the retry gets it.
     db.add_fault(folder, "delay", times=1, seconds=11)
     assert service.wait(watched, timeout=90).status == "FINISHED"
@@ -260,3 +264,70 @@ def test_a_failing_tracking_server_keeps_the_last_metrics_and_the_output_flowing
     assert numbered(final.log_tail, "step")[-1] == 29
     (loss,) = [m for m in final.metrics if m.key == "loss"]
     assert loss.step == 29 and loss.value == pytest.approx(1 / 30)
+
+
+def test_two_views_and_two_followers_share_one_read_of_each_chunk(db, service):
+    watched = launch(service, db, "few")
+    _, first = watch(service, db, "few", watched)
+    _, second = watch(service, db, "few", watched)
+    early: list[str] = []
+    late: list[str] = []
+    followers = [threading.Thread(target=service.follow_logs, args=(watched, early.append))]
+    followers[0].start()
+    first.wait_for(lambda s: "line 015" in s.log_tail)
+    followers.append(threading.Thread(target=service.follow_logs, args=(watched, late.append)))
+    followers[1].start()
+    for follower in followers:
+        follower.join(60)
+        assert not follower.is_alive()
+    assert watched.state.status == "FINISHED"
+    ended = time.time()
+    text = "".join(early)
+    assert numbered(text, "line") == list(range(40)), text
+    assert "".join(late) == text  # the late follower got the output from the start
+    after: list[str] = []
+    service.follow_logs(watched, after.append)
+    assert "".join(after) == text
+    assert first.last.log_tail == second.last.log_tail == snapshot(watched).log_tail
+    assert "line 039" in first.last.log_tail
+    chunks = [r["path"] for r in db.requests(method="GET")
+              if f"/logs/{watched.run_id}/" in r["path"] and r["path"].endswith(".log")]
+    assert chunks and len(chunks) == len(set(chunks)), sorted(chunks)
+    # An ended run is not asked about any more.
+    time.sleep(3)
+    assert not [r for r in db.requests() if r["time"] > ended + 0.5
+                and ("/jobs/runs/get" in r["path"] or watched.run_id in r["path"])]
+
+
+def test_a_quiet_run_is_polled_less_and_less_and_not_at_all_once_ended(db, service):
+    watched, recorder = watch(service, db, "quiet")
+    recorder.wait_for(lambda s: "going quiet" in s.log_tail)
+    quiet_from = time.time()
+    time.sleep(32)
+    since = [r for r in db.requests(method="GET") if r["time"] >= quiet_from]
+    gets = [round(r["time"] - quiet_from, 1) for r in since if r["path"].endswith("/jobs/runs/get")]
+    listings = [r for r in since if r["path"].endswith(f"/logs/{watched.run_id}")]
+    tracking = [r for r in since if r["path"].startswith("/api/2.0/mlflow/")]
+    # Pace 1.5, 1.5, 1.5, 2, 3, 5, 8, 13 s: 7 polls in 32 quiet seconds, not the 21 of 1.5 s.
+    assert len(gets) <= 9 and len(listings) <= 9, gets
+    assert len(tracking) <= 9, [r["path"] for r in tracking]
+    assert service.cancel(watched).status == "KILLED"
+    ended = time.time()
+    time.sleep(3)
+    assert not [r for r in db.requests() if r["time"] > ended + 0.5
+                and ("/jobs/runs/get" in r["path"] or watched.run_id in r["path"])]
+    assert recorder.last.status == "KILLED" and "going quiet" in recorder.last.log_tail
+
+
+def test_a_run_that_ended_before_its_first_look_shows_all_its_output_and_metrics(db, service):
+    watched = launch(service, db, "fast")
+    db.wait_for_run(watched.run.job_run_id, timeout=60)
+    _, recorder = watch(service, db, "fast", watched)
+    assert service.wait(watched, timeout=30).status == "FINISHED"
+    final = recorder.last
+    assert final.status == "FINISHED"
+    assert numbered(watched.feed.tail.text(), "fast") == list(range(200))
+    assert "fast 199" in final.log_tail
+    (acc,) = [m for m in final.metrics if m.key == "acc"]
+    assert (acc.value, acc.step) == (0.75, 3)
+    assert 'data-metric="acc"' in RunView(final).html()
