@@ -98,9 +98,9 @@ class LiveFeed:
 
     def _read_log(self) -> bool:
         """Read the new output once; True when text came. A log that cannot be had at all
-        (a run not started by our bootstrap) ends here; a read that fails (storage away
-        after the retries) is said once and tried again on the next polls, up to
-        :data:`READ_FAILURES` in a row."""
+        (a run not started by our bootstrap) ends here; so does a refusal (403, 404); a read
+        that fails otherwise (storage away after the retries) is said once and tried again
+        on the next polls, up to :data:`READ_FAILURES` in a row."""
         if self.log_ended:
             return False
         try:
@@ -112,7 +112,7 @@ class LiveFeed:
             update = self._reader.read_new()
         except (MlrunMagicError, OSError) as exc:
             self.failures += 1
-            if self.failures >= READ_FAILURES:
+            if self.failures >= READ_FAILURES or not _transient(exc):
                 return self._give_up(exc)
             if self.failures == 1:
                 self._add(f"\n[mlrun_magic] the live log cannot be read now ({_why(exc)}); "
@@ -185,6 +185,14 @@ class LiveFeed:
             inbox.put(text)
         if text is None:
             self._followers.clear()
+
+
+def _transient(exc) -> bool:
+    """A failure that may pass: no answer, too many requests, a server error (a refusal,
+    403 or 404, is for good)."""
+    if isinstance(exc, OSError) or not hasattr(exc, "status_code"):
+        return isinstance(exc, OSError)
+    return exc.status_code is None or exc.status_code == 429 or exc.status_code >= 500
 
 
 def _why(exc) -> str:
