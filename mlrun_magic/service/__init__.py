@@ -179,8 +179,12 @@ class RunService:
         return watched.state
 
     def logs(self, target, tail: int = 100) -> str:
-        """The last ``tail`` lines of the run's output."""
-        return self.get(target).run.logs(tail=tail)
+        """The last ``tail`` lines of the run's output: while it runs, as far as the driver
+        has published it (its live log); once it ended, as its backend keeps it."""
+        from mlrun_magic.service.feeding import output_so_far
+
+        watched = self.get(target)
+        return output_so_far(watched, tail) or watched.run.logs(tail=tail)
 
     from mlrun_magic.service.follow import follow_logs  # (target, on_text, *, stop) -> RunState
     from mlrun_magic.service.feeding import feed_of, release_feed, watch_feed

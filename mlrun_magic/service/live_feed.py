@@ -75,20 +75,28 @@ class LiveFeed:
             self._lock.release()
         return came or fresh
 
+    def catch_up(self) -> None:
+        """Read everything written so far (``logs`` of a run that has not ended)."""
+        with self._lock:
+            self._drain()
+
     def finish(self) -> None:
         """The run ended: read the rest of its output and its final metrics (once)."""
         with self._lock:
             if self.done.is_set():
                 return
             try:
-                for _ in range(DRAIN_READS):
-                    failures = self.failures
-                    if not self._read_log() or self.log_ended or self.failures > failures:
-                        break  # all read, or the storage is away: not retried at the end
+                self._drain()
                 self._read_metrics(force=True)
             finally:
                 self.done.set()
                 self._tell_followers(None)
+
+    def _drain(self) -> None:
+        for _ in range(DRAIN_READS):
+            failures = self.failures
+            if not self._read_log() or self.log_ended or self.failures > failures:
+                break  # all read, or the storage is away: not retried now
 
     def next_delay(self, status: str, longest: float) -> float:
         """Seconds to the next poll of a run in ``status``."""

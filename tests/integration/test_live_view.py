@@ -7,6 +7,8 @@ cost per poll stays within its bounds."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -139,6 +141,11 @@ def test_a_cancelled_runs_output_ends_with_what_it_printed_and_quiet_polls_back_
                 and r["time"] >= quiet_from]
     # Pace 1.5, 1.5, 1.5, 2, 3, 5, 8 s: about 6 listings in 16 quiet seconds, not 10 or more.
     assert len(listings) <= 7, [round(r["time"] - quiet_from, 1) for r in listings]
+    # `logs` of a run that has not ended shows what it printed so far, here and in a terminal.
+    assert "before the cancel" in service.logs(watched, tail=5)
+    cli = subprocess.run([sys.executable, "-m", "mlrun_magic", "logs", watched.run_id],
+                         capture_output=True, text=True, cwd=db.live_project, timeout=60)
+    assert cli.returncode == 0 and "before the cancel" in cli.stdout, cli.stderr
     state = service.cancel(watched)
     assert state.status == "KILLED"
     final = recorder.last
