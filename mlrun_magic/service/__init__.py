@@ -188,12 +188,13 @@ class RunService:
 
     from mlrun_magic.service.follow import follow_logs  # (target, on_text, *, stop) -> RunState
     from mlrun_magic.service.feeding import feed_of, release_feed, watch_feed
+    from mlrun_magic.service.sweep_run import launch_sweep as sweep  # (request, spec, ...)
 
-    def watch(self, target, view) -> WatchedRun:
+    def watch(self, target, view, *, output: bool = True) -> WatchedRun:
         """Call ``view(watched)`` now and after every change of the run, until it ends;
-        while it runs, its output and metrics are read for the view too."""
+        while it runs, its metrics and (``output``) its output are read for the view too."""
         watched = self.get(target)
-        self.feed_of(watched)
+        self.feed_of(watched, output)
         with watched.lock:
             if view not in watched.views:
                 watched.views.append(view)

@@ -18,11 +18,14 @@ logger = logging.getLogger("mlrun_magic.service")
 FAILED_LOG_LINES = 30
 
 
-def feed_of(service, watched) -> LiveFeed:
-    """The run's live feed, made on first use."""
+def feed_of(service, watched, output: bool = True) -> LiveFeed:
+    """The run's live feed, made on first use (``output=False``: its metrics only, until
+    someone wants its output too)."""
     with watched.lock:
         if watched.feed is None:
-            watched.feed = LiveFeed(watched.run)
+            watched.feed = LiveFeed(watched.run, output=output)
+        elif output:
+            watched.feed.output = True
         return watched.feed
 
 

@@ -42,8 +42,10 @@ DRAIN_READS = 1000
 class LiveFeed:
     """The live log and metrics of one run (``run``: a backend's SubmittedRun)."""
 
-    def __init__(self, run):
+    def __init__(self, run, *, output: bool = True):
         self.run = run
+        #: Whether the output is read (a sweep's table reads a point's metrics only).
+        self.output = output
         self.tail = TextTail()
         self.metrics: list = []
         #: Whether any output was ever read (a cluster that never started wrote none).
@@ -98,8 +100,10 @@ class LiveFeed:
             if not self._read_log() or self.log_ended or self.failures > failures:
                 break  # all read, or the storage is away: not retried now
 
-    def next_delay(self, status: str, longest: float) -> float:
-        """Seconds to the next poll of a run in ``status``."""
+    def next_delay(self, status: str, longest: float) -> float | None:
+        """Seconds to the next poll of a run in ``status`` (None: the poller's schedule)."""
+        if not self.output:
+            return None
         if status in LIVE_STATUSES and not self.log_ended:
             return min(LIVE_PACE[min(self.quiet, len(LIVE_PACE) - 1)], longest)
         return min(PENDING_PACE, longest)
@@ -109,7 +113,7 @@ class LiveFeed:
         (a run not started by our bootstrap) ends here; so does a refusal (403, 404); a read
         that fails otherwise (storage away after the retries) is said once and tried again
         on the next polls, up to :data:`READ_FAILURES` in a row."""
-        if self.log_ended:
+        if self.log_ended or not self.output:
             return False
         try:
             if self._reader is None:
