@@ -196,7 +196,7 @@ def check_request(request: RunRequest) -> None:
             raise ArgumentsError(f"parameter {brief(key)} has no text form ({exc})",
                                  hint="Pass text or a number.") from None
     if request.tags is not None:
-        from mlrun_magic.tracking.project_run import check_extra_tags
+        from mlrun_magic.project.run_tags import check_extra_tags
 
         check_extra_tags(request.tags)
     if request.backend_config is not None and not isinstance(request.backend_config, (str, dict)):
