@@ -66,6 +66,10 @@ class Sweep:
     _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
     _done: threading.Event = field(default_factory=threading.Event, repr=False)
 
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{n} {name}" for name, n in self.counts().items() if n)
+        return f"<Sweep {self.run_id}: {len(self.points)} runs, {self.status} ({counts})>"
+
     @property
     def run_id(self) -> str:
         """The parent MLflow run's id: how ``status``/``cancel``/``compare`` name the sweep."""
