@@ -260,6 +260,11 @@ class ProjectRunMagics(Magics):
                                     "the project's history after a restart).").parse_args(words)
         if args is None:
             return None
+        if (sweep := self.service.find_sweep(args.run)) is not None:
+            from mlrun_magic.notebook.sweep_cell import show_sweep
+
+            show_sweep(sweep)
+            return sweep
         watched = self._attach(args.run)
         self.service.refresh(watched)
         self.views.show(watched)
@@ -269,6 +274,12 @@ class ProjectRunMagics(Magics):
         args = _subparser("cancel", "Cancel a run; its MLflow run ends KILLED.").parse_args(words)
         if args is None:
             return None
+        if (sweep := self.service.find_sweep(args.run)) is not None:
+            from mlrun_magic.notebook.sweep_cell import show_sweep
+
+            sweep.cancel()  # every active point, and the queue
+            show_sweep(sweep)
+            return sweep
         watched = self._attach(args.run)
         self.service.cancel(watched)
         self.views.show(watched)

@@ -14,10 +14,6 @@ from mlrun_magic.project.sweep import SweepError, parse_sweep
 
 
 def launch_sweep_cell(magic, request, args, *, dry_run: bool, wait: bool):
-    from IPython.display import display
-
-    from mlrun_magic.notebook.sweep_view import SweepView
-
     body = args.cell_body
     if body.sweep is None:
         raise SweepError("--max-parallel, --metric and --goal are for a sweep: "
@@ -38,9 +34,20 @@ def launch_sweep_cell(magic, request, args, *, dry_run: bool, wait: bool):
         return None
     sweep = magic.service.sweep(request, spec,
                                 max_parallel=args.max_parallel or options.get("max_parallel"))
-    handle = display(SweepView(sweep, metric, goal), display_id=True)
-    if handle is not None:
-        sweep.views.append(lambda s: handle.update(SweepView(s, metric, goal)))
+    sweep.metric, sweep.goal = metric, goal
+    show_sweep(sweep)
     if wait:
         sweep.wait_for_success()
     return sweep
+
+
+def show_sweep(sweep) -> None:
+    """Display the sweep's table in this cell, redrawn in place as its points change."""
+    from IPython.display import display
+
+    from mlrun_magic.notebook.sweep_view import SweepView
+
+    metric, goal = sweep.metric, sweep.goal
+    handle = display(SweepView(sweep, metric, goal), display_id=True)
+    if handle is not None and not sweep._done.is_set():
+        sweep.views.append(lambda s: handle.update(SweepView(s, metric, goal)))

@@ -55,6 +55,7 @@ class RunService:
         self.settings = settings if settings is not None else _Defaults()
         self.poller = poller or shared_poller()
         self._runs: dict[str, WatchedRun] = {}
+        self._sweeps: dict = {}  # parent MLflow run id -> Sweep, launched by this process
         self._lock = threading.RLock()
         self._host_cache = None
 
@@ -147,6 +148,13 @@ class RunService:
         watched = self._register(run, project_dir if entry is not None else None)
         self.refresh(watched)
         return watched
+
+    def find_sweep(self, ref: str | None):
+        """A sweep of this process by its parent MLflow run id (or a unique prefix)."""
+        if not ref:
+            return None
+        found = [sweep for run_id, sweep in list(self._sweeps.items()) if run_id.startswith(ref)]
+        return found[0] if len(found) == 1 else None
 
     # -- life cycle ------------------------------------------------------------------------
     def refresh(self, target) -> RunState:

@@ -61,6 +61,9 @@ class Sweep:
     max_parallel: int
     views: list = field(default_factory=list, repr=False)
     cancelled: bool = False
+    #: What its table shows and ranks by (the magic's --metric/--goal).
+    metric: str | None = None
+    goal: str = "min"
     status: str = "RUNNING"
     outcome: str = ""
     _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)

@@ -42,6 +42,7 @@ def launch_sweep(service, request, spec, *, max_parallel: int | None = None) -> 
         points.append(SweepPoint(index, spec.label(index),
                                  replace(plan, request=replace(plan.request, tags=tags))))
     sweep = Sweep(service, spec, points, parent, limit)
+    service._sweeps[parent.run_id] = sweep
     threading.Thread(target=_see_through, args=(sweep,), daemon=True,
                      name=f"mlrun-magic-sweep-{parent.run_id[:8]}").start()
     return sweep

@@ -61,3 +61,18 @@ def test_sweep_flags_without_a_sweep_are_a_sentence(kernel):
     out = kernel("%%project_run -b databricks\nsweep:\n  alpha: [0.1, fast]\n")
     (error,) = errors_of(out)
     assert "point 2 of 2 (alpha=fast)" in "\n".join(error["traceback"])
+
+
+def test_status_and_cancel_take_the_sweeps_id(kernel):
+    out = kernel("%%project_run -b databricks -c cluster.json\nparameters:\n  pause: 1\n"
+                 "sweep:\n  epochs: [300, 301, 302]\nmax_parallel: 1\n")
+    assert not errors_of(out), text_of(out)
+    sweep_id = re.search(r'class="mlrun-magic-sweep" data-run-id="(\w+)"', text_of(out)).group(1)
+    status = kernel(f"%project_run status {sweep_id[:10]}")
+    assert not errors_of(status) and f'data-run-id="{sweep_id}"' in text_of(status)
+    cancel = kernel(f"%project_run cancel {sweep_id}", timeout=180)
+    assert not errors_of(cancel), text_of(cancel)
+    final = tables(cancel)[-1]
+    assert 'data-status="KILLED"' in final and final.count("data-status='KILLED'") == 3
+    runs = kernel.workspace.runs()
+    assert len(runs) == 1 and runs[0]["state"]["life_cycle_state"] == "TERMINATED"
