@@ -25,10 +25,13 @@ from mlrun_magic.service.text_tail import TextTail
 
 logger = logging.getLogger("mlrun_magic.service")
 
-#: Seconds to the next poll of a running run after 0, 1, 2, ... polls without new output.
+#: Longest pause to the next poll of a running run after 0, 1, 2, ... polls without new
+#: output (the poller's own schedule, quicker at first, still applies below it).
 LIVE_PACE = (1.5, 1.5, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0)
 #: Longest pause between two polls of a run someone looks at before it runs (cluster start).
 PENDING_PACE = 10.0
+#: Longest pause once the log's end marker was read while the run still shows RUNNING.
+ENDING_PACE = 1.0
 #: Least time between two reads of the MLflow run's metrics while it runs.
 METRICS_SECONDS = 5.0
 #: States in which the driver may be writing output.
@@ -52,6 +55,8 @@ class LiveFeed:
         self.log_seen = False
         #: The log's end marker was read, or the log cannot be read at all.
         self.log_ended = False
+        #: The end marker was read: the driver's process has ended.
+        self.process_ended = False
         self.quiet = 0
         #: Reads of the log that failed in a row.
         self.failures = 0
@@ -101,10 +106,13 @@ class LiveFeed:
                 break  # all read, or the storage is away: not retried now
 
     def next_delay(self, status: str, longest: float) -> float | None:
-        """Seconds to the next poll of a run in ``status`` (None: the poller's schedule)."""
+        """The longest pause to the next poll of a run in ``status`` (None: the poller's
+        schedule alone)."""
         if not self.output:
             return None
-        if status in LIVE_STATUSES and not self.log_ended:
+        if status in LIVE_STATUSES and self.process_ended:
+            return min(ENDING_PACE, longest)  # the process ended: the run's end is near
+        if status in LIVE_STATUSES:
             return min(LIVE_PACE[min(self.quiet, len(LIVE_PACE) - 1)], longest)
         return min(PENDING_PACE, longest)
 
@@ -133,7 +141,7 @@ class LiveFeed:
             return False
         self.failures = 0
         if update.ended:
-            self.log_ended = True
+            self.log_ended = self.process_ended = True
         if update.text:
             self.log_seen = True
             self._add(update.text)
