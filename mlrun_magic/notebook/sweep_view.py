@@ -8,11 +8,11 @@ marked. Every value is escaped and redacted.
 
 from __future__ import annotations
 
-import math
 from html import escape
 
 from mlrun_magic.notebook.render import _TD, BADGE_COLOURS, _View, format_elapsed
 from mlrun_magic.redact import redact_text, redact_url
+from mlrun_magic.service.sweep import best_point, describe_rows
 
 LINKS = (("job_run", "job run"), ("mlflow_run", "MLflow"))
 
@@ -21,6 +21,7 @@ class SweepView(_View):
     """A sweep at one moment: ``sweep`` is a :class:`~mlrun_magic.service.sweep.Sweep`."""
 
     def __init__(self, sweep, metric: str | None = None, goal: str = "min"):
+        self.sweep = sweep
         self.run_id, self.status, self.outcome = sweep.run_id, sweep.status, sweep.outcome
         self.parent_links = {"mlflow_run": sweep.parent.run_url,
                              "experiment": sweep.parent.experiment_url}
@@ -31,19 +32,7 @@ class SweepView(_View):
         self.best = self._best()
 
     def _best(self) -> int | None:
-        if not self.metric:
-            return None
-        scored = [(row[self.metric], row["point"]) for row in self.rows
-                  if row["status"] == "FINISHED" and isinstance(row.get(self.metric), float)
-                  and not math.isnan(row[self.metric])]
-        if not scored:
-            return None
-        return (min(scored) if self.goal == "min" else max(scored))[1]
-
-    def _summary(self) -> str:
-        counts = ", ".join(f"{n} {name}" for name, n in self.counts.items() if n)
-        best = f"; best: point {self.best}" if self.best else ""
-        return f"Sweep {self.run_id} - {self.status} - {counts}{best}"
+        return best_point(self.rows, self.metric, self.goal)
 
     def _cells(self, row) -> list[str]:
         params = row["parameters"]
@@ -55,18 +44,7 @@ class SweepView(_View):
         return cells
 
     def text(self) -> str:
-        lines = [self._summary()]
-        if self.parent_links.get("mlflow_run"):
-            lines.append(f"  Parent MLflow run: {redact_url(self.parent_links['mlflow_run'])}")
-        head = ["#", *self.varying, "status", "elapsed"] + ([self.metric] if self.metric else [])
-        table = [head] + [self._cells(row) for row in self.rows]
-        widths = [max(len(r[i]) for r in table) for i in range(len(head))]
-        for row, cells in zip([None] + self.rows, table):
-            mark = " *" if row is not None and row["point"] == self.best else ""
-            error = f"  ({redact_text(row['error'])})" if row is not None and row["error"] else ""
-            lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
-                         + mark + error)
-        return "\n".join(lines)
+        return describe_rows(self.sweep, self.rows, self.best, self.metric)
 
     def html(self) -> str:
         colour = BADGE_COLOURS.get(self.status, "#6b7280")

@@ -124,3 +124,39 @@ def _kind(value) -> str:
     if value is None:
         return "empty"
     return {dict: "a mapping", list: "a list"}.get(type(value), f"a {type(value).__name__}")
+
+
+#: The keys of a sweep file beside ``sweep:``.
+FILE_KEYS = ("sweep", "parameters", "max_parallel", "metric", "goal")
+
+
+def load_sweep_file(path) -> tuple[object, dict, dict]:
+    """A ``--sweep`` YAML file: ``(definition, parameters, options)``. The file is either
+    the ``sweep:`` value itself (a grid mapping or a list of points) or a mapping with
+    ``sweep:`` and any of ``parameters:``, ``max_parallel:``, ``metric:``, ``goal:``."""
+    from pathlib import Path
+
+    from mlrun_magic.errors import MLprojectError
+    from mlrun_magic.project.yamlfile import load_yaml
+
+    try:
+        data = load_yaml(Path(path)).data
+    except MLprojectError as exc:
+        raise SweepError(exc.message, hint=exc.hint) from None
+    if not (isinstance(data, dict) and "sweep" in data):
+        return data, {}, {}
+    unknown = [key for key in data if key not in FILE_KEYS]
+    if unknown:
+        raise SweepError(f"{path}: unknown key '{unknown[0]}'",
+                         hint="A sweep file has sweep:, parameters:, max_parallel:, metric:, "
+                              "goal:.")
+    parameters = data.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise SweepError(f"{path}: parameters must be a mapping")
+    options = {key: data[key] for key in FILE_KEYS[2:] if data.get(key) is not None}
+    limit = options.get("max_parallel")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise SweepError(f"{path}: max_parallel must be a whole number of at least 1")
+    if options.get("goal", "min") not in ("min", "max"):
+        raise SweepError(f"{path}: goal must be min or max")
+    return data["sweep"], parameters, options

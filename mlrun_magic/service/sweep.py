@@ -161,6 +161,11 @@ class Sweep:
             rows.append(row)
         return rows
 
+    def describe(self) -> str:
+        """The table as plain text (the terminal's and the notebook's text/plain)."""
+        rows = self.table(self.metric)
+        return describe_rows(self, rows, best_point(rows, self.metric, self.goal), self.metric)
+
     # -- inside ----------------------------------------------------------------------------
     def _tell(self) -> None:
         for view in list(self.views):
@@ -169,6 +174,49 @@ class Sweep:
             except Exception:  # noqa: BLE001 (a broken view is dropped, the sweep goes on)
                 logger.debug("sweep view failed", exc_info=True)
                 self.views.remove(view)
+
+
+def best_point(rows: list[dict], metric: str | None, goal: str = "min") -> int | None:
+    """The number of the finished row with the lowest (``goal="max"``: highest) metric."""
+    import math
+
+    if not metric:
+        return None
+    scored = [(row[metric], row["point"]) for row in rows
+              if row["status"] == "FINISHED" and isinstance(row.get(metric), (int, float))
+              and not math.isnan(row[metric])]
+    if not scored:
+        return None
+    return (min(scored) if goal == "min" else max(scored))[1]
+
+
+def describe_rows(sweep, rows: list[dict], best: int | None, metric: str | None) -> str:
+    """``Sweep <id> - STATUS - counts``, the parent's link, then a line per point."""
+    from mlrun_magic.redact import redact_text, redact_url
+
+    counts = ", ".join(f"{n} {name}" for name, n in sweep.counts().items() if n)
+    lines = [f"Sweep {sweep.run_id} - {sweep.status} - {counts}"
+             + (f"; best: point {best}" if best else "")]
+    if sweep.parent.run_url:
+        lines.append(f"  Parent MLflow run: {redact_url(sweep.parent.run_url)}")
+    varying = list(sweep.spec.varying)
+    head = ["#", *varying, "status", "elapsed"] + ([metric] if metric else [])
+    table = [head]
+    for row in rows:
+        cells = [str(row["point"])] + [redact_text(str(row["parameters"].get(k, "")))
+                                       for k in varying]
+        cells += [row["status"], f"{row['elapsed']:.0f}s" if row["elapsed"] else "-"]
+        if metric:
+            value = row.get(metric)
+            cells.append("-" if value is None else f"{value:.4g}")
+        table.append(cells)
+    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
+    for row, cells in zip([None] + rows, table):
+        mark = " *" if row is not None and row["point"] == best else ""
+        error = f"  ({redact_text(row['error'])})" if row is not None and row["error"] else ""
+        lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+                     + mark + error)
+    return "\n".join(lines)
 
 
 def _final_metric(watched, metric: str):

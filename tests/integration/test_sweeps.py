@@ -103,3 +103,34 @@ def test_a_cancelled_sweep_leaves_nothing_running_and_its_parent_killed(workspac
                                                      "SKIPPED") for run in ws.runs())
     assert len(ws.runs()) == 2  # the queued points were never submitted
     assert RestTracking(mlflow_server.url).get_run(made.run_id)["status"] == "KILLED"
+
+
+def cli(ws, *args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "mlrun_magic", "run", str(ws.project), *args],
+                          capture_output=True, text=True, timeout=240, cwd=ws.project)
+
+
+def test_the_terminal_runs_a_sweep_file_and_prints_its_table(workspace_client, tmp_path):
+    ws = workspace_client
+    (ws.project / "cluster.json").write_text(json.dumps(CLUSTER))
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text("parameters: {epochs: 3}\nsweep:\n  alpha: [0.05, 0.5]\nmetric: loss\n")
+    experiment = ["--experiment-name", f"/Shared/sweep-{uuid.uuid4().hex[:8]}"]
+    dry = cli(ws, "-b", "databricks", "-c", "cluster.json", "--sweep", str(spec), "--dry-run")
+    assert dry.returncode == 0 and "point 2 of 2 (alpha=0.5)" in dry.stdout, dry.stderr
+    assert not ws.runs()
+    done = cli(ws, "-b", "databricks", "-c", "cluster.json", "--sweep", str(spec), "--json",
+               *experiment)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["status"] == "FINISHED" and len(result["runs"]) == 2
+    assert [row["parameters"] for row in result["runs"]] == [{"alpha": 0.05}, {"alpha": 0.5}]
+    text = cli(ws, "-b", "databricks", "-c", "cluster.json", "--sweep", str(spec), *experiment)
+    assert text.returncode == 0 and "FINISHED" in text.stdout and "best: point 2" in text.stdout
+    spec.write_text("sweep:\n  alpha: [0.1, fast]\n")
+    bad = cli(ws, "-b", "databricks", "-c", "cluster.json", "--sweep", str(spec), "--json")
+    assert bad.returncode == 2 and "point 2 of 2 (alpha=fast)" in \
+        json.loads(bad.stdout.strip().splitlines()[-1])["error"]["message"], bad.stdout
