@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from mlrun_magic.version import __version__
 
-__all__ = ["__version__", "load_ipython_extension", "panel", "plan", "run",
+__all__ = ["__version__", "load_ipython_extension", "panel", "plan", "run", "sweep",
            "unload_ipython_extension"]
 
 _loaded: dict = {}
@@ -119,3 +119,33 @@ def run(uri=None, *, wait=False, echo=False, **kwargs):
     if wait:
         service.wait_for_success(watched)
     return watched.run
+
+
+def sweep(uri=None, *, grid=None, points=None, parameters=None, max_parallel=None,
+          wait=False, **kwargs):
+    """Launch a run per point of a parameter sweep; returns the sweep.
+
+    ``grid`` maps parameter names to lists of values (every combination is a point);
+    ``points`` is a list of parameter mappings instead; both are merged over
+    ``parameters``. Every point is checked against the entry point before anything is
+    uploaded or started. One parent MLflow run holds a child run per point
+    (``mlflow.parentRunId``); at most ``max_parallel`` (default 4, or
+    ``%config ProjectRun.max_parallel``) run at once, the rest wait their turn. The sweep has
+    ``.runs``, ``.wait()``, ``.cancel()``, ``.best(metric, goal)`` and ``.table()``; with
+    ``wait=True`` it returns once every point ended and raises
+    :class:`~mlrun_magic.errors.RunFailedError` if any did not finish. Other arguments are
+    those of :func:`run`.
+    """
+    from mlrun_magic.planning import RunRequest
+    from mlrun_magic.project.sweep import SweepError, parse_sweep
+    from mlrun_magic.service import default_service
+
+    if (grid is None) == (points is None):
+        raise SweepError("give either grid= (values per parameter) or points= (a list of "
+                         "parameter mappings)")
+    spec = parse_sweep(grid if grid is not None else points, parameters)
+    made = default_service().sweep(RunRequest(uri=uri, **kwargs), spec,
+                                   max_parallel=max_parallel)
+    if wait:
+        made.wait_for_success()
+    return made

@@ -69,6 +69,30 @@ RUN_ARGUMENTS: list[tuple[tuple, dict]] = [
 ]
 
 
+def positive_count(text: str) -> int:
+    """A whole number from 1 (``--max-parallel``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
+#: The flags of a sweep (a ``sweep:`` in the cell body).
+SWEEP_ARGUMENTS: list[tuple[tuple, dict]] = [
+    (("--max-parallel",), dict(type=positive_count, default=None, metavar="N",
+                               help="A sweep's runs active at once (default: "
+                                    "ProjectRun.max_parallel, 4).")),
+    (("--metric",), dict(default=None, metavar="NAME",
+                         help="The metric a sweep's table shows and ranks its runs by.")),
+    (("--goal",), dict(default=None, choices=("min", "max"),
+                       help="Whether the best run has the lowest or highest --metric "
+                            "(default: min).")),
+]
+
+
 def parse_param_list(items: list[str]) -> dict[str, str]:
     """``["a=1", "b=x=y"]`` -> ``{"a": "1", "b": "x=y"}``, with MLflow's error messages."""
     params: dict[str, str] = {}

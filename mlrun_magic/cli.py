@@ -20,7 +20,7 @@ import logging
 import os
 import sys
 
-from mlrun_magic.arguments import RUN_ARGUMENTS, request_from_args, tail_count
+from mlrun_magic.arguments import RUN_ARGUMENTS, SWEEP_ARGUMENTS, request_from_args, tail_count
 from mlrun_magic.doctor_text import dry_run_lines, print_report
 from mlrun_magic.errors import ArgumentsError, MlrunMagicError
 
@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "run":
             p.add_argument("--quiet", "-q", action="store_true",
                            help="With --wait: do not print the run's output as it is written.")
+            p.add_argument("--sweep", default=None, metavar="FILE",
+                           help="Launch a run per point of the sweep in FILE (YAML: a grid, a "
+                                "list of points, or sweep: with parameters:, max_parallel:, "
+                                "metric:, goal:); waits and prints the table.")
+            for flags, kwargs in SWEEP_ARGUMENTS:
+                p.add_argument(*flags, **kwargs)
     for name, help_text in (("status", "show a run's status and links"),
                             ("cancel", "cancel a Databricks run and mark its MLflow run KILLED"),
                             ("logs", "print the end of a Databricks run's driver output")):
@@ -121,6 +127,10 @@ def cmd_plan(args) -> int:
 
 def cmd_run(args) -> int:
     service = _service()
+    if args.sweep:
+        from mlrun_magic.cli_sweep import run_sweep
+
+        return run_sweep(service, args)
     plan = service.plan(request_from_args(args))
     if args.dry_run:
         if args.json:

@@ -64,6 +64,7 @@ class RunRequest:
     cwd: str | None = None
     docker_args: dict | None = None  # -A: `docker run` options of a docker_env project
     build_image: bool = False
+    tags: dict[str, str] | None = None  # more MLflow run tags (a sweep's parent, its point)
 
 
 @dataclass
@@ -194,6 +195,10 @@ def check_request(request: RunRequest) -> None:
         except Exception as exc:  # e.g. an int over Python's 4300-digit str() limit
             raise ArgumentsError(f"parameter {brief(key)} has no text form ({exc})",
                                  hint="Pass text or a number.") from None
+    if request.tags is not None:
+        from mlrun_magic.project.run_tags import check_extra_tags
+
+        check_extra_tags(request.tags)
     if request.backend_config is not None and not isinstance(request.backend_config, (str, dict)):
         raise ArgumentsError(f"backend_config must be a file path, inline JSON or a mapping, "
                              f"not {type(request.backend_config).__name__}")

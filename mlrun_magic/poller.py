@@ -44,8 +44,8 @@ class _Watch:
         self.state: RunState | None = None
         self.ended = threading.Event()
         self.waiters = 0
-        #: Seconds to the next poll instead of the schedule's (a live log sets it: quick while
-        #: output comes, slower as it stops); None: the schedule.
+        #: The longest pause to the next poll, below the schedule's (a live log sets it:
+        #: short while output comes, longer as it stops); None: the schedule alone.
         self.pace: float | None = None
         self.lock = threading.Lock()  # one status call of this run at a time
 
@@ -109,8 +109,8 @@ class Poller:
                 self._schedule(watch, 0.0)
 
     def pace(self, run, seconds: float | None) -> None:
-        """Poll ``run`` every ``seconds`` from its next poll on (``None``: back to the
-        schedule); still never more than its ``max_interval`` apart."""
+        """Poll ``run`` at most ``seconds`` apart from its next poll on, however far its
+        schedule has backed off (``None``: the schedule alone)."""
         with self._cond:
             watch = self._watches.get(id(run))
             if watch is not None:
@@ -179,8 +179,9 @@ class Poller:
 
     # -- the thread ------------------------------------------------------------------------
     def _interval(self, watch: _Watch) -> float:
-        delay = watch.pace if watch.pace is not None else \
-            self.schedule[min(watch.polls, len(self.schedule) - 1)]
+        delay = self.schedule[min(watch.polls, len(self.schedule) - 1)]
+        if watch.pace is not None:
+            delay = min(delay, watch.pace)
         return min(delay, watch.max_interval) if watch.max_interval else delay
 
     def _schedule(self, watch: _Watch, delay: float) -> None:

@@ -60,6 +60,8 @@ class ProjectRun(Configurable):
                           ).tag(config=True)
     tail_lines = Int(20, help="Lines of the run's output a live run view shows (the newest "
                               "at the bottom; a failed run shows its last 30).").tag(config=True)
+    max_parallel = Int(4, help="Runs of a sweep active at once (the rest wait their turn in "
+                               "this kernel).").tag(config=True)
     wait = Bool(False, help="Block the cell until the run ends (like --wait).").tag(config=True)
 
     @default("backend")
@@ -72,6 +74,14 @@ class ProjectRun(Configurable):
             from traitlets import TraitError
 
             raise TraitError("ProjectRun.poll_interval must be at least 1 second")
+        return proposal["value"]
+
+    @validate("max_parallel")
+    def _check_max_parallel(self, proposal):
+        if proposal["value"] < 1:
+            from traitlets import TraitError
+
+            raise TraitError("ProjectRun.max_parallel must be at least 1")
         return proposal["value"]
 
     @validate("tail_lines")

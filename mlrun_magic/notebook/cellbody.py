@@ -15,7 +15,8 @@ Example::
       - pypi: {package: scikit-learn}
     timeout_seconds: 3600
 
-Keys: ``parameters`` (a mapping), ``cluster`` (a new-cluster spec, or a mapping with
+Keys: ``parameters`` (a mapping), ``sweep`` (a grid or a list of points, see
+:mod:`mlrun_magic.project.sweep`, with ``max_parallel``, ``metric`` and ``goal``), ``cluster`` (a new-cluster spec, or a mapping with
 ``existing_cluster_id``, or ``serverless: true``/``environments``), ``libraries``, other
 ``runs/submit`` keys (``timeout_seconds``, ``tags``, ``access_control_list``, ``queue``,
 ``run_as``...), and the launch options of the magic line (``entry_point``, ``backend``,
@@ -35,6 +36,8 @@ from mlrun_magic.errors import MlrunMagicError
 
 LAUNCH_KEYS = ("uri", "entry_point", "version", "backend", "experiment_name", "experiment_id",
                "env_manager", "run_name", "profile", "code_location", "tracking_uri", "wait")
+#: A sweep's keys: its points, and how it runs and is ranked.
+SWEEP_KEYS = ("sweep", "max_parallel", "metric", "goal")
 BOOLEAN_WORDS = {"true": True, "yes": True, "false": False, "no": False}
 COMPUTE_KEYS = ("existing_cluster_id", "new_cluster", "environment_key", "environments",
                 "serverless", "dependencies")
@@ -53,6 +56,10 @@ class CellBody:
     parameters: dict = field(default_factory=dict)
     backend_config: dict | None = None
     options: dict = field(default_factory=dict)
+    #: ``sweep:`` as written (a grid mapping or a list of points), and ``max_parallel``,
+    #: ``metric``, ``goal``: the body then launches a sweep.
+    sweep: object | None = None
+    sweep_options: dict = field(default_factory=dict)
 
 
 def parse_cell_body(text: str | None) -> CellBody:
@@ -77,7 +84,8 @@ def parse_cell_body(text: str | None) -> CellBody:
                             f"not a {type(data).__name__}",
                             hint="Python code does not run here: the body only configures "
                                  "the launch.")
-    allowed = ("parameters", "cluster", "libraries", *COMPUTE_KEYS, *PASS_THROUGH, *LAUNCH_KEYS)
+    allowed = ("parameters", "cluster", "libraries", *SWEEP_KEYS, *COMPUTE_KEYS, *PASS_THROUGH,
+               *LAUNCH_KEYS)
     unknown = [k for k in data if k not in allowed]
     if unknown:
         key = unknown[0]
@@ -115,7 +123,25 @@ def parse_cell_body(text: str | None) -> CellBody:
                                     hint="Keep one of them.")
             config[key] = data[key]
     body.backend_config = config or None
+    body.sweep = data.get("sweep")
+    body.sweep_options = {k: _sweep_option(doc, k, data[k]) for k in SWEEP_KEYS[1:]
+                          if data.get(k) is not None}
     return body
+
+
+def _sweep_option(doc, key: str, value):
+    """``max_parallel`` (a whole number from 1), ``metric`` (text), ``goal`` (min or max)."""
+    where = f"line {doc.line(key)}: {key}"
+    if key == "max_parallel":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise CellBodyError(f"{where} must be a whole number of at least 1, not "
+                                f"{_shown(value)}")
+        return value
+    if key == "goal" and value not in ("min", "max"):
+        raise CellBodyError(f"{where} must be min or max, not {_shown(value)}")
+    if not isinstance(value, str):
+        raise CellBodyError(f"{where} must be text, not {_shown(value)}")
+    return value
 
 
 def _launch_option(doc, key: str, value):

@@ -15,7 +15,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from mlrun_magic.arguments import RUN_ARGUMENTS, parse_docker_args, parse_param_list, tail_count
+from mlrun_magic.arguments import (RUN_ARGUMENTS, SWEEP_ARGUMENTS, parse_docker_args,
+                                   parse_param_list, tail_count)
 from mlrun_magic.errors import ArgumentsError
 
 SUBCOMMANDS = ("status", "cancel", "logs", "list", "open", "panel", "doctor")
@@ -51,7 +52,7 @@ def split_line(line: str) -> list[str]:
 
 def _run_arguments(func):
     # magic_arguments builds its parser from decorators in source order; apply them reversed.
-    for flags, kwargs in reversed(RUN_ARGUMENTS):
+    for flags, kwargs in reversed(RUN_ARGUMENTS + SWEEP_ARGUMENTS):
         func = argument(*flags, **kwargs)(func)
     return func
 
@@ -181,8 +182,12 @@ class ProjectRunMagics(Magics):
         except UsageError as exc:  # argparse's own complaints, from magic_arguments' parser
             raise ProjectRunUsageError(f"%project_run: {exc}",
                                        hint="See %project_run? for the flags.") from None
-        return self.launch(request, dry_run=args.dry_run,
-                           wait=self.settings.wait if args.wait is None else args.wait)
+        wait = self.settings.wait if args.wait is None else args.wait
+        if args.cell_body.sweep is not None or args.max_parallel or args.metric or args.goal:
+            from mlrun_magic.notebook.sweep_cell import launch_sweep_cell
+
+            return launch_sweep_cell(self, request, args, dry_run=args.dry_run, wait=wait)
+        return self.launch(request, dry_run=args.dry_run, wait=wait)
 
     project_run.__doc__ = _usage_first(project_run.__doc__)
 
@@ -193,7 +198,7 @@ class ProjectRunMagics(Magics):
         from mlrun_magic.planning import RunRequest
 
         line_params = parse_param_list(args.param_list)
-        body = parse_cell_body(cell)
+        body = args.cell_body = parse_cell_body(cell)
         opts = body.options
         if "wait" in opts and args.wait is None:
             args.wait = bool(opts["wait"])
@@ -255,6 +260,11 @@ class ProjectRunMagics(Magics):
                                     "the project's history after a restart).").parse_args(words)
         if args is None:
             return None
+        if (sweep := self.service.find_sweep(args.run)) is not None:
+            from mlrun_magic.notebook.sweep_cell import show_sweep
+
+            show_sweep(sweep)
+            return sweep
         watched = self._attach(args.run)
         self.service.refresh(watched)
         self.views.show(watched)
@@ -264,6 +274,12 @@ class ProjectRunMagics(Magics):
         args = _subparser("cancel", "Cancel a run; its MLflow run ends KILLED.").parse_args(words)
         if args is None:
             return None
+        if (sweep := self.service.find_sweep(args.run)) is not None:
+            from mlrun_magic.notebook.sweep_cell import show_sweep
+
+            sweep.cancel()  # every active point, and the queue
+            show_sweep(sweep)
+            return sweep
         watched = self._attach(args.run)
         self.service.cancel(watched)
         self.views.show(watched)

@@ -214,7 +214,7 @@ def write_archive(listing: FileListing, out_dir: str | os.PathLike, *,
         os.chmod(tmp, 0o644)
         digest = hashed.sha.hexdigest()
         final = os.path.join(out_dir, f"{digest}.tar.gz")
-        os.replace(tmp, final)
+        _settle(tmp, final)
     except BaseException:
         if gz is not None:
             gz.abort()
@@ -252,3 +252,18 @@ def _copy_file(path: str, entry: Entry, gz: _GzipWriter, view: memoryview, done:
             hint="Wait for whatever writes it to finish, or add it to .mlflowignore, "
                  "then try again.")
     return done
+
+
+def _settle(tmp: str, final: str) -> None:
+    """Put the archive at its content's name. One already there is the same bytes and is
+    kept, with its timestamp, which a concurrent build may have recorded in its cache."""
+    try:
+        os.link(tmp, final)  # atomic, and refuses to replace
+    except FileExistsError:
+        if os.path.getsize(final) != os.path.getsize(tmp):  # damaged since: replaced
+            os.replace(tmp, final)
+            return
+    except OSError:  # a file system without hard links
+        os.replace(tmp, final)
+        return
+    os.unlink(tmp)

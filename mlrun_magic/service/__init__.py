@@ -55,6 +55,7 @@ class RunService:
         self.settings = settings if settings is not None else _Defaults()
         self.poller = poller or shared_poller()
         self._runs: dict[str, WatchedRun] = {}
+        self._sweeps: dict = {}  # parent MLflow run id -> Sweep, launched by this process
         self._lock = threading.RLock()
         self._host_cache = None
 
@@ -148,6 +149,13 @@ class RunService:
         self.refresh(watched)
         return watched
 
+    def find_sweep(self, ref: str | None):
+        """A sweep of this process by its parent MLflow run id (or a unique prefix)."""
+        if not ref:
+            return None
+        found = [sweep for run_id, sweep in list(self._sweeps.items()) if run_id.startswith(ref)]
+        return found[0] if len(found) == 1 else None
+
     # -- life cycle ------------------------------------------------------------------------
     def refresh(self, target) -> RunState:
         """Ask for the run's state now; every view of it hears the answer."""
@@ -179,17 +187,22 @@ class RunService:
         return watched.state
 
     def logs(self, target, tail: int = 100) -> str:
-        """The last ``tail`` lines of the run's output."""
-        return self.get(target).run.logs(tail=tail)
+        """The last ``tail`` lines of the run's output: while it runs, as far as the driver
+        has published it (its live log); once it ended, as its backend keeps it."""
+        from mlrun_magic.service.feeding import output_so_far
+
+        watched = self.get(target)
+        return output_so_far(watched, tail) or watched.run.logs(tail=tail)
 
     from mlrun_magic.service.follow import follow_logs  # (target, on_text, *, stop) -> RunState
     from mlrun_magic.service.feeding import feed_of, release_feed, watch_feed
+    from mlrun_magic.service.sweep_run import launch_sweep as sweep  # (request, spec, ...)
 
-    def watch(self, target, view) -> WatchedRun:
+    def watch(self, target, view, *, output: bool = True) -> WatchedRun:
         """Call ``view(watched)`` now and after every change of the run, until it ends;
-        while it runs, its output and metrics are read for the view too."""
+        while it runs, its metrics and (``output``) its output are read for the view too."""
         watched = self.get(target)
-        self.feed_of(watched)
+        self.feed_of(watched, output)
         with watched.lock:
             if view not in watched.views:
                 watched.views.append(view)

@@ -18,11 +18,14 @@ logger = logging.getLogger("mlrun_magic.service")
 FAILED_LOG_LINES = 30
 
 
-def feed_of(service, watched) -> LiveFeed:
-    """The run's live feed, made on first use."""
+def feed_of(service, watched, output: bool = True) -> LiveFeed:
+    """The run's live feed, made on first use (``output=False``: its metrics only, until
+    someone wants its output too)."""
     with watched.lock:
         if watched.feed is None:
-            watched.feed = LiveFeed(watched.run)
+            watched.feed = LiveFeed(watched.run, output=output)
+        elif output:
+            watched.feed.output = True
         return watched.feed
 
 
@@ -71,3 +74,13 @@ def read_end(watched, state) -> None:
         watched.log_tail = tail or run.logs(tail=FAILED_LOG_LINES)
     except Exception:  # noqa: BLE001
         logger.debug("no log tail for run %s", run.run_id, exc_info=True)
+
+
+def output_so_far(watched, lines: int) -> str:
+    """The last ``lines`` of the live log of a run that has not ended ("" once it has, or
+    when it has none yet: then its backend's own output is what there is)."""
+    if watched.state.is_terminal:
+        return ""
+    feed = feed_of(None, watched)
+    feed.catch_up()
+    return "\n".join(feed.tail.last(lines)) if feed.log_seen else ""

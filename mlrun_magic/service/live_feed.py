@@ -25,10 +25,13 @@ from mlrun_magic.service.text_tail import TextTail
 
 logger = logging.getLogger("mlrun_magic.service")
 
-#: Seconds to the next poll of a running run after 0, 1, 2, ... polls without new output.
+#: Longest pause to the next poll of a running run after 0, 1, 2, ... polls without new
+#: output (the poller's own schedule, quicker at first, still applies below it).
 LIVE_PACE = (1.5, 1.5, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0)
 #: Longest pause between two polls of a run someone looks at before it runs (cluster start).
 PENDING_PACE = 10.0
+#: Longest pause once the log's end marker was read while the run still shows RUNNING.
+ENDING_PACE = 1.0
 #: Least time between two reads of the MLflow run's metrics while it runs.
 METRICS_SECONDS = 5.0
 #: After a failed metrics read the next waits twice as long as the last, up to this.
@@ -44,14 +47,18 @@ DRAIN_READS = 1000
 class LiveFeed:
     """The live log and metrics of one run (``run``: a backend's SubmittedRun)."""
 
-    def __init__(self, run):
+    def __init__(self, run, *, output: bool = True):
         self.run = run
+        #: Whether the output is read (a sweep's table reads a point's metrics only).
+        self.output = output
         self.tail = TextTail()
         self.metrics: list = []
         #: Whether any output was ever read (a cluster that never started wrote none).
         self.log_seen = False
         #: The log's end marker was read, or the log cannot be read at all.
         self.log_ended = False
+        #: The end marker was read: the driver's process has ended.
+        self.process_ended = False
         self.quiet = 0
         #: Reads of the log that failed in a row.
         self.failures = 0
@@ -78,33 +85,46 @@ class LiveFeed:
             self._lock.release()
         return came or fresh
 
+    def catch_up(self) -> None:
+        """Read everything written so far (``logs`` of a run that has not ended)."""
+        with self._lock:
+            self._drain()
+
     def finish(self) -> None:
         """The run ended: read the rest of its output and its final metrics (once)."""
         with self._lock:
             if self.done.is_set():
                 return
             try:
-                for _ in range(DRAIN_READS):
-                    failures = self.failures
-                    if not self._read_log() or self.log_ended or self.failures > failures:
-                        break  # all read, or the storage is away: not retried at the end
+                self._drain()
                 self._read_metrics(force=True)
             finally:
                 self.done.set()
                 self._tell_followers(None)
 
-    def next_delay(self, status: str, longest: float) -> float:
-        """Seconds to the next poll of a run in ``status``."""
-        if status in LIVE_STATUSES and not self.log_ended:
+    def _drain(self) -> None:
+        for _ in range(DRAIN_READS):
+            failures = self.failures
+            if not self._read_log() or self.log_ended or self.failures > failures:
+                break  # all read, or the storage is away: not retried now
+
+    def next_delay(self, status: str, longest: float) -> float | None:
+        """The longest pause to the next poll of a run in ``status`` (None: the poller's
+        schedule alone)."""
+        if not self.output:
+            return None
+        if status in LIVE_STATUSES and self.process_ended:
+            return min(ENDING_PACE, longest)  # the process ended: the run's end is near
+        if status in LIVE_STATUSES:
             return min(LIVE_PACE[min(self.quiet, len(LIVE_PACE) - 1)], longest)
         return min(PENDING_PACE, longest)
 
     def _read_log(self) -> bool:
         """Read the new output once; True when text came. A log that cannot be had at all
-        (a run not started by our bootstrap) ends here; a read that fails (storage away
-        after the retries) is said once and tried again on the next polls, up to
-        :data:`READ_FAILURES` in a row."""
-        if self.log_ended:
+        (a run not started by our bootstrap) ends here; so does a refusal (403, 404); a read
+        that fails otherwise (storage away after the retries) is said once and tried again
+        on the next polls, up to :data:`READ_FAILURES` in a row."""
+        if self.log_ended or not self.output:
             return False
         try:
             if self._reader is None:
@@ -115,7 +135,7 @@ class LiveFeed:
             update = self._reader.read_new()
         except (MlrunMagicError, OSError) as exc:
             self.failures += 1
-            if self.failures >= READ_FAILURES:
+            if self.failures >= READ_FAILURES or not _transient(exc):
                 return self._give_up(exc)
             if self.failures == 1:
                 self._add(f"\n[mlrun_magic] the live log cannot be read now ({_why(exc)}); "
@@ -124,7 +144,7 @@ class LiveFeed:
             return False
         self.failures = 0
         if update.ended:
-            self.log_ended = True
+            self.log_ended = self.process_ended = True
         if update.text:
             self.log_seen = True
             self._add(update.text)
@@ -190,6 +210,14 @@ class LiveFeed:
             inbox.put(text)
         if text is None:
             self._followers.clear()
+
+
+def _transient(exc) -> bool:
+    """A failure that may pass: no answer, too many requests, a server error (a refusal,
+    403 or 404, is for good)."""
+    if isinstance(exc, OSError) or not hasattr(exc, "status_code"):
+        return isinstance(exc, OSError)
+    return exc.status_code is None or exc.status_code == 429 or exc.status_code >= 500
 
 
 def _why(exc) -> str:

@@ -134,6 +134,7 @@ def start_project_run(tracking, plan, backend: str, extra_tags: dict[str, str] |
     experiment = resolve_experiment(tracking, req.experiment_name, req.experiment_id,
                                     plan.project.name or plan.project_dir.name)
     tags = project_tags(plan, backend)
+    tags.update(req.tags or {})
     tags.update(extra_tags or {})
     run_id = create_run(tracking, experiment.experiment_id, tags, req.run_name)
     try:

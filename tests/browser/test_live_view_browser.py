@@ -31,6 +31,21 @@ READ_VIEW = """() => {
 }"""
 
 
+# Each animation frame, the view's height (-1: no view in the page) and status: an update
+# that blanks or collapses the live view, even for one frame, is a flicker. (Once FINISHED
+# the output folds away on purpose: the final view is compact.)
+WATCH_FRAMES = """() => {
+  window.__heights = [];
+  const look = () => {
+    const view = document.querySelector('.mlrun-magic-run');
+    window.__heights.push(view ? [view.getBoundingClientRect().height,
+                                  view.getAttribute('data-status')] : [-1, null]);
+    requestAnimationFrame(look);
+  };
+  requestAnimationFrame(look);
+}"""
+
+
 def test_in_jupyterlab_the_views_lines_and_metrics_update_on_their_own(browser, lab, tmp_path):
     url, token, root = lab
     (root / "tick.py").write_text(TICK)
@@ -43,6 +58,8 @@ def test_in_jupyterlab_the_views_lines_and_metrics_update_on_their_own(browser, 
     running_states, losses = set(), set()
     try:
         open_and_run_all(page, url, token, "live.ipynb", tmp_path)  # the cell returns at once
+        page.wait_for_selector(".mlrun-magic-run")
+        page.evaluate(WATCH_FRAMES)
         deadline = time.monotonic() + 150
         view = None
         while time.monotonic() < deadline:
@@ -60,6 +77,11 @@ def test_in_jupyterlab_the_views_lines_and_metrics_update_on_their_own(browser, 
                     break
             time.sleep(0.2)
         assert view is not None and view["status"] == "FINISHED", view
+        frames = page.evaluate("window.__heights")
+        assert len(frames) > 100 and min(h for h, _ in frames) > 0, "the view vanished"
+        live = [h for h, status in frames if status != "FINISHED"]
+        drops = [(a, b) for a, b in zip(live, live[1:]) if b < 0.8 * a]
+        assert not drops, f"the view collapsed during an update: {drops[:5]}"
         assert len(running_states) >= 3, "the lines did not change on their own while RUNNING"
         assert len(losses) >= 2, f"the metric did not move while RUNNING: {losses}"
         final_ticks = [line for line in view["lines"] if line.startswith("tick ")]

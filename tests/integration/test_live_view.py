@@ -7,6 +7,8 @@ cost per poll stays within its bounds."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -139,6 +141,11 @@ def test_a_cancelled_runs_output_ends_with_what_it_printed_and_quiet_polls_back_
                 and r["time"] >= quiet_from]
     # Pace 1.5, 1.5, 1.5, 2, 3, 5, 8 s: about 6 listings in 16 quiet seconds, not 10 or more.
     assert len(listings) <= 7, [round(r["time"] - quiet_from, 1) for r in listings]
+    # `logs` of a run that has not ended shows what it printed so far, here and in a terminal.
+    assert "before the cancel" in service.logs(watched, tail=5)
+    cli = subprocess.run([sys.executable, "-m", "mlrun_magic", "logs", watched.run_id],
+                         capture_output=True, text=True, cwd=db.live_project, timeout=60)
+    assert cli.returncode == 0 and "before the cancel" in cli.stdout, cli.stderr
     state = service.cancel(watched)
     assert state.status == "KILLED"
     final = recorder.last
@@ -157,3 +164,22 @@ def test_a_cluster_that_never_started_says_so_with_its_reason(db):
     final = recorder.last
     assert "CLOUD_PROVIDER_LAUNCH_FAILURE" in final.failure.never_started
     assert "the cluster never started" in RunView(final).text()
+
+
+def test_a_local_run_on_a_plain_mlflow_server_shows_lines_and_metrics_too(mlflow_server,
+                                                                          tmp_path):
+    project = tmp_path / "local"
+    project.mkdir()
+    (project / "tick.py").write_text(ENTRY_POINTS["tick"])
+    (project / "MLproject").write_text("name: local\nentry_points:\n  tick:\n"
+                                       "    command: \"python tick.py\"\n")
+    service = RunService(Settings())
+    run = mlrun_magic.run(str(project), entry_point="tick", tracking_uri=mlflow_server.url,
+                          experiment_name=f"live-local-{uuid.uuid4().hex[:8]}")
+    recorder = Recorder()
+    watched = service.watch(run, recorder)
+    assert service.wait(watched, timeout=120).status == "FINISHED"
+    running = [s for _, s in recorder.seen if s.status == "RUNNING" and ticks(s)]
+    assert running and any(s.metrics for s in running), [s.status for _, s in recorder.seen]
+    final = recorder.last
+    assert ticks(final)[-1] == "tick 011" and final.metrics[0].step == 11

@@ -62,6 +62,21 @@ def test_intervals_follow_the_schedule_and_the_cap():
     poller.stop()
 
 
+def test_a_pace_caps_the_backed_off_schedule_and_none_restores_it():
+    poller = Poller((0.05, 0.4), name="test-poller")
+    run = ScriptedRun(["RUNNING"] * 8 + ["FINISHED"])
+
+    def listener(r, state):  # like a live log: quick for a while, then the schedule again
+        poller.pace(r, 0.05 if len(r.calls) < 5 else None)
+
+    poller.watch(run, listener)
+    poller.wait(run, timeout=10)
+    gaps = [b - a for a, b in zip(run.calls, run.calls[1:])]
+    assert all(gap < 0.2 for gap in gaps[:4]), gaps  # paced, though the schedule is at 0.4
+    assert all(gap > 0.3 for gap in gaps[4:]), gaps
+    poller.stop()
+
+
 def test_a_failed_poll_keeps_the_last_status_and_polling_goes_on():
     poller = Poller((0.01,), name="test-poller")
     boom = RuntimeError("connection reset")
