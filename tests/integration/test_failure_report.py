@@ -12,6 +12,7 @@ import pytest
 
 import mlrun_magic
 from mlrun_magic.runs import RunState
+from tests.project_kit import entry_point_project
 
 CLUSTER = {"spark_version": "15.4.x-cpu-ml-scala2.12", "node_type_id": "Standard_D4ds_v5",
            "num_workers": 1}
@@ -33,13 +34,7 @@ ENTRY_POINTS = {
 @pytest.fixture
 def db(workspace_client, tmp_path):
     workspace_client.experiment = f"/Shared/failure-{uuid.uuid4().hex[:8]}"
-    project = tmp_path / "failing"
-    project.mkdir()
-    lines = ["name: failing", "entry_points:"]
-    for name, code in ENTRY_POINTS.items():
-        (project / f"{name}.py").write_text(code)
-        lines += [f"  {name}:", f"    command: \"python {name}.py\""]
-    (project / "MLproject").write_text("\n".join(lines) + "\n")
+    project = entry_point_project(tmp_path / "failing", "failing", ENTRY_POINTS)
     workspace_client.failing = project
     return workspace_client
 

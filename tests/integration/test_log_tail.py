@@ -15,6 +15,7 @@ import pytest
 
 import mlrun_magic
 from mlrun_magic.service import RunService
+from tests.project_kit import entry_point_project
 
 CLUSTER = {"spark_version": "15.4.x-cpu-ml-scala2.12", "node_type_id": "Standard_D4ds_v5",
            "num_workers": 1}
@@ -38,13 +39,7 @@ ENTRY_POINTS = {
 @pytest.fixture
 def db(workspace_client, tmp_path):
     workspace_client.experiment = f"/Shared/tail-{uuid.uuid4().hex[:8]}"
-    project = tmp_path / "tailproject"
-    project.mkdir()
-    lines = ["name: tail", "entry_points:"]
-    for name, code in ENTRY_POINTS.items():
-        (project / f"{name}.py").write_text(code)
-        lines += [f"  {name}:", f"    command: \"python {name}.py\""]
-    (project / "MLproject").write_text("\n".join(lines) + "\n")
+    project = entry_point_project(tmp_path / "tailproject", "tail", ENTRY_POINTS)
     workspace_client.tail_project = project
     return workspace_client
 

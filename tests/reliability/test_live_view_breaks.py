@@ -18,6 +18,7 @@ from mlrun_magic.notebook.run_view import RunView
 from mlrun_magic.planning import RunRequest
 from mlrun_magic.poller import Poller
 from mlrun_magic.service import RunService
+from tests.project_kit import entry_point_project
 
 pytestmark = pytest.mark.slow
 
@@ -88,13 +89,7 @@ def bounded():
 @pytest.fixture
 def db(workspace_client, tmp_path):
     workspace_client.experiment = f"/Shared/live-breaks-{uuid.uuid4().hex[:8]}"
-    project = tmp_path / "liveproject"
-    project.mkdir()
-    lines = ["name: live", "entry_points:"]
-    for name, code in ENTRY_POINTS.items():
-        (project / f"{name}.py").write_text(code)
-        lines += [f"  {name}:", f"    command: \"python {name}.py\""]
-    (project / "MLproject").write_text("\n".join(lines) + "\n")
+    project = entry_point_project(tmp_path / "liveproject", "live", ENTRY_POINTS)
     workspace_client.live_project = project
     return workspace_client
 
