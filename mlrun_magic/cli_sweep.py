@@ -29,10 +29,12 @@ def run_sweep(service, args) -> int:
               f"Dry run (nothing was started): a sweep of {len(plans)} runs\n" +
               "\n".join(f"  {r['label']}: {r['command']}" for r in rows))
         return 0
-    sweep = service.sweep(request, spec,
+    sweep = service.sweep(request, spec, metric=args.metric or options.get("metric"),
+                          goal=args.goal or options.get("goal") or "min",
                           max_parallel=args.max_parallel or options.get("max_parallel"))
-    sweep.metric = args.metric or options.get("metric")
-    sweep.goal = args.goal or options.get("goal") or "min"
+    if sweep.resumed:
+        print(f"Sweep {sweep.run_id} was {sweep.resumed}; launching the rest (none twice).",
+              file=sys.stderr)
     print(f"Sweep {sweep.run_id}: {len(spec)} runs, at most {sweep.max_parallel} at once"
           + (f"; parent MLflow run: {sweep.parent.run_url}" if sweep.parent.run_url else ""),
           file=sys.stderr)

@@ -19,6 +19,7 @@ from pathlib import Path
 from mlrun_magic.project import bounded
 
 FILE_NAME = "history.jsonl"
+SWEEPS_FILE_NAME = "sweeps.jsonl"
 
 
 def state_dir(project_dir: Path) -> Path:
@@ -75,7 +76,29 @@ def read_history(project_dir) -> list[dict]:
     :data:`~mlrun_magic.project.bounded.HISTORY_LINE_BYTES`, not UTF-8, not JSON or over a
     limit is skipped, as is a line cut short by a crash: the rest still shows.
     """
-    path = Path(project_dir) / ".mlrun_magic" / FILE_NAME
+    return _read_merged(Path(project_dir) / ".mlrun_magic" / FILE_NAME)
+
+
+def record_sweep(project_dir, record: dict) -> None:
+    """Append a launched sweep (``record["run_id"]``: its parent MLflow run) to
+    ``.mlrun_magic/sweeps.jsonl``: what it takes to find, show and resume it after a kernel
+    restart (the request as given, the sweep's definition, its parent's links)."""
+    _append(project_dir, {**_jsonable(record), "submitted": time.time()}, SWEEPS_FILE_NAME)
+
+
+def record_sweep_end(project_dir, run_id: str, status: str, outcome: str) -> None:
+    """Append the end of sweep ``run_id`` (FINISHED, FAILED or KILLED, and why)."""
+    _append(project_dir, {"run_id": run_id, "status": status, "outcome": outcome,
+                          "updated": time.time()}, SWEEPS_FILE_NAME)
+
+
+def read_sweeps(project_dir) -> list[dict]:
+    """The project's sweeps, oldest first, each the merge of its lines (read as boundedly
+    as :func:`read_history`)."""
+    return _read_merged(Path(project_dir) / ".mlrun_magic" / SWEEPS_FILE_NAME)
+
+
+def _read_merged(path: Path) -> list[dict]:
     try:
         data = bounded.read_tail(path, bounded.HISTORY_TAIL_BYTES)
     except bounded.InputReadError:
@@ -148,8 +171,8 @@ def _submitted(run: dict) -> float:
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
 
 
-def _append(project_dir, entry: dict) -> None:
-    path = history_path(project_dir)
+def _append(project_dir, entry: dict, name: str = FILE_NAME) -> None:
+    path = state_dir(Path(project_dir)) / name
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(entry, sort_keys=True) + "\n")
 

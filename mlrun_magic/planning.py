@@ -65,6 +65,10 @@ class RunRequest:
     docker_args: dict | None = None  # -A: `docker run` options of a docker_env project
     build_image: bool = False
     tags: dict[str, str] | None = None  # more MLflow run tags (a sweep's parent, its point)
+    #: An MLflow run already made for this request by a process that stopped before it was
+    #: submitted (a resumed sweep's point): submit with it instead of creating another, its
+    #: id again the idempotency token, so a submission that did land is not repeated.
+    resume_run_id: str | None = None
 
 
 @dataclass

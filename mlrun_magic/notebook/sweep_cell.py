@@ -32,9 +32,11 @@ def launch_sweep_cell(magic, request, args, *, dry_run: bool, wait: bool):
         for index, plan in enumerate(plans):
             print(f"  {spec.label(index)}: {plan.command}")
         return None
-    sweep = magic.service.sweep(request, spec,
+    sweep = magic.service.sweep(request, spec, metric=metric, goal=goal,
                                 max_parallel=args.max_parallel or options.get("max_parallel"))
-    sweep.metric, sweep.goal = metric, goal
+    if sweep.resumed:
+        print(f"Sweep {sweep.run_id} of this cell was {sweep.resumed}; its other runs are "
+              "launched now (none is started twice).")
     show_sweep(sweep)
     if wait:
         sweep.wait_for_success()

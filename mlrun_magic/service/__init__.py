@@ -149,12 +149,18 @@ class RunService:
         self.refresh(watched)
         return watched
 
-    def find_sweep(self, ref: str | None):
-        """A sweep of this process by its parent MLflow run id (or a unique prefix)."""
+    def find_sweep(self, ref: str | None, project_dir=None):
+        """A sweep by its parent MLflow run id (or a unique prefix): of this process, else
+        (``project_dir``) one the project recorded, rebuilt and, if the process that launched
+        it stopped before it ended, launching its remaining points."""
         if not ref:
             return None
         found = [sweep for run_id, sweep in list(self._sweeps.items()) if run_id.startswith(ref)]
-        return found[0] if len(found) == 1 else None
+        if found or project_dir is None:
+            return found[0] if len(found) == 1 else None
+        from mlrun_magic.service.sweep_resume import attach_sweep
+
+        return attach_sweep(self, ref, project_dir)
 
     # -- life cycle ------------------------------------------------------------------------
     def refresh(self, target) -> RunState:

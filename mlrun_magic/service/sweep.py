@@ -66,6 +66,10 @@ class Sweep:
     goal: str = "min"
     status: str = "RUNNING"
     outcome: str = ""
+    #: The project whose ``.mlrun_magic/sweeps.jsonl`` records the sweep (None: not recorded).
+    project_dir: object = None
+    #: Set when this process took the sweep over from one that stopped: how far it had got.
+    resumed: str = ""
     _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
     _done: threading.Event = field(default_factory=threading.Event, repr=False)
 

@@ -2,30 +2,32 @@
 
 The order is what makes it safe: every point planned (a bad value stops everything before
 an archive is built), then the parent MLflow run, then the points one by one from a
-submitter thread, never more than ``max_parallel`` active. A point that cannot be launched
-is marked FAILED with its sentence and the others go on; a cancel stops the queue, cancels
-what runs (also a point whose launch was under way) and ends the parent KILLED.
+submitter thread (:mod:`.sweep_launch`), never more than ``max_parallel`` active. The sweep
+is recorded in the project's ``.mlrun_magic/sweeps.jsonl`` (:mod:`.sweep_record`), so that a
+kernel restarted mid-sweep shows it again and finishes it (:mod:`.sweep_resume`).
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import replace
 
 from mlrun_magic.errors import MlrunMagicError
 from mlrun_magic.service.sweep import Sweep, SweepPoint
-
-logger = logging.getLogger("mlrun_magic.service")
+from mlrun_magic.service.sweep_launch import record_end, see_through
 
 #: Points active at once when not said (``%config ProjectRun.max_parallel``).
 DEFAULT_MAX_PARALLEL = 4
-NOT_STARTED = "not started: the sweep was cancelled"
 
 
-def launch_sweep(service, request, spec, *, max_parallel: int | None = None) -> Sweep:
+def launch_sweep(service, request, spec, *, max_parallel: int | None = None,
+                 metric: str | None = None, goal: str = "min") -> Sweep:
     """Plan every point of ``spec`` over ``request``, create the parent run, start
-    launching; returns the :class:`~mlrun_magic.service.sweep.Sweep` at once."""
+    launching; returns the :class:`~mlrun_magic.service.sweep.Sweep` at once.
+
+    The same sweep launched again (the same cell re-run) after the process that launched it
+    stopped before it ended is taken over instead: its points already started are not
+    started again, the rest are launched (``sweep.resumed`` says so)."""
     from mlrun_magic.backends.sweep_parent import create_parent_run
     from mlrun_magic.service.sweep_plan import plan_sweep
 
@@ -35,92 +37,53 @@ def launch_sweep(service, request, spec, *, max_parallel: int | None = None) -> 
         raise MlrunMagicError(f"max_parallel must be a whole number of at least 1, not "
                               f"{limit!r}")
     plans = plan_sweep(service, request, spec)
+    taken = _take_over(service, request, spec, plans, limit)
+    if taken is not None:
+        taken.metric, taken.goal = metric or taken.metric, goal or taken.goal
+        return taken
     parent = create_parent_run(plans[0], spec, run_name=request.run_name)
     points = []
     for index, plan in enumerate(plans):
         tags = {**(plan.request.tags or {}), **parent.child_tags(index)}
         points.append(SweepPoint(index, spec.label(index),
                                  replace(plan, request=replace(plan.request, tags=tags))))
-    sweep = Sweep(service, spec, points, parent, limit)
+    sweep = Sweep(service, spec, points, parent, limit, metric=metric, goal=goal or "min",
+                  project_dir=plans[0].project_dir)
     service._sweeps[parent.run_id] = sweep
-    threading.Thread(target=_see_through, args=(sweep,), daemon=True,
+    _record(sweep, request, plans[0])
+    threading.Thread(target=see_through, args=(sweep,), daemon=True,
                      name=f"mlrun-magic-sweep-{parent.run_id[:8]}").start()
     return sweep
 
 
-def _see_through(sweep: Sweep) -> None:
+def _take_over(service, request, spec, plans, limit):
+    """The unfinished sweep of the same request and definition whose process stopped,
+    resumed; None when there is none."""
+    from mlrun_magic.history import read_sweeps
+    from mlrun_magic.service.sweep_record import fingerprint, request_fields, unfinished
+    from mlrun_magic.service.sweep_resume import resume_sweep
+
+    project_dir = plans[0].project_dir
+    print_ = fingerprint(request_fields(request, project_dir),
+                         {"kind": spec.kind, "definition": spec.definition})
+    record = unfinished(read_sweeps(project_dir), print_)
+    if record is None:
+        return None
+    sweep = resume_sweep(service, record, project_dir, request=request, spec=spec,
+                         plans=plans, max_parallel=limit)
+    if not sweep.resumed:  # it had ended after all (its end was not recorded): a new one
+        record_end(sweep)
+        return None
+    return sweep
+
+
+def _record(sweep: Sweep, request, plan) -> None:
+    from mlrun_magic.history import record_sweep
+    from mlrun_magic.service.sweep_record import make_record
+
     try:
-        for point in sweep.points:
-            if not _wait_for_a_slot(sweep):
-                break
-            _launch(sweep, point)
-        with sweep._changed:
-            while not all(p.ended or p.watched is None for p in sweep.points):
-                sweep._changed.wait(1.0)
-    except Exception:  # noqa: BLE001 (a bug here must still end the parent)
-        logger.exception("the sweep %s stopped launching", sweep.run_id)
-    finally:
-        _finish(sweep)
+        record_sweep(sweep.project_dir, make_record(sweep, request, plan))
+    except OSError:
+        sweep.project_dir = None  # a read-only project: the sweep runs, unrecorded
 
 
-def _wait_for_a_slot(sweep: Sweep) -> bool:
-    """Until fewer than ``max_parallel`` points are active; False once cancelled."""
-    with sweep._changed:
-        while not sweep.cancelled and sum(
-                1 for p in sweep.points if p.watched is not None and not p.ended
-        ) >= sweep.max_parallel:
-            sweep._changed.wait(1.0)
-        return not sweep.cancelled
-
-
-def _launch(sweep: Sweep, point: SweepPoint) -> None:
-    service = sweep.service
-    try:
-        watched = service.launch(point.plan)
-    except MlrunMagicError as exc:
-        point.error = exc.message
-    except Exception as exc:  # noqa: BLE001 (one point's bug must not stop the others)
-        logger.debug("point %s failed to launch", point.label, exc_info=True)
-        point.error = f"{type(exc).__name__}: {exc}"
-    else:
-        point.watched = watched
-        service.watch(watched, lambda _: _changed(sweep), output=False)
-        if sweep.cancelled:  # cancelled while this one was being launched
-            try:
-                service.cancel(watched)
-            except MlrunMagicError as exc:
-                logger.warning("could not cancel run %s: %s", watched.run_id, exc)
-    _changed(sweep)
-
-
-def _changed(sweep: Sweep) -> None:
-    with sweep._changed:
-        sweep._changed.notify_all()
-    sweep._tell()
-
-
-def _finish(sweep: Sweep) -> None:
-    """End the parent with what the points did (once every launched point has ended)."""
-    from mlrun_magic.backends.sweep_parent import end_quietly
-
-    for point in sweep.points:
-        if point.watched is None and not point.error:
-            point.error = NOT_STARTED
-    counts = sweep.counts()
-    total = len(sweep.points)
-    failed = sum(1 for p in sweep.points if p.status in ("FAILED", "KILLED")
-                 and p.error != NOT_STARTED)
-    if sweep.cancelled:
-        sweep.status = "KILLED"
-        sweep.outcome = f"cancelled: {counts['finished']} of {total} runs finished"
-    elif failed:
-        sweep.status = "FAILED"
-        sweep.outcome = f"{failed} of {total} runs did not finish"
-    else:
-        sweep.status = "FINISHED"
-        sweep.outcome = f"all {total} runs finished"
-    problem = end_quietly(sweep.parent, sweep.status, sweep.outcome)
-    if problem:
-        logger.warning("%s", problem)
-    sweep._done.set()
-    sweep._tell()

@@ -91,6 +91,17 @@ class LocalStoreTracking:
                            run_view_type=ViewType.ALL, max_results=100)
         return [run.info.run_id for run in runs]
 
+    def runs_tagged(self, experiment_id, tag, value, limit=1000):
+        """As :meth:`RestTracking.runs_tagged`."""
+        from mlflow.entities import ViewType
+
+        runs = self._guard("search runs", self.client.search_runs, [experiment_id],
+                           filter_string=f"tags.`{tag}` = '{value}'",
+                           run_view_type=ViewType.ALL, max_results=limit,
+                           order_by=["start_time ASC"])
+        return [{"run_id": run.info.run_id, "status": run.info.status,
+                 "tags": dict(run.data.tags)} for run in runs]
+
     def log_batch(self, run_id, *, params=None, tags=None):
         from mlflow.entities import Param, RunTag
 

@@ -136,7 +136,8 @@ def start_project_run(tracking, plan, backend: str, extra_tags: dict[str, str] |
     tags = project_tags(plan, backend)
     tags.update(req.tags or {})
     tags.update(extra_tags or {})
-    run_id = create_run(tracking, experiment.experiment_id, tags, req.run_name)
+    run_id = req.resume_run_id or create_run(tracking, experiment.experiment_id, tags,
+                                             req.run_name)
     try:
         if params:
             tracking.log_batch(run_id, params=params)

@@ -195,6 +195,28 @@ class RestTracking:
             "run_view_type": "ALL", "max_results": 100})
         return [run["info"]["run_id"] for run in body.get("runs") or []]
 
+    def runs_tagged(self, experiment_id: str, tag: str, value: str,
+                    limit: int = 1000) -> list[dict]:
+        """``{"run_id", "status", "tags"}`` of each run of an experiment whose ``tag`` is
+        ``value`` (deleted ones too), at most ``limit``, oldest first."""
+        found: list[dict] = []
+        token = None
+        while len(found) < limit:
+            query = {"experiment_ids": [experiment_id], "run_view_type": "ALL",
+                     "filter": f"tags.`{tag}` = '{value}'", "order_by": ["start_time ASC"],
+                     "max_results": min(limit - len(found), 1000)}
+            if token:
+                query["page_token"] = token
+            body = self.call("POST", "runs/search", idempotent=True, json=query)
+            for run in body.get("runs") or []:
+                tags = (run.get("data") or {}).get("tags") or []
+                found.append({"run_id": run["info"]["run_id"], "status": run["info"]["status"],
+                              "tags": {t["key"]: t["value"] for t in tags}})
+            token = body.get("next_page_token")
+            if not token:
+                break
+        return found
+
     def log_batch(self, run_id: str, *, params: dict[str, str] | None = None,
                   tags: dict[str, str] | None = None) -> None:
         # Idempotent: a parameter logged again with the same value is accepted, tags overwrite.
