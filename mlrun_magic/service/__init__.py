@@ -360,7 +360,13 @@ class RunService:
         from mlrun_magic.history import record_submission
 
         try:
-            record_submission(plan.project_dir, watched.run)
+            run = watched.run
+            archive = getattr(run, "archive", None)
+            if archive is not None and archive.manifest:
+                run.manifest_id = archive.sha256
+            elif archive is None and run.backend.startswith("local"):
+                run.manifest_id = _folder_manifest(plan.project_dir)  # it runs from the folder
+            record_submission(plan.project_dir, run)
         except OSError:
             pass  # a read-only project folder: the run goes on, only the history is missing
 
@@ -377,6 +383,16 @@ class RunService:
                           started=watched.started_at, ended=watched.ended_at)
         except OSError:
             watched.recorded = False
+
+
+def _folder_manifest(project_dir) -> str | None:
+    """The code manifest of a local run's folder, or None (the run goes on without one)."""
+    from mlrun_magic.packaging import folder_manifest
+
+    try:
+        return folder_manifest(project_dir)
+    except (MlrunMagicError, OSError):
+        return None
 
 
 _default: RunService | None = None
