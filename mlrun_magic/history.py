@@ -54,6 +54,9 @@ def record_submission(project_dir, run) -> None:
     manifest = getattr(run, "manifest_id", None)
     if manifest:
         entry["manifest"] = manifest  # <project>/.mlrun_magic/manifests/<manifest>.json
+    parent = getattr(run, "parent_run_id", None)
+    if parent:
+        entry["sweep"] = parent  # the sweep's parent MLflow run
     _append(project_dir, entry)
 
 
@@ -108,7 +111,7 @@ def _entry(raw: bytes) -> dict | None:
 
 
 _TEXT_FIELDS = ("status", "message", "backend", "project", "entry_point", "run_name", "host",
-                "manifest", "archive_sha256")
+                "manifest", "archive_sha256", "sweep")
 _NUMBER_FIELDS = ("submitted", "updated", "started", "ended")
 
 

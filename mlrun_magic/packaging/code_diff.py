@@ -69,7 +69,7 @@ class CodeDiff:
         files = self.files
         if not files:
             return f"no code change since run {since}"
-        named = ", ".join(c.path for c in files[:SUMMARY_FILES])
+        named = ", ".join(safe_path(c.path) for c in files[:SUMMARY_FILES])
         more = len(files) - SUMMARY_FILES
         noun = "file" if len(files) == 1 else "files"
         return (f"{len(files)} {noun} changed since run {since}: {named}"
@@ -79,6 +79,11 @@ class CodeDiff:
         return {"added": [c.to_dict() for c in self.added],
                 "removed": [c.to_dict() for c in self.removed],
                 "changed": [c.to_dict() for c in self.changed]}
+
+
+def safe_path(path: str) -> str:
+    """``path`` on one line: control characters (a newline in a file name) as escapes."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in path)
 
 
 def diff_manifests(old: dict, new: dict) -> CodeDiff:

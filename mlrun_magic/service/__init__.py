@@ -24,6 +24,7 @@ from mlrun_magic.planning import Plan, RunRequest, make_plan
 from mlrun_magic.poller import shared_poller
 from mlrun_magic.redact import redact_text
 from mlrun_magic.runs import RunState
+from mlrun_magic.service.code_change import previous_change
 from mlrun_magic.service.feeding import feed_step, read_end
 from mlrun_magic.service.preview import DryRun, dry_run
 from mlrun_magic.service.watched import WatchedRun
@@ -197,6 +198,7 @@ class RunService:
     from mlrun_magic.service.follow import follow_logs  # (target, on_text, *, stop) -> RunState
     from mlrun_magic.service.feeding import feed_of, release_feed, watch_feed
     from mlrun_magic.service.sweep_run import launch_sweep as sweep  # (request, spec, ...)
+    from mlrun_magic.service.compare import compare_runs as compare  # (refs, *, project_dir)
 
     def watch(self, target, view, *, output: bool = True) -> WatchedRun:
         """Call ``view(watched)`` now and after every change of the run, until it ends;
@@ -361,12 +363,14 @@ class RunService:
 
         try:
             run = watched.run
+            run.parent_run_id = (plan.request.tags or {}).get("mlflow.parentRunId")
             archive = getattr(run, "archive", None)
             if archive is not None and archive.manifest:
                 run.manifest_id = archive.sha256
             elif archive is None and run.backend.startswith("local"):
                 run.manifest_id = _folder_manifest(plan.project_dir)  # it runs from the folder
             record_submission(plan.project_dir, run)
+            watched.code_change = previous_change(plan.project_dir, run)
         except OSError:
             pass  # a read-only project folder: the run goes on, only the history is missing
 
