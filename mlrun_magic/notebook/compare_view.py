@@ -59,8 +59,8 @@ class CompareView(_View):
         text = escape(short_id(run.run_id))
         if not url or not url.startswith(("http://", "https://")):
             return text
-        return f'<a href="{escape(redact_url(url))}" target="_blank" title="{escape(run.run_id)}">' \
-               f'{text}</a>'
+        return (f'<a href="{escape(redact_url(url))}" target="_blank" '
+                f'title="{escape(run.run_id)}">{text}</a>')
 
     def _files_html(self) -> str:
         c = self.comparison

@@ -24,7 +24,7 @@ from mlrun_magic.planning import Plan, RunRequest, make_plan
 from mlrun_magic.poller import shared_poller
 from mlrun_magic.redact import redact_text
 from mlrun_magic.runs import RunState
-from mlrun_magic.service.code_change import previous_change
+from mlrun_magic.service.code_change import mark_code, previous_change
 from mlrun_magic.service.feeding import feed_step, read_end
 from mlrun_magic.service.preview import DryRun, dry_run
 from mlrun_magic.service.watched import WatchedRun
@@ -363,12 +363,7 @@ class RunService:
 
         try:
             run = watched.run
-            run.parent_run_id = (plan.request.tags or {}).get("mlflow.parentRunId")
-            archive = getattr(run, "archive", None)
-            if archive is not None and archive.manifest:
-                run.manifest_id = archive.sha256
-            elif archive is None and run.backend.startswith("local"):
-                run.manifest_id = _folder_manifest(plan.project_dir)  # it runs from the folder
+            mark_code(plan, run)  # its sweep and code manifest, for the history
             record_submission(plan.project_dir, run)
             watched.code_change = previous_change(plan.project_dir, run)
         except OSError:
@@ -387,16 +382,6 @@ class RunService:
                           started=watched.started_at, ended=watched.ended_at)
         except OSError:
             watched.recorded = False
-
-
-def _folder_manifest(project_dir) -> str | None:
-    """The code manifest of a local run's folder, or None (the run goes on without one)."""
-    from mlrun_magic.packaging import folder_manifest
-
-    try:
-        return folder_manifest(project_dir)
-    except (MlrunMagicError, OSError):
-        return None
 
 
 _default: RunService | None = None

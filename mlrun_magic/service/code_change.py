@@ -8,6 +8,7 @@ none. See :mod:`mlrun_magic.packaging.code_diff`.
 
 from __future__ import annotations
 
+from mlrun_magic.errors import MlrunMagicError
 from mlrun_magic.packaging.code_diff import diff_manifests
 from mlrun_magic.packaging.manifest import ManifestUnreadable, has_manifest, read_manifest
 
@@ -57,3 +58,20 @@ def previous_change(project_dir, run) -> str | None:
                                      exclude=run.run_id)
     except (OSError, ValueError):
         return None
+
+
+def mark_code(plan, run) -> None:
+    """Give a just-submitted run the ids its history entry records: ``parent_run_id`` (the
+    sweep it is a point of) and ``manifest_id`` (its archive's code manifest; a local run
+    runs from the folder, so the folder's, hashed only when its listing changed)."""
+    run.parent_run_id = (plan.request.tags or {}).get("mlflow.parentRunId")
+    archive = getattr(run, "archive", None)
+    if archive is not None:
+        run.manifest_id = archive.sha256 if archive.manifest else None
+    elif run.backend.startswith("local"):
+        from mlrun_magic.packaging import folder_manifest
+
+        try:
+            run.manifest_id = folder_manifest(plan.project_dir)
+        except (MlrunMagicError, OSError):
+            run.manifest_id = None  # the run goes on; only its code comparison is missing

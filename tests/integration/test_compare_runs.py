@@ -134,3 +134,30 @@ def test_the_cli_prints_the_table_and_json_and_exits_2_on_a_bad_ref(setup, mlflo
     bad = cli("compare", first.run_id, "nope", "--project", str(project), "--json")
     assert bad.returncode == 2
     assert "no run or sweep 'nope'" in json.loads(bad.stdout)["error"]["message"]
+
+
+CLUSTER = {"spark_version": "15.4.x-cpu-ml-scala2.12", "node_type_id": "Standard_D4ds_v5",
+           "num_workers": 1}
+
+
+def test_two_databricks_runs_compare_their_archives(workspace_client):
+    import uuid
+
+    import mlrun_magic
+    from mlrun_magic.packaging.manifest import read_manifest
+    from mlrun_magic.service import default_service
+
+    ws = workspace_client
+    options = dict(backend="databricks", backend_config=dict(CLUSTER), wait=True,
+                   experiment_name=f"/Shared/compare-{uuid.uuid4().hex[:8]}",
+                   parameters={"epochs": "3"})
+    first = mlrun_magic.run(str(ws.project), **options)
+    (ws.project / "helper.py").write_text("X = 1\n")
+    second = mlrun_magic.run(str(ws.project), **options)
+    # the history maps each run to its archive's manifest
+    comparison = RunService().compare([first.run_id, second.run_id], project_dir=ws.project)
+    assert [(c.path, c.kind, c.new_lines) for c in comparison.code[1].files] == \
+        [("helper.py", "added", 1)]
+    assert read_manifest(ws.project, second.archive.sha256)["helper.py"].lines == 1
+    assert comparison.metrics["loss"][0] is not None  # from the workspace's MLflow
+    assert default_service().find(second.run_id).code_change.startswith("1 file changed")
