@@ -26,7 +26,8 @@ GIT_COMMIT, GIT_DIRTY = "mlflow.source.git.commit", "mlflow.source.git.dirty"
 MAX_RUNS = 50
 #: Seconds a run's ``runs/get`` may take, retries included, before it is a note.
 READ_TIMEOUT = 8.0
-_HINT = "See `%project_run list` (or `python -m mlrun_magic list`) for the project's runs."
+_HINT = ("See `%project_run list` for the project's runs (its history is "
+         ".mlrun_magic/history.jsonl in the project folder).")
 
 
 @dataclass
@@ -110,8 +111,8 @@ def _resolve(service, refs: list[str], entries: list[dict], project_dir) -> list
         if sweeps:
             return _sweep_entries(sweeps[-1].run_id, entries)
         if len(entries) < 2:
-            raise MlrunMagicError(f"a comparison needs two runs; the project "
-                                  f"{project_dir or ''} has {len(entries)}".replace("  ", " "),
+            where = f"the history of {project_dir}" if project_dir else "this process"
+            raise MlrunMagicError(f"a comparison needs two runs; {where} has {len(entries)}",
                                   hint="Launch another run, or name the runs to compare.")
         return entries[-2:]
     chosen: dict[str, dict] = {}
