@@ -9,6 +9,7 @@ Examples::
     python -m mlrun_magic plan example_notebooks/quickstart -P alpha=0.5 --json
     python -m mlrun_magic run example_notebooks/quickstart -P alpha=0.5
     python -m mlrun_magic run https://github.com/org/repo#projects/train -v v1.2 -e train
+    python -m mlrun_magic compare 31db42 a8f0c1 --json
     python -m mlrun_magic doctor -b databricks -c cluster.json --code-location /Volumes/m/s/v
 """
 
@@ -78,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--follow", "-f", action="store_true", help="Print the output as "
                            "it is written until the run ends; exit 0 if it FINISHED, else 1.")
         p.add_argument("--json", action="store_true", help="Print one JSON object.")
+    from mlrun_magic.cli_compare import add_parser
+
+    add_parser(sub)
     p = sub.add_parser("package", help="build the project archive a Databricks run uploads",
                        description="Build the reproducible project archive (the same code path "
                                    "as -b databricks) and show its SHA-256, size and exclusions.")
@@ -141,6 +145,8 @@ def cmd_run(args) -> int:
               plan.describe() + ("\n" + json.dumps(out.get("databricks"), indent=2)
                                  if "databricks" in out else ""))
         if not args.json:
+            if dry.code_change:
+                print(f"Code: {dry.code_change}")
             print("\n".join(dry_run_lines(dry.checks, plan.backend == "databricks")))
         return 0
     _warn(plan)
@@ -268,6 +274,12 @@ def cmd_package(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from mlrun_magic.cli_compare import cmd_compare as compare
+
+    return compare(_service(), args)
+
+
 def _terminal_progress():
     from mlrun_magic.packaging import TerminalProgress
 
@@ -297,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _configure_logging()
     handler = {"plan": cmd_plan, "run": cmd_run, "status": cmd_status, "cancel": cmd_cancel,
-               "logs": cmd_logs, "package": cmd_package, "doctor": cmd_doctor}[args.command]
+               "logs": cmd_logs, "package": cmd_package, "doctor": cmd_doctor,
+               "compare": cmd_compare}[args.command]
     try:
         return handler(args)
     except MlrunMagicError as exc:

@@ -49,6 +49,15 @@ def record_submission(project_dir, run) -> None:
     host = getattr(run, "workspace_host", None)
     if host:
         entry["host"] = host
+    archive = getattr(run, "archive", None)
+    if archive is not None:
+        entry["archive_sha256"] = archive.sha256
+    manifest = getattr(run, "manifest_id", None)
+    if manifest:
+        entry["manifest"] = manifest  # <project>/.mlrun_magic/manifests/<manifest>.json
+    parent = getattr(run, "parent_run_id", None)
+    if parent:
+        entry["sweep"] = parent  # the sweep's parent MLflow run
     _append(project_dir, entry)
 
 
@@ -124,7 +133,8 @@ def _entry(raw: bytes) -> dict | None:
     return _typed(entry)
 
 
-_TEXT_FIELDS = ("status", "message", "backend", "project", "entry_point", "run_name", "host")
+_TEXT_FIELDS = ("status", "message", "backend", "project", "entry_point", "run_name", "host",
+                "manifest", "archive_sha256", "sweep")
 _NUMBER_FIELDS = ("submitted", "updated", "started", "ended")
 
 

@@ -15,7 +15,8 @@ HEAVY_FIRST = ("tests/reliability/test_secrets.py", "tests/reliability/test_faul
                "tests/reliability/test_archives.py", "tests/reliability/test_hostile_input.py",
                "tests/integration/test_databricks_backend.py",
                "tests/integration/test_history_workspaces.py", "tests/integration/test_log_tail.py",
-               "tests/integration/test_live_view.py", "tests/browser/test_live_view_browser.py")
+               "tests/integration/test_live_view.py", "tests/browser/test_live_view_browser.py",
+               "tests/integration/test_compare_runs.py")
 
 # A shell without job control starts background commands with SIGINT ignored, and children
 # inherit that: Ctrl-C tests would then see no KeyboardInterrupt at all. Python's own handler

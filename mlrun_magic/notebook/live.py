@@ -42,7 +42,8 @@ def snapshot(watched, tail_lines: int = TAIL_LINES) -> RunSnapshot:
                        run_name=run.info.run_name, parameters=run.info.parameters,
                        log_tail=tail, checked_at=watched.checked_at,
                        metrics=tuple(feed.metrics) if feed is not None else (),
-                       failure=watched.failure, log_note=note)
+                       failure=watched.failure, log_note=note,
+                       code_change=getattr(watched, "code_change", None) or "")
 
 
 class _HandleView:

@@ -19,7 +19,7 @@ from mlrun_magic.arguments import (RUN_ARGUMENTS, SWEEP_ARGUMENTS, parse_docker_
                                    parse_param_list, tail_count)
 from mlrun_magic.errors import ArgumentsError
 
-SUBCOMMANDS = ("status", "cancel", "logs", "list", "open", "panel", "doctor")
+SUBCOMMANDS = ("status", "cancel", "logs", "list", "open", "panel", "doctor", "compare")
 
 
 class ProjectRunUsageError(UsageError, ArgumentsError):
@@ -142,6 +142,7 @@ class ProjectRunMagics(Magics):
             %project_run open [RUN]       the links again
             %project_run panel [URI]      the launch panel (ipywidgets)
             %project_run doctor [flags]   check all that can fail the run; fails on any ✗
+            %project_run compare [RUN ...]  parameters, metrics, git and code changes side by side
 
         RUN is an MLflow run id (or a prefix) or a Databricks job run id; runs launched from
         a terminal (``python -m mlrun_magic run``) or ``mlrun_magic.run()`` are in the
@@ -330,6 +331,16 @@ class ProjectRunMagics(Magics):
         runs = self.service.runs(self._project_dir(), refresh=True)
         shown = runs if args.all else runs[-DEFAULT_LIMIT:]
         display(RunListView(shown, hidden=len(runs) - len(shown)))
+
+    def _cmd_compare(self, words):
+        from mlrun_magic.notebook.compare_view import COMPARE_HELP, CompareView
+
+        parser = _subparser("compare", COMPARE_HELP, run_arg=False)
+        parser.add_argument("runs", nargs="*", metavar="RUN", help="the runs (or a sweep)")
+        args = parser.parse_args(words)
+        if args is None:
+            return None
+        return CompareView(self.service.compare(args.runs, project_dir=self._project_dir()))
 
     def _cmd_panel(self, words):
         parser = _subparser("panel", "The launch panel (ipywidgets) for the notebook's project "

@@ -70,10 +70,13 @@ class PlanView(_View):
     @classmethod
     def of(cls, dry_run) -> "PlanView":
         """The view of a :class:`~mlrun_magic.service.DryRun`."""
-        return cls(dry_run.plan.to_dict(), dry_run.databricks, dry_run.checks)
+        return cls(dry_run.plan.to_dict(), dry_run.databricks, dry_run.checks,
+                   getattr(dry_run, "code_change", None) or "")
 
-    def __init__(self, plan: dict, databricks: dict | None = None, checks=()):
+    def __init__(self, plan: dict, databricks: dict | None = None, checks=(),
+                 code_change: str = ""):
         self.plan, self.databricks, self.checks = plan, databricks, tuple(checks)
+        self.code_change = code_change
 
     def _rows(self) -> list[tuple[str, str]]:
         p = self.plan
@@ -100,6 +103,8 @@ class PlanView(_View):
             if secrets:
                 rows.append(("Secrets", "left out: " + ", ".join(
                     f"{x['path']} ({x['kind']}, rule '{x['rule']}')" for x in secrets)))
+        if self.code_change:
+            rows.append(("Code", self.code_change))
         rows += [("Warning", w) for w in p.get("warnings", [])]
         return [(label, redact_text(str(value))) for label, value in rows]
 

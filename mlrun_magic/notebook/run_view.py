@@ -60,6 +60,8 @@ class RunSnapshot:
     failure: object | None = None
     #: A word on the output when there is none yet ("waiting for the driver's output").
     log_note: str = ""
+    #: What changed in the code since the project's previous run (``""``: nothing to say).
+    code_change: str = ""
 
     @property
     def as_of(self) -> str:
@@ -112,6 +114,8 @@ class RunView(_View):
             if s.links.get(key):
                 lines.append(f"  {label + ':':20s}{redact_url(s.links[key])}")
         lines.append(f"  {'MLflow run id:':20s}{s.run_id}")
+        if s.code_change:
+            lines.append(f"  {'Code:':20s}{_shown(s.code_change)}")
         if s.metrics:
             from mlrun_magic.notebook.run_metrics import metrics_text
 
@@ -134,6 +138,9 @@ class RunView(_View):
         if s.failed:
             parts += [self._html_reasons(), self._html_output()]
         parts.append(self._html_links())
+        if s.code_change:
+            parts.append(f'<div class="mlrun-magic-code-change" style="color:#4b5563">Code: '
+                         f'{escape(_shown(s.code_change))}</div>')
         if s.metrics:
             from mlrun_magic.notebook.run_metrics import metrics_html
 

@@ -17,17 +17,21 @@ left out as a store or a secret, and why, is in ``summary()`` and
 archive's name is the SHA-256 of its bytes, and the same content gives the same bytes on any
 machine: timestamps, owners and permissions other than the executable bit are not recorded.
 An unchanged project is recognised from the manifest cache and its archive reused without
-re-compressing (``Archive.cached``).
+re-compressing (``Archive.cached``). Each archive's code manifest (every file's size,
+SHA-256 and line count: :mod:`mlrun_magic.packaging.manifest`) is kept in the project's
+``.mlrun_magic/manifests/<sha256>.json``, also for a cached archive.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlrun_magic.packaging import cache
+from mlrun_magic.packaging import cache, manifest
 from mlrun_magic.packaging.archive import COMPRESSION_LEVEL, TOP_FOLDER, Progress, write_archive
 from mlrun_magic.packaging.ignore import secret_exclusions
 from mlrun_magic.packaging.listing import Entry, FileListing, list_files
@@ -35,7 +39,8 @@ from mlrun_magic.packaging.mlflow_stores import store_exclusions
 from mlrun_magic.packaging.progress import TerminalProgress, human_bytes
 
 __all__ = [
-    "Archive", "Entry", "FileListing", "TerminalProgress", "build_archive", "list_files",
+    "Archive", "Entry", "FileListing", "TerminalProgress", "build_archive", "folder_manifest",
+    "list_files",
     "COMPRESSION_LEVEL", "TOP_FOLDER",
 ]
 #: At most this many secret paths are named in :meth:`Archive.summary` (``to_dict`` has all).
@@ -62,6 +67,9 @@ class Archive:
     project_dir: Path | None = None
     rules: str = ".gitignore"
     seconds: float = 0.0
+    #: Whether the code manifest ``<project>/.mlrun_magic/manifests/<sha256>.json`` was
+    #: written or found (False: a read-only project folder).
+    manifest: bool = False
 
     def excluded_by_reason(self) -> dict[str, int]:
         """How many excluded paths each rule accounts for, most frequent first."""
@@ -152,14 +160,29 @@ def build_archive(project_dir: str | os.PathLike, *, out_dir: str | os.PathLike 
         if record is not None:
             if progress:
                 progress(listing.total_bytes, listing.total_bytes)
-            return _archive(listing, Path(record["path"]), record["sha256"], record["size"],
-                            True, start)
+            archive = _archive(listing, Path(record["path"]), record["sha256"],
+                               record["size"], True, start)
+            archive.manifest = manifest.has_manifest(listing.root, archive.sha256) \
+                or _keep_manifest(listing, archive.sha256, manifest.scan_records(listing))
+            return archive
     written = write_archive(listing, target, level=level, progress=progress)
     if use_cache:
         cache.store(listing, key, written.path, written.sha256, written.size)
     if target == cache.cache_dir():
         cache.prune()
-    return _archive(listing, Path(written.path), written.sha256, written.size, False, start)
+    archive = _archive(listing, Path(written.path), written.sha256, written.size, False, start)
+    archive.manifest = _keep_manifest(listing, written.sha256, written.records)
+    return archive
+
+
+def _keep_manifest(listing: FileListing, sha256: str, records) -> bool:
+    """Write the archive's code manifest into the project's state folder; False when the
+    folder cannot be written (the run goes on, only its code comparison is missing)."""
+    try:
+        manifest.write_manifest(listing.root, sha256, records)
+    except OSError:
+        return False
+    return True
 
 
 def _archive(listing: FileListing, path: Path, sha256: str, size: int, cached: bool,
@@ -168,3 +191,31 @@ def _archive(listing: FileListing, path: Path, sha256: str, size: int, cached: b
                    total_bytes=listing.total_bytes, excluded=list(listing.excluded),
                    cached=cached, project_dir=listing.root, rules=listing.rules_mode,
                    seconds=time.perf_counter() - start)
+
+
+def folder_manifest(project_dir: str | os.PathLike) -> str | None:
+    """Record the code manifest of a folder a run uses as it is (a local run, which packs
+    nothing) and return its id, or None when the state folder cannot be written.
+
+    The files are those an archive would hold (the same listing and ignore rules). Their
+    contents are hashed only when the listing's sizes and timestamps changed since the last
+    time (``manifests/folder.json`` keeps that key): an unchanged project costs a listing.
+    """
+    listing = list_files(project_dir)
+    key = cache.manifest_key(listing, 0)
+    index = manifest.manifest_dir(listing.root) / "folder.json"
+    try:
+        known = json.loads(index.read_text())
+        if known.get("key") == key and manifest.has_manifest(listing.root, known.get("id")):
+            return known["id"]
+    except (OSError, ValueError, AttributeError):
+        pass
+    records = manifest.scan_records(listing)
+    ident = manifest.manifest_id(records)
+    if not _keep_manifest(listing, ident, records):
+        return None
+    newest = max((e.mtime_ns for e in listing.entries if e.kind == "file"), default=0)
+    if newest < listing.started_ns - cache.RACY_WINDOW_NS:  # as the archive cache: no racy key
+        with contextlib.suppress(OSError):
+            index.write_text(json.dumps({"key": key, "id": ident}))
+    return ident

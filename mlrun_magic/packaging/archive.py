@@ -8,7 +8,8 @@ the same bytes, hence the same SHA-256, on any machine with the same zlib.
 
 Files are read in 1 MiB chunks, compressed and written to a temporary file while the SHA-256
 of the compressed bytes is computed in the same pass; memory use does not grow with the
-project's size.
+project's size. The same pass gives each file's code-manifest record (its content's SHA-256
+and, for text, its line count: :mod:`mlrun_magic.packaging.manifest`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ import zlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mlrun_magic.errors import PackagingError
 from mlrun_magic.packaging.listing import Entry, FileListing
+from mlrun_magic.packaging.manifest import FileDigest, FileRecord
 
 #: The single top folder of the archive, the name MLflow's Databricks backend uses.
 TOP_FOLDER = "mlflow-project"
@@ -53,6 +55,8 @@ class WriteResult:
     path: str
     sha256: str
     size: int
+    #: Each packed file's path, size, content SHA-256 and line count (the code manifest).
+    records: list[FileRecord] = field(default_factory=list)
 
 
 class _HashingWriter:
@@ -195,14 +199,17 @@ def write_archive(listing: FileListing, out_dir: str | os.PathLike, *,
             buf = bytearray(CHUNK)
             view = memoryview(buf)
             root = str(listing.root)
+            records: list[FileRecord] = []
             for entry in listing.entries:
                 header = _header(entry)
                 gz.write(header)
                 written += len(header)
                 if entry.kind != "file":
                     continue
+                file_digest = FileDigest(entry.path)
                 done = _copy_file(os.path.join(root, entry.path), entry, gz, view, done, total,
-                                  progress)
+                                  progress, file_digest)
+                records.append(file_digest.record())
                 pad = -entry.size % _BLOCK
                 if pad:
                     gz.write(bytes(pad))
@@ -223,11 +230,11 @@ def write_archive(listing: FileListing, out_dir: str | os.PathLike, *,
         except OSError:
             pass
         raise
-    return WriteResult(path=final, sha256=digest, size=hashed.size)
+    return WriteResult(path=final, sha256=digest, size=hashed.size, records=records)
 
 
 def _copy_file(path: str, entry: Entry, gz: _GzipWriter, view: memoryview, done: int,
-               total: int, progress: Progress | None) -> int:
+               total: int, progress: Progress | None, digest: FileDigest) -> int:
     remaining = entry.size
     try:
         with open(path, "rb", buffering=0) as f:
@@ -236,6 +243,7 @@ def _copy_file(path: str, entry: Entry, gz: _GzipWriter, view: memoryview, done:
                 if not n:
                     break
                 gz.write(view[:n])
+                digest.update(view[:n])
                 remaining -= n
                 done += n
                 if progress:

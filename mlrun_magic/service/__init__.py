@@ -24,6 +24,7 @@ from mlrun_magic.planning import Plan, RunRequest, make_plan
 from mlrun_magic.poller import shared_poller
 from mlrun_magic.redact import redact_text
 from mlrun_magic.runs import RunState
+from mlrun_magic.service.code_change import mark_code, previous_change
 from mlrun_magic.service.feeding import feed_step, read_end
 from mlrun_magic.service.preview import DryRun, dry_run
 from mlrun_magic.service.watched import WatchedRun
@@ -203,6 +204,7 @@ class RunService:
     from mlrun_magic.service.follow import follow_logs  # (target, on_text, *, stop) -> RunState
     from mlrun_magic.service.feeding import feed_of, release_feed, watch_feed
     from mlrun_magic.service.sweep_run import launch_sweep as sweep  # (request, spec, ...)
+    from mlrun_magic.service.compare import compare_runs as compare  # (refs, *, project_dir)
 
     def watch(self, target, view, *, output: bool = True) -> WatchedRun:
         """Call ``view(watched)`` now and after every change of the run, until it ends;
@@ -366,7 +368,10 @@ class RunService:
         from mlrun_magic.history import record_submission
 
         try:
-            record_submission(plan.project_dir, watched.run)
+            run = watched.run
+            mark_code(plan, run)  # its sweep and code manifest, for the history
+            record_submission(plan.project_dir, run)
+            watched.code_change = previous_change(plan.project_dir, run)
         except OSError:
             pass  # a read-only project folder: the run goes on, only the history is missing
 

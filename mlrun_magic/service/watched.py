@@ -35,6 +35,8 @@ class WatchedRun:
     feed: object | None = field(default=None, repr=False)
     #: Why it did not finish, once it ended (a :class:`~mlrun_magic.runs.FailureReport`).
     failure: object | None = None
+    #: "3 files changed since run 31db42…: train.py, …" (None: no earlier run to compare).
+    code_change: str | None = None
     views: list = field(default_factory=list, repr=False)
     recorded: bool = False
     #: The execution count of the cell that last displayed a view of it (notebook only).
@@ -78,6 +80,9 @@ class WatchedRun:
         job_run_id = getattr(run, "job_run_id", None)
         if job_run_id is not None:
             entry["job_run_id"] = job_run_id
+        for key, attr in (("manifest", "manifest_id"), ("sweep", "parent_run_id")):
+            if getattr(run, attr, None):
+                entry[key] = getattr(run, attr)
         if run.workspace_host:
             entry["host"] = run.workspace_host
         return entry
