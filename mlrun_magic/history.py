@@ -6,7 +6,7 @@ ever appended to. A run is known by its workspace (``host``, for Databricks runs
 MLflow run id, never by a job run id alone: two workspaces number their job runs alike. It survives kernel restarts: ``%project_run list`` shows it, and
 ``%project_run status RUN`` re-attaches a Databricks run from it. Nothing secret is written:
 ids, links, parameters and statuses only. The folder carries its own ``.gitignore`` and is
-left out of archives. The file can grow for months, so reading is bounded: its newest 4 MiB
+left out of archives. Sweeps are recorded beside it, in ``sweeps.jsonl``, the same way. The file can grow for months, so reading is bounded: its newest 4 MiB
 only, and damaged or overlong lines are skipped.
 """
 

@@ -250,6 +250,14 @@ class ProjectRunMagics(Magics):
         """The run ``ref`` (default: the latest) of this kernel or of the project's history."""
         return self.service.attach(ref, project_dir=self._project_dir())
 
+    def _sweep(self, ref):
+        """The sweep ``ref`` of this kernel or of the project's record (after a restart:
+        rebuilt, and launching its remaining points if its kernel stopped), else None."""
+        if not ref:
+            return None
+        return self.service.find_sweep(ref) or self.service.find_sweep(
+            ref, project_dir=self._project_dir())
+
     def _project_dir(self):
         from mlrun_magic.project.uri import find_project_dir, locate_notebook_dir
 
@@ -261,7 +269,7 @@ class ProjectRunMagics(Magics):
                                     "the project's history after a restart).").parse_args(words)
         if args is None:
             return None
-        if (sweep := self.service.find_sweep(args.run)) is not None:
+        if (sweep := self._sweep(args.run)) is not None:
             from mlrun_magic.notebook.sweep_cell import show_sweep
 
             show_sweep(sweep)
@@ -275,7 +283,7 @@ class ProjectRunMagics(Magics):
         args = _subparser("cancel", "Cancel a run; its MLflow run ends KILLED.").parse_args(words)
         if args is None:
             return None
-        if (sweep := self.service.find_sweep(args.run)) is not None:
+        if (sweep := self._sweep(args.run)) is not None:
             from mlrun_magic.notebook.sweep_cell import show_sweep
 
             sweep.cancel()  # every active point, and the queue

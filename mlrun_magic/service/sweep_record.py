@@ -60,7 +60,7 @@ def make_record(sweep, request: RunRequest, plan) -> dict:
             "project": plan.project.name or plan.project_dir.name,
             "links": {k: v for k, v in (("mlflow_run", parent.run_url),
                                         ("experiment", parent.experiment_url)) if v},
-            "request": given, "sweep": definition, "max_parallel": sweep.max_parallel,
+            "request": given, "spec": definition, "max_parallel": sweep.max_parallel,
             "metric": sweep.metric, "goal": sweep.goal,
             "fingerprint": fingerprint(given, definition),
             "owner": {"machine": socket.gethostname(), "pid": os.getpid()}}

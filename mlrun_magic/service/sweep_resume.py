@@ -47,7 +47,7 @@ def resume_sweep(service, record: dict, project_dir, *, request=None, spec=None,
 
     if plans is None:
         request = request_of(record)
-        definition = record.get("sweep") if isinstance(record.get("sweep"), dict) else {}
+        definition = record.get("spec") if isinstance(record.get("spec"), dict) else {}
         spec = parse_sweep(definition.get("definition"), request.parameters)
         plans = plan_sweep(service, request, spec)
     tracking = open_sweep_tracking(plans[0])
