@@ -20,6 +20,7 @@ Run: ``.venv/bin/python benchmarks/watching.py [--lines 50] [--interval 1] [--qu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -115,6 +116,26 @@ def kind(path: str) -> str:
         else path
 
 
+@contextlib.contextmanager
+def loopback(prefix: str):
+    """A fresh loopback workspace with its own MLflow server, this process pointed at it;
+    yields ``(workspace, scratch folder)``."""
+    from mlrun_magic.testing.mlflow_server import MlflowServer
+    from mlrun_magic.testing.workspace import Workspace
+
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    with MlflowServer(root / "mlflow") as mlflow_server:
+        ws = Workspace(root / "ws", mlflow_url=mlflow_server.url)
+        ws.start()
+        try:
+            os.environ.update(ws.env())
+            os.environ["HOME"] = str(root / "home")
+            os.environ["XDG_CACHE_HOME"] = str(root / "cache")
+            yield ws, root
+        finally:
+            ws.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=50)
@@ -122,25 +143,14 @@ def main() -> None:
     parser.add_argument("--quiet", type=float, default=90.0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    from mlrun_magic.testing.mlflow_server import MlflowServer
-    from mlrun_magic.testing.workspace import Workspace
-
-    root = Path(tempfile.mkdtemp(prefix="watch-bench-"))
-    with MlflowServer(root / "mlflow") as mlflow_server:
-        ws = Workspace(root / "ws", mlflow_url=mlflow_server.url)
-        ws.start()
-        try:
-            os.environ.update(ws.env())
-            os.environ["HOME"] = str(root / "home")
-            project = make_project(root)
-            redraws, window = watch(project, "tick", {"lines": args.lines,
-                                                      "interval": args.interval})
-            lags = delays(redraws)
-            rate, kinds = per_minute(ws, window)
-            _, quiet_window = watch(project, "quiet", {"seconds": args.quiet})
-            quiet_rate, quiet_kinds = per_minute(ws, quiet_window)
-        finally:
-            ws.stop()
+    with loopback("watch-bench-") as (ws, root):
+        project = make_project(root)
+        redraws, window = watch(project, "tick", {"lines": args.lines,
+                                                  "interval": args.interval})
+        lags = delays(redraws)
+        rate, kinds = per_minute(ws, window)
+        _, quiet_window = watch(project, "quiet", {"seconds": args.quiet})
+        quiet_rate, quiet_kinds = per_minute(ws, quiet_window)
     result = {"lines": len(lags), "delay_median_s": round(statistics.median(lags), 2),
               "delay_max_s": round(max(lags), 2), "printing_requests_per_run_minute":
               round(rate, 1), "printing_by_endpoint": dict(kinds),

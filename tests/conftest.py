@@ -16,7 +16,8 @@ HEAVY_FIRST = ("tests/reliability/test_secrets.py", "tests/reliability/test_faul
                "tests/integration/test_databricks_backend.py",
                "tests/integration/test_history_workspaces.py", "tests/integration/test_log_tail.py",
                "tests/integration/test_live_view.py", "tests/browser/test_live_view_browser.py",
-               "tests/integration/test_compare_runs.py", "tests/notebook/test_sweep_resume.py")
+               "tests/integration/test_compare_runs.py", "tests/notebook/test_sweep_resume.py",
+               "tests/notebook/test_sweep_interrupt.py")
 
 # A shell without job control starts background commands with SIGINT ignored, and children
 # inherit that: Ctrl-C tests would then see no KeyboardInterrupt at all. Python's own handler

@@ -4,8 +4,8 @@ The points come from the body's ``sweep:`` merged over its ``parameters:`` (and 
 the line); ``--max-parallel``/``max_parallel:``, ``--metric``/``metric:`` and
 ``--goal``/``goal:`` say how it runs and is ranked (the line wins over the body). The table
 is one display output, redrawn in place by the service's poller as the points change;
-``--wait`` blocks until every point has ended (Ctrl-C cancels the sweep) and fails the cell
-if any did not finish. The cell's value is the sweep.
+``--wait`` blocks until every point has ended (Ctrl-C cancels the sweep: a sentence, not a
+traceback) and fails the cell if any did not finish. The cell's value is the sweep.
 """
 
 from __future__ import annotations
@@ -39,7 +39,15 @@ def launch_sweep_cell(magic, request, args, *, dry_run: bool, wait: bool):
               "launched now (none is started twice).")
     show_sweep(sweep)
     if wait:
-        sweep.wait_for_success()
+        try:
+            sweep.wait_for_success()
+        except KeyboardInterrupt:  # Sweep.wait cancelled the sweep before this came
+            counts = sweep.counts()
+            raise SweepError(f"interrupted: sweep {sweep.run_id} was cancelled "
+                             f"({counts['finished']} of {len(sweep.points)} runs had "
+                             "finished; the others are KILLED or were never started)",
+                             hint="Its table shows each run's end; launch the cell again "
+                                  "for a new sweep.") from None
     return sweep
 
 
