@@ -6,6 +6,8 @@
   the work tree has uncommitted changes);
 * an entry point dropdown and one field per parameter, typed by its MLproject type, with
   its default filled in, required ones marked ``*``, problems flagged as you type;
+* a comma-separated list in a parameter field (``0.1, 0.3, 1.0``) makes Launch a sweep, one
+  run per value (two lists: their cross product), shown as the sweep's live table;
 * the backend: local, or Databricks with a profile (names from ``~/.databrickscfg``),
   compute (a cluster spec file, a new cluster's runtime, node type and workers, an existing
   cluster id, or serverless), a code location and an experiment;
@@ -26,14 +28,11 @@ Every handler is wrapped: an error shows in the panel as a sentence and is kept 
 from __future__ import annotations
 
 import threading
-import traceback
-from html import escape
 
 from mlrun_magic.errors import MlrunMagicError
 from mlrun_magic.notebook import panel_parts as parts
-from mlrun_magic.notebook.panel_doctor import PanelDoctor
 from mlrun_magic.notebook.panel_snapshot import PanelSnapshot, fallback_text, hide_css
-from mlrun_magic.redact import redact_text
+from mlrun_magic.notebook.panel_sweep import PanelSweep
 from mlrun_magic.runs import BACKENDS
 
 PANEL_WIDTH = "740px"
@@ -41,7 +40,7 @@ COMPUTE_CHOICES = (("Cluster spec file", "spec"), ("New cluster", "new"),
                    ("Existing cluster", "existing"), ("Serverless", "serverless"))
 
 
-class LaunchPanel(PanelDoctor):
+class LaunchPanel(PanelSweep):
     """The launch panel for one project. Display it (it is a cell's value) or call
     :meth:`show`; :attr:`widget` is the ipywidgets box."""
 
@@ -59,7 +58,7 @@ class LaunchPanel(PanelDoctor):
         self.watched = None
         self.project = None
         self.project_dir = None
-        self.fields: dict[str, parts.ParameterField] = {}
+        self.fields: dict = {}  # parameter name -> ParameterField
         self.busy = False
         self._worker: threading.Thread | None = None
         self._valid = False
@@ -141,6 +140,7 @@ class LaunchPanel(PanelDoctor):
         ], layout=w.Layout(border="1px solid #d1d5db", padding="10px 14px", width=PANEL_WIDTH))
         self.widget.add_class("mlrun-magic-panel")
 
+        self._sweep_widgets()
         self.load_button.on_click(self._safe(lambda _: self.load_project()))
         self.project_text.observe(self._safe(
             lambda _: None if self._redacting else self.load_project()), names="value")
@@ -192,78 +192,14 @@ class LaunchPanel(PanelDoctor):
         self.snapshot.update()
         return ok
 
-    # -- errors ---------------------------------------------------------------------------
-    def _safe(self, handler, *, clear: bool = True):
-        """Wrap a callback: an error is shown in the panel and kept, never lost."""
-
-        def wrapped(*args):
-            try:
-                if clear and not self.busy:
-                    self.message.value = ""
-                return handler(*args)
-            except Exception as exc:  # ipywidgets would only log it: keep it and show it
-                self._fail(exc)
-            return None
-        return wrapped
-
-    def _fail(self, exc: BaseException) -> None:
-        self.exceptions.append(exc)
-        if isinstance(exc, MlrunMagicError):
-            text, details = redact_text("\n".join(exc._render_traceback_())), ""
-        else:
-            text = redact_text(f"Unexpected error: {type(exc).__name__}: {exc}")
-            trace = redact_text("".join(traceback.format_exception(exc)))
-            details = ("<details><summary>Traceback (for a bug report)</summary><pre "
-                       f"style='font-size:11px'>{escape(trace)}</pre></details>")
-        self.errors.append(text)
-        self.message.value = (f"<div class='mlrun-magic-error' style='color:{parts.RED};"
-                              f"white-space:pre-wrap;margin:6px 0'>{escape(text)}</div>{details}")
-
-    def _say(self, text: str) -> None:
-        self.message.value = (f"<div style='color:#374151;margin:6px 0'>{escape(text)}</div>"
-                              if text else "")
-
-    def check(self) -> None:
-        """Raise the first error a panel action met (for scripts and tests)."""
-        if self.exceptions:
-            raise self.exceptions[0]
-
     # -- actions --------------------------------------------------------------------------
-    def _background(self, doing: str, work) -> None:
-        """Run ``work`` in a worker thread (one at a time), the buttons disabled meanwhile."""
-        if self.busy:
-            raise MlrunMagicError("the panel is still busy with the last action",
-                                  hint="Wait for it to finish.")
-        self.busy = True
-        self._set_buttons()
-        self._say(doing)
-
-        def run():
-            try:
-                work()
-            except Exception as exc:
-                self._fail(exc)
-            finally:
-                self.busy = False
-                try:
-                    self._set_buttons()
-                except Exception as exc:
-                    self._fail(exc)
-
-        self._worker = threading.Thread(target=run, daemon=True, name="mlrun-magic-panel")
-        self._worker.start()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the panel's current action (submit, dry run, cancel); True when done."""
-        worker = self._worker
-        if worker is not None:
-            worker.join(timeout)
-            return not worker.is_alive()
-        return True
-
     def launch(self) -> None:
-        """Submit the form's run (in the background) and show its live view here."""
+        """Submit the form's run (in the background) and show its live view here; a field
+        holding a list of values launches a sweep instead (:mod:`.panel_sweep`)."""
         request = self.request()
+        spec = self.sweep_spec(request)
+        if spec is not None:
+            return self.launch_sweep(request, spec)
 
         def work():
             from mlrun_magic.notebook.notices import warnings_html
@@ -271,7 +207,7 @@ class LaunchPanel(PanelDoctor):
             plan = self.service.plan(request)
             self.warnings_html.value = warnings_html(plan.warnings)
             watched = self.service.launch(plan, progress=parts.WidgetProgress(self._say))
-            self.watched = watched
+            self.watched, self.sweep = watched, None
             self.views.attach(watched, parts.WidgetRunView(
                 self.run_html, on_end=self._safe(self._run_ended, clear=False),
                 on_update=self._safe(self.snapshot.update, clear=False)))
@@ -289,6 +225,9 @@ class LaunchPanel(PanelDoctor):
         from mlrun_magic.notebook.render import PlanView
 
         request = self.request()
+        spec = self.sweep_spec(request)
+        if spec is not None:
+            return self.dry_run_sweep(request, spec)
 
         def work():
             self.run_html.value = PlanView.of(self.service.dry_run(request)).html()
@@ -297,7 +236,9 @@ class LaunchPanel(PanelDoctor):
         self._background("Planning...", work)
 
     def cancel(self) -> None:
-        """Cancel the run launched from this panel."""
+        """Cancel the run (or the sweep) launched from this panel."""
+        if self.sweep is not None:
+            return self.cancel_sweep()
         watched = self.watched
         if watched is None:
             raise MlrunMagicError("no run was launched from this panel")

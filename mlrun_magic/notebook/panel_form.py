@@ -11,10 +11,12 @@ import threading
 
 from mlrun_magic.errors import MlrunMagicError
 from mlrun_magic.notebook import panel_parts as parts
+from mlrun_magic.notebook.panel_field import ParameterField
+from mlrun_magic.notebook.panel_worker import PanelWorker
 from mlrun_magic.redact import redact_text, redact_url
 
 
-class PanelForm:
+class PanelForm(PanelWorker):
     """Form methods of :class:`~mlrun_magic.notebook.panel.LaunchPanel` (which owns the
     widgets they use)."""
 
@@ -75,7 +77,7 @@ class PanelForm:
         self.fields = {}
         entry = self.project.entry_points.get(self.entry.value) if self.project else None
         for name, parameter in (entry.parameters.items() if entry else []):
-            self.fields[name] = parts.ParameterField(
+            self.fields[name] = ParameterField(
                 parameter, self._safe(lambda _: self.validate()))
         self._arrange()
 
@@ -93,6 +95,12 @@ class PanelForm:
                 cell.add_class("mlrun-magic-label")
         return cell
 
+    def _parameter_rows(self) -> list[list]:
+        """The form's rows of parameters: a field per declared one, then Extra params."""
+        return [field.cells for field in self.fields.values()] + [[
+            self._cell("label:Extra params", "Extra params", label=True), self.extra_params,
+            self.notes["extra"]]]
+
     def _arrange(self) -> None:
         """Lay the form out for the chosen backend and compute, then validate it."""
         def row(name, widget, note=None):
@@ -107,8 +115,7 @@ class PanelForm:
             text = redact_text(f"This entry point cannot run: {broken}")  # message, then hint
             rows.append([self._cell("blank:broken"), self._cell(
                 f"note:broken:{text}", parts.note_html(text, problem=True), span=True)])
-        rows += [field.cells for field in self.fields.values()]
-        rows.append(row("Extra params", self.extra_params, self.notes["extra"]))
+        rows += self._parameter_rows()
         rows.append(row("Backend", self.backend))
         databricks = self.backend.value == "databricks"
         if databricks:
@@ -222,7 +229,8 @@ class PanelForm:
                                   else "no project loaded",
                                   hint="Fix the fields marked in red." if self.project
                                   else "Give the project folder or git URI in Project.")
-        parameters = {name: field.text() for name, field in self.fields.items()
+        # A field holding a list (a sweep) gives its first value: the sweep replaces it.
+        parameters = {name: field.values()[0] for name, field in self.fields.items()
                       if not field.is_default()}
         parameters.update(self.extra_parameters())
         databricks = self.backend.value == "databricks"

@@ -1,5 +1,5 @@
-"""The launch panel's building blocks: typed parameter fields, the run-history table, and
-the adapters that let the run service's poller and the packager write into widgets.
+"""The launch panel's building blocks: the run-history table, form cells, and the adapters
+that let the run service's poller and the packager write into widgets.
 
 Imported only by :mod:`mlrun_magic.notebook.panel` (so only when a panel is shown); every
 ipywidgets import is inside a function or constructor. Everything here is safe to call from a
@@ -85,79 +85,6 @@ def label_html(text: str, required: bool = False) -> str:
     mark = f" <span style='color:{RED}' title='required'>*</span>" if required else ""
     return (f"<div style='text-align:right'><span style='white-space:nowrap'>{escape(text)}"
             f"{mark}</span></div>")
-
-
-def format_number(value) -> str:
-    """A number field's value as MLflow would get it from a command line: ``7``, ``0.5``."""
-    if isinstance(value, float):
-        text = repr(value)
-        return text[:-2] if text.endswith(".0") else text
-    return str(value)
-
-
-class ParameterField:
-    """One MLproject parameter as a text field, checked as its declared type.
-
-    Every type is typed as text, so the field launches exactly what it shows: a number
-    input would let the browser turn ``1.5`` into ``15`` or fall back silently to the last
-    good value. Problems (``1.5`` for an int, ``abc``, an empty number) are flagged next to
-    the field with the same check as planning
-    (:func:`mlrun_magic.project.parameters.check_value`), and Launch stays disabled.
-    """
-
-    def __init__(self, parameter, on_change):
-        import ipywidgets as w
-
-        self.parameter = parameter
-        kind, default = parameter.type, parameter.default
-        self.widget = w.Text(value="" if default is None else format_number(default),
-                             placeholder="required" if parameter.required else kind,
-                             layout=w.Layout(width="auto"), continuous_update=True)
-        self.widget.add_class(f"mlrun-magic-param-{parameter.name}")
-        self.widget.tooltip = f"{parameter.name}: {kind}" + (
-            ", required" if parameter.required else f", default {default}")
-        self.label = w.HTML(label_html(parameter.name, parameter.required),
-                            layout=w.Layout(width="auto"))
-        self.label.add_class("mlrun-magic-label")
-        self.note = w.HTML()
-        self.widget.observe(on_change, names="value")
-
-    @property
-    def cells(self) -> list:
-        return [self.label, self.widget, self.note]
-
-    def text(self) -> str:
-        """The value as typed, without surrounding spaces (what is launched)."""
-        return self.widget.value.strip()
-
-    def is_default(self) -> bool:
-        """The field shows the MLproject's default, as written there."""
-        default = self.parameter.default
-        return default is not None and self.text() == format_number(default)
-
-    def problem(self) -> str | None:
-        from mlrun_magic.project.parameters import check_value
-
-        text, kind = self.text(), self.parameter.type
-        if not text:
-            if self.parameter.required:
-                return "required"
-            if kind == "string":
-                return None  # an empty text is a value: it is launched as ''
-            return f"needs a {kind} value (the default is {format_number(self.parameter.default)})"
-        return check_value(self.parameter, text)
-
-    def show(self) -> bool:
-        """Write the problem (or the type) next to the field; True when the value is fine."""
-        problem = self.problem()
-        hint = self.parameter.type + ("" if self.parameter.required else
-                                      f" · default {self.parameter.default}")
-        self.note.value = note_html(problem or hint, problem=bool(problem))
-        return problem is None
-
-    def close(self) -> None:
-        for widget in self.cells:
-            widget.close()
 
 
 class WidgetRunView:

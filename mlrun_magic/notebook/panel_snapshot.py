@@ -101,6 +101,10 @@ def form_rows(panel) -> list[tuple[str, str]]:
                  ("Compute", detail),
                  ("Code location", panel.code_location.value.strip() or "(default)")]
     rows.append(("Experiment", panel.experiment.value.strip() or "(default)"))
+    sweep = panel.sweep
+    if sweep is not None:
+        counts = ", ".join(f"{n} {name}" for name, n in sweep.counts().items() if n)
+        rows.append(("Sweep", f"{sweep.run_id[:12]} {sweep.status} ({counts})"))
     return rows
 
 

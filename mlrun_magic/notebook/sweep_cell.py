@@ -59,5 +59,5 @@ def show_sweep(sweep) -> None:
 
     metric, goal = sweep.metric, sweep.goal
     handle = display(SweepView(sweep, metric, goal), display_id=True)
-    if handle is not None and not sweep._done.is_set():
+    if handle is not None and not sweep.ended:
         sweep.views.append(lambda s: handle.update(SweepView(s, metric, goal)))

@@ -83,3 +83,27 @@ class SweepView(_View):
         marked = " data-best='true' style='background:#ecfdf5'" if best else ""
         return (f"<tr data-point='{row['point']}'{marked}>"
                 + "".join(f"<td style='{_TD}'>{c}</td>" for c in cells) + "</tr>")
+
+
+#: Points a sweep's dry run lists (the rest are counted).
+PLAN_ROWS = 100
+
+
+def sweep_plan_html(spec, plans: list, max_parallel: int) -> str:
+    """A sweep's dry run: how many runs, at most how many at once, and each point's values
+    and command (the first :data:`PLAN_ROWS`), escaped and redacted. Nothing was started."""
+    rows = "".join(
+        f"<tr data-point='{index + 1}'><td style='{_TD}'>{index + 1}</td>"
+        + "".join(f"<td style='{_TD}'>{escape(redact_text(str(spec.points[index].get(k, ''))))}"
+                  f"</td>" for k in spec.varying)
+        + f"<td style='{_TD}'><code>{escape(redact_text(str(plan.command)))}</code></td></tr>"
+        for index, plan in enumerate(plans[:PLAN_ROWS]))
+    more = len(plans) - PLAN_ROWS
+    tail = f"<div style='color:#6b7280'>... and {more} more</div>" if more > 0 else ""
+    head = "".join(f"<th style='{_TD}'>{escape(h)}</th>"
+                   for h in ["#", *spec.varying, "Command"])
+    return (f'<div class="mlrun-magic-sweep-plan" style="border:1px solid #d1d5db;'
+            f'border-radius:6px;padding:8px 12px;font-family:system-ui,sans-serif;'
+            f'font-size:13px"><b>Dry run</b> (nothing was started): a sweep of {len(plans)} '
+            f'runs, at most {max_parallel} at once<table style="border-collapse:collapse;'
+            f'margin-top:4px"><tr>{head}</tr>{rows}</table>{tail}</div>')

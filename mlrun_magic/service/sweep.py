@@ -83,6 +83,11 @@ class Sweep:
         return self.parent.run_id
 
     @property
+    def ended(self) -> bool:
+        """Every point has ended (the parent's status is final)."""
+        return self._done.is_set()
+
+    @property
     def runs(self) -> list:
         return [p.watched.run for p in self.points if p.watched is not None]
 
