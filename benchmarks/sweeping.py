@@ -82,9 +82,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=90.0)
+    parser.add_argument("--pending", type=float, default=1.0,
+                        help="seconds each job run waits for its cluster (default 1)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    with loopback("sweep-bench-") as (ws, root):
+    with loopback("sweep-bench-", pending_seconds=args.pending) as (ws, root):
         result = run_sweep(ws, make_project(root), args.points, args.seconds)
     if args.json:
         print(json.dumps(result, indent=2))

@@ -117,15 +117,16 @@ def kind(path: str) -> str:
 
 
 @contextlib.contextmanager
-def loopback(prefix: str):
+def loopback(prefix: str, **settings):
     """A fresh loopback workspace with its own MLflow server, this process pointed at it;
-    yields ``(workspace, scratch folder)``."""
+    yields ``(workspace, scratch folder)``. ``settings`` go to the workspace (e.g.
+    ``pending_seconds``, how long a job run waits for its cluster)."""
     from mlrun_magic.testing.mlflow_server import MlflowServer
     from mlrun_magic.testing.workspace import Workspace
 
     root = Path(tempfile.mkdtemp(prefix=prefix))
     with MlflowServer(root / "mlflow") as mlflow_server:
-        ws = Workspace(root / "ws", mlflow_url=mlflow_server.url)
+        ws = Workspace(root / "ws", mlflow_url=mlflow_server.url, **settings)
         ws.start()
         try:
             os.environ.update(ws.env())
