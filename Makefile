@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 UI_STAMP := $(VENV)/.mlflow-ui-stamp
 
-.PHONY: demo test lab install clean
+.PHONY: demo test bench lab install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,13 @@ demo: $(UI_STAMP)
 WORKERS ?= 2
 test: $(STAMP)
 	bash scripts/ensure_chromium.sh
-	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
+	MLRUN_MAGIC_SUITE_RECORD=build/suite.json \
+		$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
+
+# Every performance claim next to its anchor (MLflow, tar|gzip -1), measured here: a table,
+# and build/bench.json. Not part of `make test`; about 45 minutes (BENCH="--runs 3" etc.).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench.py $(BENCH)
 
 # JupyterLab on 127.0.0.1 with a loopback workspace, on DIR (default: the example notebooks).
 lab: $(UI_STAMP)

@@ -87,6 +87,33 @@ def watch(project: Path, entry_point: str, parameters: dict):
     return redraws, (running[0], redraws[-1][0])
 
 
+def watch_many(project: Path, count: int, lines: int) -> tuple[float, float]:
+    """Launch ``count`` printing runs and watch them all from one service (one view each);
+    the window (start, end) while all of them are RUNNING."""
+    import mlrun_magic
+    from mlrun_magic.service import RunService
+
+    service = RunService(Settings())
+    watched = []
+    for _ in range(count):
+        run = mlrun_magic.run(str(project), entry_point="tick",
+                              parameters={"lines": lines, "interval": 1},
+                              backend="databricks", backend_config=dict(CLUSTER),
+                              experiment_name="/Shared/watching-bench")
+        watched.append(service.watch(run, lambda _: None))
+    while not all(w.state.status == "RUNNING" for w in watched):
+        if any(w.state.is_terminal for w in watched):
+            raise SystemExit("a run ended before all of them were running")
+        time.sleep(0.1)
+    start = time.time()
+    while not any(w.state.is_terminal for w in watched):
+        time.sleep(0.1)
+    end = time.time()
+    for w in watched:
+        service.wait(w, timeout=600)
+    return start, end
+
+
 def delays(redraws) -> list[float]:
     first: dict[str, float] = {}
     for at, snap in redraws:
@@ -142,8 +169,12 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=50)
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--quiet", type=float, default=90.0)
+    parser.add_argument("--many", type=int, default=0,
+                        help="instead: watch this many printing runs at once (--lines each)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.many:
+        return main_many(args)
     with loopback("watch-bench-") as (ws, root):
         project = make_project(root)
         redraws, window = watch(project, "tick", {"lines": args.lines,
@@ -168,6 +199,20 @@ def main() -> None:
     print(f"requests per run-minute while quiet:    {result['quiet_requests_per_run_minute']}"
           f" {dict(quiet_kinds)}")
     print("MLflow's own client: 2 per run-minute (runs/get every 30 s), no output, no metrics")
+
+
+def main_many(args) -> None:
+    with loopback("watch-many-bench-") as (ws, root):
+        window = watch_many(make_project(root), args.many, args.lines)
+        rate, kinds = per_minute(ws, window)
+    result = {"runs": args.many, "window_s": round(window[1] - window[0], 1),
+              "many_requests_per_run_minute": round(rate / args.many, 2),
+              "many_by_endpoint": dict(kinds)}
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"{args.many} runs printing, each watched: {result['many_requests_per_run_minute']} "
+          f"requests per run-minute over {result['window_s']} s {dict(kinds)}")
 
 
 if __name__ == "__main__":

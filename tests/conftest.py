@@ -1,5 +1,8 @@
+import json
+import os
 import shutil
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -35,6 +38,29 @@ def pytest_collection_modifyitems(config, items):
         return HEAVY_FIRST.index(path) if path in HEAVY_FIRST else len(HEAVY_FIRST)
 
     items.sort(key=rank)  # stable: the order inside a file and among the rest is kept
+
+
+def pytest_sessionstart(session):
+    session.config._mlrun_magic_started = time.time()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """``make test`` sets MLRUN_MAGIC_SUITE_RECORD: the run's wall time and counts are written
+    there for ``make bench`` (by the controller, not by each xdist worker)."""
+    record = os.environ.get("MLRUN_MAGIC_SUITE_RECORD")
+    if not record or hasattr(session.config, "workerinput"):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    stats = reporter.stats if reporter is not None else {}
+    started = session.config._mlrun_magic_started
+    path = Path(record)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "seconds": round(time.time() - started, 1), "finished": time.time(),
+        "exit_status": int(exitstatus), "passed": len(stats.get("passed", [])),
+        "failed": len(stats.get("failed", [])),
+        "workers": getattr(session.config.option, "numprocesses", None) or 0}) + "\n",
+        encoding="utf-8")
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ from mlrun_magic.planning import Plan, RunRequest, make_plan
 from mlrun_magic.poller import shared_poller
 from mlrun_magic.redact import redact_text
 from mlrun_magic.runs import RunState
-from mlrun_magic.service.code_change import mark_code, previous_change
 from mlrun_magic.service.feeding import feed_step, read_end
 from mlrun_magic.service.preview import DryRun, dry_run
 from mlrun_magic.service.watched import WatchedRun
@@ -75,7 +74,13 @@ class RunService:
         """The plan and, for Databricks, the ``runs/submit`` request it would send."""
         return dry_run(self.plan(request), fetched_here=not isinstance(request, Plan))
 
-    from mlrun_magic.service.doctor import service_doctor as doctor  # RunService.doctor(request)
+    def doctor(self, request, **options):
+        """Every check that can fail ``request``'s run, as a
+        :class:`~mlrun_magic.service.doctor_report.DoctorReport`."""
+        from mlrun_magic.service.doctor import service_doctor
+
+        return service_doctor(self, request, **options)
+
     # -- launching -------------------------------------------------------------------------
     def launch(self, request: RunRequest | Plan, *, progress=None, echo: bool = False,
                watch: bool = False) -> WatchedRun:
@@ -203,8 +208,19 @@ class RunService:
 
     from mlrun_magic.service.follow import follow_logs  # (target, on_text, *, stop) -> RunState
     from mlrun_magic.service.feeding import feed_of, release_feed, watch_feed
-    from mlrun_magic.service.sweep_run import launch_sweep as sweep  # (request, spec, ...)
-    from mlrun_magic.service.compare import compare_runs as compare  # (refs, *, project_dir)
+
+    def sweep(self, request, spec, **options):
+        """Launch the points of ``spec`` over ``request`` (see
+        :func:`~mlrun_magic.service.sweep_run.launch_sweep`); the running sweep."""
+        from mlrun_magic.service.sweep_run import launch_sweep
+
+        return launch_sweep(self, request, spec, **options)
+
+    def compare(self, refs=(), **options):
+        """Runs side by side (see :func:`~mlrun_magic.service.compare.compare_runs`)."""
+        from mlrun_magic.service.compare import compare_runs
+
+        return compare_runs(self, refs, **options)
 
     def watch(self, target, view, *, output: bool = True) -> WatchedRun:
         """Call ``view(watched)`` now and after every change of the run, until it ends;
@@ -366,6 +382,7 @@ class RunService:
 
     def _record_submission(self, watched: WatchedRun, plan: Plan) -> None:
         from mlrun_magic.history import record_submission
+        from mlrun_magic.service.code_change import mark_code, previous_change
 
         try:
             run = watched.run
