@@ -36,7 +36,7 @@ READ_SWEEP = """root => {
           rows: [...table.querySelectorAll('tr[data-point]')].map(tr => {
             const badge = tr.querySelector('span[data-status]');
             return [tr.getAttribute('data-point'), badge ? badge.getAttribute('data-status') : null,
-                    tr.innerText];
+                    tr.innerText, [...tr.querySelectorAll('a[href]')].map(a => a.textContent)];
           }),
           best: [...table.querySelectorAll("tr[data-best='true']")].map(
             tr => tr.getAttribute('data-point'))};
@@ -64,11 +64,12 @@ def watch_sweep(page, root: str, want_rows: int, deadline_s: float, shot) -> tup
     while time.monotonic() < deadline:
         view = page.evaluate(READ_SWEEP, root)
         if view is not None:
-            state = (view["status"], tuple(status for _, status, _ in view["rows"]))
+            state = (view["status"], tuple(status for _, status, *_ in view["rows"]))
             if not seen or seen[-1] != state:
                 seen.append(state)
+                print(f"{time.monotonic() - deadline + deadline_s:6.1f}s {state}")
             if view["status"] == "FINISHED" and len(view["rows"]) == want_rows and all(
-                    status == "FINISHED" for _, status, _ in view["rows"]):
+                    status == "FINISHED" for _, status, *_ in view["rows"]):
                 return view, seen
         time.sleep(0.2)
     page.screenshot(path=str(shot))
@@ -102,13 +103,14 @@ def test_in_jupyterlab_a_sweep_cell_watches_and_ranks_its_grid_then_compare_show
         assert seen[0][0] != "FINISHED" or any(s != "FINISHED" for s in seen[0][1]), seen
         assert len(seen) >= 2, f"the table never changed on its own: {seen}"
         assert view["tables"] == 1, "the sweep's table was drawn again instead of in place"
-        assert [point for point, _, _ in view["rows"]] == ["1", "2", "3", "4"], view
+        assert [point for point, *_ in view["rows"]] == ["1", "2", "3", "4"], view
         assert len(view["best"]) == 1, view
         assert view["counts"] == "(4 finished)", view
         # Highest alpha and most epochs fit the line best: the lowest loss is point 4.
-        rows = {point: text for point, _, text in view["rows"]}
+        rows = {point: text for point, _, text, _ in view["rows"]}
         assert view["best"] == ["4"], view
         assert rows["4"].split("\t")[1:3] == ["0.3", "6"], rows  # alpha, epochs
+        assert all(links == ["job run", "MLflow"] for *_, links in view["rows"]), view
         commands = submitted_commands(workspace)
         assert len(commands) == 4, commands
         for alpha in ("0.1", "0.3"):
@@ -176,7 +178,8 @@ def test_in_jupyterlab_the_panel_launches_a_sweep_from_a_comma_list(browser, lab
         launch = page.locator(".mlrun-magic-launch")
         parallel = page.locator(".mlrun-magic-parallel input")
         assert launch.inner_text().strip() == "Launch" and not parallel.is_visible()
-        for name, typed in (("alpha", "0.1, 0.3"), ("pause", "0.3")):
+        # epochs 5: the MLproject's 200 epochs with a 0.3 s pause would run a minute each.
+        for name, typed in (("alpha", "0.1, 0.3"), ("pause", "0.3"), ("epochs", "5")):
             field = page.locator(f".mlrun-magic-param-{name} input")
             field.click()
             page.keyboard.press("Control+a")
@@ -192,15 +195,19 @@ def test_in_jupyterlab_the_panel_launches_a_sweep_from_a_comma_list(browser, lab
             raise AssertionError(f"Launch reads {launch.inner_text()!r}") from None
         assert parallel.is_visible() and parallel.input_value() == "4"
         form = page.locator(".mlrun-magic-form").inner_text()
-        assert "Parallel runs" in form and "a sweep of 2 runs (alpha), at most 4 at once" in form
+        assert "2 values: one run each" in form and "Parallel runs" in form
+        assert "a sweep of 2 runs (alpha), at most 4 at once" in form
         assert launch.is_enabled()
+        t0 = time.monotonic()
         launch.click()
         wait_or_shoot(page, ".mlrun-magic-panel .mlrun-magic-sweep", tmp_path / "no-sweep.png",
                       60_000)
         view, seen = watch_sweep(page, ".mlrun-magic-panel", 2, 150,
                                  tmp_path / "panel-sweep-not-finished.png")
-        assert view["tables"] == 1 and [p for p, _, _ in view["rows"]] == ["1", "2"], view
+        print(f"launch to finished {time.monotonic() - t0:.1f}s; form ready {t0 - started:.1f}s")
+        assert view["tables"] == 1 and [p for p, *_ in view["rows"]] == ["1", "2"], view
         assert view["counts"] == "(2 finished)", view
+        assert all(links == ["job run", "MLflow"] for *_, links in view["rows"]), view
         assert len(seen) >= 2, f"the panel's table never changed on its own: {seen}"
         assert page.locator(".mlrun-magic-error").count() == 0
         page.locator(".mlrun-magic-panel").screenshot(path=str(tmp_path / "panel-sweep.png"))
@@ -212,8 +219,8 @@ def test_in_jupyterlab_the_panel_launches_a_sweep_from_a_comma_list(browser, lab
     commands = submitted_commands(workspace)
     assert len(commands) == 2, commands
     for alpha in ("0.1", "0.3"):
-        assert sum(f"--alpha {alpha} " in c and "--pause 0.3" in c for c in commands) == 1, \
-            commands
+        assert sum(f"--alpha {alpha} " in c and "--epochs 5 " in c and "--pause 0.3" in c
+                   for c in commands) == 1, commands
     print(f"panel sweep browser test: {time.monotonic() - started:.1f}s from a started JupyterLab")
 
 
