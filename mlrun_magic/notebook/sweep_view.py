@@ -15,6 +15,8 @@ from mlrun_magic.redact import redact_text, redact_url
 from mlrun_magic.service.sweep import best_point, describe_rows
 
 LINKS = (("job_run", "job run"), ("mlflow_run", "MLflow"))
+#: Links look like links in the panel too (its HTML widgets do not colour them).
+LINK_STYLE = "color:#1d4ed8"
 
 
 class SweepView(_View):
@@ -50,7 +52,8 @@ class SweepView(_View):
         colour = BADGE_COLOURS.get(self.status, "#6b7280")
         parent = self.parent_links.get("mlflow_run")
         link = (f' <a href="{escape(redact_url(parent), quote=True)}" target="_blank" '
-                f'rel="noopener noreferrer">parent MLflow run</a>' if parent else "")
+                f'rel="noopener noreferrer" style="{LINK_STYLE}">parent MLflow run</a>'
+                if parent else "")
         counts = ", ".join(f"{n} {escape(name)}" for name, n in self.counts.items() if n)
         head = "".join(f"<th style='{_TD}'>{escape(h)}</th>" for h in
                        ["#", *self.varying, "Status", "Elapsed"]
@@ -78,7 +81,8 @@ class SweepView(_View):
         if best:
             cells[0] += " <b title='best'>&#9733;</b>"
         cells.append(" ".join(f'<a href="{escape(redact_url(row["links"][k]), quote=True)}" '
-                              f'target="_blank" rel="noopener noreferrer">{label}</a>'
+                              f'target="_blank" rel="noopener noreferrer" '
+                              f'style="{LINK_STYLE}">{label}</a>'
                               for k, label in LINKS if row["links"].get(k)))
         marked = " data-best='true' style='background:#ecfdf5'" if best else ""
         return (f"<tr data-point='{row['point']}'{marked}>"
