@@ -50,7 +50,8 @@ def run_sections(names: list[str], options) -> list[dict]:
         start = time.monotonic()
         try:
             figures += SECTIONS[name](options)
-        except Exception as exc:  # noqa: BLE001 (one broken section must not lose the others)
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 (one broken section
+            # must not lose the others; a script's argument error is a SystemExit)
             figures.append({"name": f"{name}: not measured", "ours": None, "anchor": None,
                             "unit": "", "ratio": None, "goal": "", "met": False,
                             "note": f"{type(exc).__name__}: {exc}"[:500]})
@@ -83,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="samples per figure (default 5)")
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help=f"sections to run (default all: {','.join(SECTIONS)})")
-    parser.add_argument("--sizes", default="300MB,1GB", help="packaging project sizes")
+    parser.add_argument("--sizes", help="packaging project sizes (default 300MB,1GB; "
+                                         "--quick: 20MB)")
     parser.add_argument("--workdir", type=Path, default=ROOT / "build" / "bench-projects",
                         help="where the generated projects are kept between runs")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "bench.json")
@@ -91,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="a smoke run: 1 sample, 20 MB projects, short runs")
     options = parser.parse_args(argv)
     if options.quick:
-        options.runs, options.sizes = 1, "20MB"
+        options.runs = 1
+    options.sizes = options.sizes or ("20MB" if options.quick else "300MB,1GB")
     if options.runs < 1:
         parser.error("--runs must be at least 1")
     names = [n.strip() for n in options.only.split(",") if n.strip()]
