@@ -79,6 +79,25 @@ def table(figures: list[dict]) -> str:
     return "\n".join(lines + (["", "notes:"] + notes if notes else []))
 
 
+def markdown(figures: list[dict]) -> str:
+    """The figures as the README's table (``build/bench.md``, next to bench.json)."""
+    def show(value, unit="") -> str:
+        if value is None:
+            return "-"
+        text = f"{value:,.3g}" if isinstance(value, float) and abs(value) < 1000 \
+            else f"{value:,.0f}" if isinstance(value, float) else str(value)
+        return f"{text} {unit}".strip()
+
+    lines = ["| Figure | mlrun_magic | anchor | ratio | goal | met |", "|---|---|---|---|---|---|"]
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")  # tar|gzip in a table cell
+
+    lines += [f"| {cell(f['name'])} | {show(f['ours'], f['unit'])} | "
+              f"{show(f['anchor'], f['unit'])} | {show(f['ratio'])} | {cell(f['goal'])} | "
+              f"{ {True: 'yes', False: '**no**', None: '-'}[f['met']] } |" for f in figures]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="samples per figure (default 5)")
@@ -111,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
               "seconds": round(time.time() - started, 1), "figures": figures}
     options.out.parent.mkdir(parents=True, exist_ok=True)
     options.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    options.out.with_suffix(".md").write_text(markdown(figures), encoding="utf-8")
     print(table(figures))
     goals = [f for f in figures if f["met"] is not None]
     print(f"\n{sum(bool(f['met']) for f in goals)} of {len(goals)} goals met; "
