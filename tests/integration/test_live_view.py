@@ -117,6 +117,8 @@ def test_the_view_shows_new_lines_and_metrics_while_running_in_order(db):
 def test_a_failed_run_shows_the_error_its_trace_and_the_users_traceback_line(db):
     service, watched, recorder = watch(db, "fail")
     assert service.wait(watched, timeout=120).status == "FAILED"
+    # wait() returns on the end's state; the view hears it once the end has been read.
+    recorder.wait_for(lambda s: s.status == "FAILED" and s.failure is not None, 30)
     final = recorder.last
     assert final.status == "FAILED"
     assert "ValueError: bad alpha 42" in final.failure.error
@@ -156,6 +158,7 @@ def test_a_cluster_that_never_started_says_so_with_its_reason(db):
     db.fail_cluster_launch()
     service, watched, recorder = watch(db, "tick")
     assert service.wait(watched, timeout=120).status == "FAILED"
+    recorder.wait_for(lambda s: s.status == "FAILED" and s.failure is not None, 30)
     final = recorder.last
     assert "CLOUD_PROVIDER_LAUNCH_FAILURE" in final.failure.never_started
     assert "the cluster never started" in RunView(final).text()
