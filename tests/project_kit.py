@@ -15,3 +15,16 @@ def entry_point_project(folder: Path, name: str, entry_points: dict[str, str]) -
         lines += [f"  {entry}:", f"    command: \"python {entry}.py\""]
     (folder / "MLproject").write_text("\n".join(lines) + "\n")
     return folder
+
+
+def most_at_once(runs) -> int:
+    """The most job runs that were active at the same moment (from their start and end)."""
+    events = []
+    for run in runs:
+        job = run.last_run
+        events += [(job["start_time"], 1), (job["end_time"], -1)]
+    active = peak = 0
+    for _, step in sorted(events, key=lambda e: (e[0], e[1])):
+        active += step
+        peak = max(peak, active)
+    return peak

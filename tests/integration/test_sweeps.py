@@ -15,6 +15,7 @@ import pytest
 import mlrun_magic
 from mlrun_magic.project.sweep import SweepError
 from mlrun_magic.tracking import RestTracking
+from tests.project_kit import most_at_once
 
 pytestmark = pytest.mark.slow
 
@@ -26,19 +27,6 @@ def sweep(ws, **kwargs):
     options = dict(backend="databricks", backend_config=dict(CLUSTER),
                    experiment_name=f"/Shared/sweep-{uuid.uuid4().hex[:8]}")
     return mlrun_magic.sweep(str(ws.project), **{**options, **kwargs})
-
-
-def most_at_once(runs) -> int:
-    """The most job runs that were active at the same moment (from their start and end)."""
-    events = []
-    for run in runs:
-        job = run.last_run
-        events += [(job["start_time"], 1), (job["end_time"], -1)]
-    active = peak = 0
-    for _, step in sorted(events, key=lambda e: (e[0], e[1])):
-        active += step
-        peak = max(peak, active)
-    return peak
 
 
 def test_a_grid_runs_each_point_once_two_at_a_time_under_one_parent(workspace_client,

@@ -15,6 +15,7 @@ import pytest
 
 import mlrun_magic
 from mlrun_magic.tracking import RestTracking
+from tests.project_kit import most_at_once
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_notebooks"
 
@@ -26,19 +27,6 @@ def wait_for(predicate, timeout=180):
             return True
         time.sleep(0.2)
     return False
-
-
-def most_at_once(runs) -> int:
-    """The most job runs active at the same moment (from their start and end times)."""
-    events = []
-    for run in runs:
-        job = run.last_run
-        events += [(job["start_time"], 1), (job["end_time"], -1)]
-    active = peak = 0
-    for _, step in sorted(events):
-        active += step
-        peak = max(peak, active)
-    return peak
 
 
 def take_errors(panel) -> list[str]:
